@@ -1,0 +1,25 @@
+# `make demo` and `make test` set up .venv from scratch on a machine with only python3.
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: demo test bench clean
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install -q --upgrade pip
+	$(BIN)/python -m pip install -q -e '.[test,experiments]'
+	touch $(STAMP)
+
+demo: $(STAMP)
+	$(BIN)/python experiments/circles.py --out results/circles
+
+test: $(STAMP)
+	$(BIN)/python -m pytest -q
+
+bench: $(STAMP)
+	$(BIN)/python experiments/bench.py
+
+clean:
+	rm -rf $(VENV) results .pytest_cache *.egg-info

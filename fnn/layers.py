@@ -1,0 +1,50 @@
+"""Dense layers as pure functions: parameters in, arrays out; the network is their composition.
+
+A network's params are `tuple[DenseParams, ...]`, one entry per layer. Its static configuration
+(units, activation names) lives in `fnn.models.Dense`/`Sequential`, never in the params.
+"""
+from __future__ import annotations
+
+from typing import NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from fnn import activations, initializers
+
+Array = jax.Array
+
+
+class DenseParams(NamedTuple):
+    """One fully connected layer, z = a @ w + b."""
+
+    w: Array  # (n_in, n_out)
+    b: Array  # (n_out,)
+
+
+def dense_init(key: Array, n_in: int, n_out: int, kernel_init: str = "glorot_uniform",
+               dtype=jnp.float32) -> DenseParams:
+    """w from the named initializer (fan_in = n_in, fan_out = n_out), b zero."""
+    w = initializers.get(kernel_init)(key, (n_in, n_out), dtype)
+    return DenseParams(w=w, b=jnp.zeros((n_out,), dtype))
+
+
+def dense_apply(params: DenseParams, a: Array) -> Array:
+    """(batch, n_in) -> (batch, n_out): the pre-activation z = a @ w + b."""
+    return a @ params.w + params.b[None, :]
+
+
+def mlp_apply(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array) -> Array:
+    """(batch, n_in) -> (batch, n_out): activation_l(a @ w_l + b_l), layer after layer."""
+    a = x
+    for name, p in zip(activation_names, params):
+        a = activations.get(name).fn(dense_apply(p, a))
+    return a
+
+
+def mlp_logits(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array) -> Array:
+    """Like mlp_apply but returns the last layer's pre-activation z (the logits)."""
+    a = x
+    for name, p in zip(activation_names[:-1], params[:-1]):
+        a = activations.get(name).fn(dense_apply(p, a))
+    return dense_apply(params[-1], a)

@@ -1,0 +1,211 @@
+"""The Keras-like layer on top of the pure functions: Dense, Sequential and the objective.
+
+Dense and Sequential are frozen, hashable configurations (so they can be static arguments to
+jit); parameters are separate immutable pytrees made by `Sequential.init`.
+"""
+from __future__ import annotations
+
+import dataclasses
+from typing import Callable, Sequence
+
+import jax
+import jax.numpy as jnp
+
+from fnn import _validate, activations, initializers, layers, losses
+from fnn.errors import FnnTypeError, FnnValueError
+from fnn.layers import DenseParams
+
+Array = jax.Array
+Params = tuple  # tuple[DenseParams, ...]
+
+
+@dataclasses.dataclass(frozen=True)
+class Dense:
+    """A fully connected layer of `units` outputs followed by an activation.
+
+    kernel_init: an initializer name; None picks He-uniform before ReLU-family activations and
+    Glorot-uniform otherwise. Biases start at zero.
+
+    Example:
+        >>> fnn.Dense(4, activation="relu")
+        Dense(units=4, activation='relu', kernel_init=None)
+    """
+
+    units: int
+    activation: str | None = "linear"
+    kernel_init: str | None = None
+
+    def __post_init__(self):
+        units = _validate.integer(self.units, "Dense units", minimum=1)
+        name = activations.canonical_name(self.activation)
+        if self.kernel_init is not None:
+            initializers.get(self.kernel_init)
+        if name == "softmax" and units == 1:
+            raise FnnValueError("softmax over a single unit is always 1 and cannot learn; use "
+                                "Dense(1, activation='sigmoid') for one output, or >= 2 softmax units")
+        object.__setattr__(self, "units", units)
+        object.__setattr__(self, "activation", name)
+
+    @property
+    def initializer(self) -> str:
+        if self.kernel_init is not None:
+            return self.kernel_init
+        return "he_uniform" if self.activation in activations.RELU_FAMILY else "glorot_uniform"
+
+
+@dataclasses.dataclass(frozen=True)
+class Sequential:
+    """A stack of Dense layers: the composition activation_L(… activation_1(x @ w_1 + b_1) …).
+
+    Example:
+        >>> model = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
+        >>> params = model.init(jax.random.key(0), input_dim=2)
+        >>> model.apply(params, jnp.ones((5, 2))).shape
+        (5, 1)
+    """
+
+    layers: tuple[Dense, ...]
+
+    def __init__(self, layers: Sequence[Dense]):
+        if isinstance(layers, Dense):
+            layers = [layers]
+        if not isinstance(layers, (list, tuple)):
+            raise FnnTypeError(f"Sequential takes a list of Dense layers, got {type(layers).__name__}")
+        if len(layers) == 0:
+            raise FnnValueError("Sequential needs at least one layer, e.g. Sequential([Dense(1)])")
+        for i, layer in enumerate(layers):
+            if not isinstance(layer, Dense):
+                raise FnnTypeError(f"Sequential layer {i} must be a fnn.Dense, got {type(layer).__name__} {layer!r}")
+        object.__setattr__(self, "layers", tuple(layers))
+
+    @property
+    def activations(self) -> tuple[str, ...]:
+        return tuple(layer.activation for layer in self.layers)
+
+    @property
+    def output_dim(self) -> int:
+        return self.layers[-1].units
+
+    @property
+    def output_activation(self) -> str:
+        return self.layers[-1].activation
+
+    def shapes(self, input_dim: int) -> tuple[tuple[int, int], ...]:
+        """Each layer's w shape (n_in, n_out) for inputs of width input_dim."""
+        dims = (input_dim,) + tuple(layer.units for layer in self.layers)
+        return tuple(zip(dims[:-1], dims[1:]))
+
+    def init(self, key: Array, input_dim: int, dtype=jnp.float32) -> Params:
+        """Fresh parameters, a tuple of DenseParams(w (n_in, n_out), b (n_out,)); one subkey per layer."""
+        key = _validate.key(key)
+        input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
+        if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+            raise FnnTypeError(f"dtype must be a floating dtype, got {dtype}")
+        keys = jax.random.split(key, len(self.layers))
+        return tuple(
+            layers.dense_init(k, n_in, n_out, layer.initializer, dtype)
+            for k, layer, (n_in, n_out) in zip(keys, self.layers, self.shapes(input_dim)))
+
+    def input_dim(self, params: Params) -> int:
+        """The input width these params were built for (checks the params' structure first)."""
+        check_params(self, params)
+        return params[0][0].shape[0]
+
+    def apply(self, params: Params, x: Array) -> Array:
+        """(n, n_in) -> (n, n_out) outputs (probabilities for sigmoid/softmax); (n_in,) -> (n_out,)."""
+        check_params(self, params)
+        x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
+        out = layers.mlp_apply(self.activations, params, _as_float(x, params))
+        return out[0] if single else out
+
+    def logits(self, params: Params, x: Array) -> Array:
+        """(n, n_in) -> (n, n_out): the last layer's pre-activation."""
+        check_params(self, params)
+        x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
+        out = layers.mlp_logits(self.activations, params, _as_float(x, params))
+        return out[0] if single else out
+
+    def __call__(self, params: Params, x: Array) -> Array:
+        return self.apply(params, x)
+
+
+def _as_float(x, params):
+    return jnp.asarray(x, dtype=params[0][0].dtype)
+
+
+def check_model(model) -> Sequential:
+    if not isinstance(model, Sequential):
+        raise FnnTypeError(f"model must be a fnn.Sequential, got {type(model).__name__}")
+    return model
+
+
+def check_params(model: Sequential, params) -> None:
+    """Refuse params that do not fit the model, naming the layer and both shapes."""
+    check_model(model)
+    if not isinstance(params, (tuple, list)):
+        raise FnnTypeError(f"params must be a tuple of DenseParams (one per layer), got {type(params).__name__}; "
+                           "make them with model.init(key, input_dim)")
+    if len(params) != len(model.layers):
+        raise FnnValueError(f"params has {len(params)} layer entries but the model has {len(model.layers)} layers")
+    n_in = None
+    for i, (layer, p) in enumerate(zip(model.layers, params)):
+        if not (isinstance(p, (tuple, list)) and len(p) == 2):
+            raise FnnTypeError(f"params[{i}] must be DenseParams(w, b), got {type(p).__name__}")
+        w, b = p
+        if not hasattr(w, "shape") or not hasattr(b, "shape"):
+            raise FnnTypeError(f"params[{i}].w and .b must be arrays, got {type(w).__name__} and {type(b).__name__}")
+        if n_in is None:
+            n_in = w.shape[0] if len(w.shape) == 2 else None
+        expected_w = (n_in, layer.units)
+        if tuple(w.shape) != expected_w:
+            raise FnnValueError(f"params[{i}].w (layer {i}, Dense({layer.units})) has shape {tuple(w.shape)}, "
+                                f"expected {expected_w}")
+        if tuple(b.shape) != (layer.units,):
+            raise FnnValueError(f"params[{i}].b (layer {i}, Dense({layer.units})) has shape {tuple(b.shape)}, "
+                                f"expected {(layer.units,)}")
+        for leaf, nm in ((w, "w"), (b, "b")):
+            if not jnp.issubdtype(leaf.dtype, jnp.floating):
+                raise FnnTypeError(f"params[{i}].{nm} has dtype {leaf.dtype}; parameters must be floating point")
+        n_in = layer.units
+
+
+def resolve_loss(model: Sequential, loss: str) -> losses.LossSpec:
+    """The loss paired with the model's output layer (fused on logits where that is exact)."""
+    check_model(model)
+    return losses.resolve(loss, model.output_activation, model.output_dim)
+
+
+def network_output(model: Sequential, spec: losses.LossSpec, params: Params, x: Array) -> Array:
+    """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks."""
+    f = layers.mlp_logits if spec.from_logits else layers.mlp_apply
+    return f(model.activations, params, x)
+
+
+def prepare(model: Sequential, spec: losses.LossSpec, params: Params, x, y):
+    """Check (params, x, y) against the model and loss; returns x and y as (n, ·) float arrays."""
+    check_params(model, params)
+    x, _ = _validate.features(x, "x", params[0][0].shape[0])
+    dtype = params[0][0].dtype
+    y = losses.prepare_targets(y, spec.name, model.output_dim, dtype)
+    _validate.same_length(x, y)
+    return jnp.asarray(x, dtype), y
+
+
+def objective(model: Sequential, loss: str) -> Callable[[Params, Array, Array], Array]:
+    """The loss as a pure function of the parameters: loss(params, x, y) -> scalar.
+
+    With sigmoid + binary CE or softmax + categorical CE it is computed from the logits, so it
+    and its gradient stay finite and exact for any logits.
+
+    Example:
+        >>> loss = fnn.objective(model, "binary_cross_entropy")
+        >>> g = jax.grad(loss)(params, x, y)
+    """
+    spec = resolve_loss(model, loss)
+
+    def loss_fn(params: Params, x: Array, y: Array) -> Array:
+        x, y = prepare(model, spec, params, x, y)
+        return losses.value(spec, network_output(model, spec, params, x), y)
+
+    loss_fn.__name__ = f"{spec.name}_objective"
+    return loss_fn
