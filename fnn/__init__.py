@@ -1,14 +1,16 @@
 """fnn: functional fully connected neural networks in JAX."""
-from fnn import activations, backprop, initializers, layers, losses, numerical
+from fnn import activations, backprop, data, initializers, layers, losses, metrics, numerical, optim
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
 from fnn.models import Dense, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
+from fnn.train import FitResult, evaluate, fit, predict, predict_classes
 
 __version__ = "0.1.0"
 
 __all__ = [
     "CheckpointError", "CheckpointNotFoundError", "Dense", "DenseParams", "FnnError", "FnnTypeError",
     "FnnValueError", "Sequential", "activations", "backprop", "gradcheck", "initializers", "layers",
-    "losses", "numerical", "numerical_gradient", "objective",
+    "losses", "numerical", "numerical_gradient", "objective", "FitResult", "data", "evaluate", "fit", "metrics",
+    "optim", "predict", "predict_classes",
 ]

@@ -22,6 +22,8 @@ def is_concrete(a) -> bool:
 
 
 def _dtype_of(a, name):
+    if hasattr(a, "dtype"):
+        return np.dtype(a.dtype)
     try:
         return np.result_type(a)
     except TypeError as e:

@@ -6,6 +6,7 @@ jit); parameters are separate immutable pytrees made by `Sequential.init`.
 from __future__ import annotations
 
 import dataclasses
+import functools
 from typing import Callable, Sequence
 
 import jax
@@ -101,10 +102,7 @@ class Sequential:
         input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
         if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
             raise FnnTypeError(f"dtype must be a floating dtype, got {dtype}")
-        keys = jax.random.split(key, len(self.layers))
-        return tuple(
-            layers.dense_init(k, n_in, n_out, layer.initializer, dtype)
-            for k, layer, (n_in, n_out) in zip(keys, self.layers, self.shapes(input_dim)))
+        return _init_fn(self, input_dim, jnp.dtype(dtype))(key)
 
     def input_dim(self, params: Params) -> int:
         """The input width these params were built for (checks the params' structure first)."""
@@ -127,6 +125,19 @@ class Sequential:
 
     def __call__(self, params: Params, x: Array) -> Array:
         return self.apply(params, x)
+
+
+@functools.lru_cache(maxsize=128)
+def _init_fn(model: Sequential, input_dim: int, dtype):
+    """All layers' initialisation as one compiled call (eagerly it is many small dispatches)."""
+
+    @jax.jit
+    def init(key):
+        keys = jax.random.split(key, len(model.layers))
+        return tuple(layers.dense_init(k, n_in, n_out, layer.initializer, dtype)
+                     for k, layer, (n_in, n_out) in zip(keys, model.layers, model.shapes(input_dim)))
+
+    return init
 
 
 def _as_float(x, params):

@@ -1,0 +1,455 @@
+"""Training as one compiled program: fit, evaluate, predict.
+
+`fit` checks every input on the host, then runs the whole training run — epochs, on-device
+shuffling, the optimizer steps, history and the stopping rules — as one XLA program: a
+`lax.while_loop` over epochs around a `lax.scan` over mini-batches. Compiled programs are cached
+by (model, loss, optimizer, shapes, settings), so a second `fit` of the same kind compiles
+nothing. With a checkpoint the run leaves the device every `checkpoint_every` epochs to save,
+then re-enters the same program.
+"""
+from __future__ import annotations
+
+import functools
+import math
+import sys
+import warnings
+from typing import Any, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import _validate, losses, metrics, models, optim
+from fnn.errors import FnnTypeError, FnnValueError
+
+Array = jax.Array
+
+EPOCHS, TARGET_LOSS, EARLY_STOPPING, NON_FINITE = 0, 1, 2, 3
+STOP_REASONS = ("epochs", "target_loss", "early_stopping", "non_finite_loss")
+
+# Incremented each time the epoch step is traced: tests use it to prove fit compiles once.
+TRACE_COUNT = {"step": 0}
+
+
+class Divergence(NamedTuple):
+    """Where training met a non-finite loss, gradient or update."""
+
+    epoch: int  # 0-based epoch
+    step: int  # 0-based mini-batch within that epoch
+    loss: float  # the loss of that step (may be nan or inf)
+    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", or "update"/"loss"
+
+
+class FitResult(NamedTuple):
+    """What `fit` returns. history maps each name to one float per epoch run."""
+
+    params: Any
+    opt_state: Any
+    history: dict
+    stop_reason: str
+    epochs_run: int
+    best_epoch: int | None  # with early stopping: the epoch of the best monitored loss
+    divergence: Divergence | None
+
+
+class _Config(NamedTuple):
+    """Everything static about a run: the compiled program is cached on it."""
+
+    model: models.Sequential
+    spec: losses.LossSpec
+    optimizer: optim.Optimizer
+    batch_size: int
+    shuffle: bool
+    capacity: int  # history length: epochs rounded up to a power of two, so epochs=n needs no new program
+    validate: bool
+    target: bool
+    patience: int | None
+    min_delta: float
+    keep_best: bool
+    max_bad_steps: int
+    verbose: int
+
+
+class _State(NamedTuple):
+    """The loop carry; every field is an array, so the state can be checkpointed as it is."""
+
+    params: Any
+    opt_state: Any
+    epoch: Array  # epochs completed
+    stopped: Array  # bool
+    reason: Array  # index into STOP_REASONS
+    best: Array  # best monitored loss so far
+    best_epoch: Array
+    wait: Array  # epochs since the best
+    best_params: Any
+    bad_run: Array  # consecutive non-finite steps
+    bad_info: Array  # (epoch, step, leaf index) of the first non-finite step
+    bad_loss: Array
+    history: dict  # name -> (capacity,) array, nan where not run
+
+
+def _leaf_names(tree) -> list[str]:
+    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
+
+
+def _history_names(spec: losses.LossSpec, validate: bool) -> list[str]:
+    metric = metrics.name_for(spec)
+    names = ["loss", metric]
+    return names + ["val_loss", f"val_{metric}"] if validate else names
+
+
+def _step_fn(config: _Config, x, y, epoch):
+    """One optimizer step on a (possibly padded) mini-batch of (x, y); a non-finite step is not applied."""
+    model, spec, opt = config.model, config.spec, config.optimizer
+
+    def step(carry, batch):
+        TRACE_COUNT["step"] += 1
+        params, opt_state, bad_run, stopped, info, bad_loss, sums, index = carry
+        idx, mask = batch
+        xb, yb = x[idx], y[idx]
+        w = mask.astype(xb.dtype)
+        count = jnp.sum(w)
+
+        def batch_loss(p):
+            out = models.network_output(model, spec, p, xb)
+            return jnp.sum(w * losses.per_sample(spec, out, yb)) / count, out
+
+        (loss, out), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
+        updates, new_opt_state = opt.update(grads, opt_state, params)
+        new_params = optim.apply_updates(params, updates)
+        grad_ok = jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
+        update_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
+        ok = jnp.isfinite(loss) & jnp.all(grad_ok) & update_ok
+        ran = ~stopped
+        take = ok & ran
+        params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
+        opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
+        # The first bad step is reported by the first non-finite gradient leaf, else "update" or "loss".
+        first_bad = ~ok & ran & (info[0] < 0)
+        n_leaves = grad_ok.shape[0]
+        leaf = jnp.where(jnp.all(grad_ok), jnp.where(jnp.isfinite(loss), n_leaves, n_leaves + 1),
+                         jnp.argmin(grad_ok))
+        info = jnp.where(first_bad, jnp.stack([epoch, index, leaf]).astype(info.dtype), info)
+        bad_loss = jnp.where(first_bad, loss.astype(bad_loss.dtype), bad_loss)
+        bad_run = jnp.where(ran, jnp.where(ok, 0, bad_run + 1), bad_run)
+        stopped = stopped | (bad_run > config.max_bad_steps)
+        loss_sum, metric_sum, n_sum = sums
+        correct = jnp.sum(w * metrics.per_sample(spec, jax.lax.stop_gradient(out), yb))
+        sums = (loss_sum + jnp.where(ran, loss * count, 0.0), metric_sum + jnp.where(ran, correct, 0.0),
+                n_sum + jnp.where(ran, count, 0.0))
+        return (params, opt_state, bad_run, stopped, info, bad_loss, sums, index + 1), None
+
+    return step
+
+
+def _make_run(config: _Config):
+    """run(state, data, stop_epoch) -> state: epochs from state.epoch up to stop_epoch, compiled."""
+    spec, model = config.spec, config.model
+    metric = metrics.name_for(spec)
+
+    def epoch_body(args):
+        state, data, stop_epoch = args
+        x, y, xv, yv, key, target, total = data
+        n, bs = x.shape[0], config.batch_size
+        n_batches = -(-n // bs)
+        pad = n_batches * bs - n
+        epoch = state.epoch
+        if config.shuffle:
+            order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
+        else:
+            order = jnp.arange(n)
+        idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, bs)
+        mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs)
+        dtype = x.dtype
+        zero = jnp.zeros((), dtype)
+        carry = (state.params, state.opt_state, state.bad_run, jnp.zeros((), bool), state.bad_info,
+                 state.bad_loss, (zero, zero, zero), jnp.zeros((), jnp.int32))
+        carry, _ = jax.lax.scan(_step_fn(config, x, y, epoch), carry, (idx, mask))
+        params, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
+        loss = loss_sum / n_sum
+        values = {"loss": loss, metric: metric_sum / n_sum}
+        if config.validate:
+            out = models.network_output(model, spec, params, xv)
+            values["val_loss"] = losses.value(spec, out, yv)
+            values[f"val_{metric}"] = jnp.mean(metrics.per_sample(spec, out, yv))
+        history = {k: h.at[epoch].set(values[k].astype(h.dtype)) for k, h in state.history.items()}
+
+        reason, best, best_epoch, wait, best_params = (state.reason, state.best, state.best_epoch, state.wait,
+                                                       state.best_params)
+        stopped = diverged
+        reason = jnp.where(diverged, NON_FINITE, reason)
+        if config.patience is not None:
+            monitored = values["val_loss"] if config.validate else loss
+            improved = (monitored < best - config.min_delta) & ~diverged
+            best = jnp.where(improved, monitored.astype(best.dtype), best)
+            best_epoch = jnp.where(improved, epoch, best_epoch)
+            wait = jnp.where(improved, 0, wait + 1)
+            if config.keep_best:
+                best_params = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, best_params)
+            early = ~stopped & (wait >= config.patience)
+            reason = jnp.where(early, EARLY_STOPPING, reason)
+            stopped = stopped | early
+        if config.target:
+            reached = ~stopped & (loss <= target)
+            reason = jnp.where(reached, TARGET_LOSS, reason)
+            stopped = stopped | reached
+        if config.verbose:
+            jax.debug.callback(functools.partial(_report, config.verbose), epoch, total, stopped,
+                               {k: values[k] for k in state.history}, ordered=True)
+        new = _State(params, opt_state, epoch + 1, stopped, reason, best, best_epoch, wait, best_params, bad_run,
+                     info, bad_loss, history)
+        return new, data, stop_epoch
+
+    def cond(args):
+        state, _, stop_epoch = args
+        return (state.epoch < stop_epoch) & ~state.stopped
+
+    @jax.jit
+    def run(state, data, stop_epoch):
+        state, _, _ = jax.lax.while_loop(cond, epoch_body, (state, data, stop_epoch))
+        return state
+
+    return run
+
+
+@functools.lru_cache(maxsize=64)
+def _compiled(config: _Config):
+    return _make_run(config)
+
+
+def _report(verbose: int, epoch, total, stopped, values):
+    epoch, total = int(epoch) + 1, int(total)
+    parts = "  ".join(f"{k} {float(v):.4f}" for k, v in values.items())
+    if verbose >= 2:
+        print(f"epoch {epoch}/{total}  {parts}", flush=True)
+        return
+    width = 20
+    done = int(width * epoch / total)
+    bar = "=" * done + (">" if done < width else "") + "." * max(0, width - done - 1)
+    end = "\n" if (epoch >= total or bool(stopped)) else ""
+    sys.stdout.write(f"\repoch {epoch}/{total} [{bar}] {parts}{end}")
+    sys.stdout.flush()
+
+
+def _bucket(epochs: int) -> int:
+    return 1 << max(epochs - 1, 0).bit_length()
+
+
+def _default_loss(model: models.Sequential) -> str:
+    act = model.output_activation
+    if act == "sigmoid":
+        return losses.BINARY_CE
+    if act == "softmax":
+        return losses.CATEGORICAL_CE
+    return losses.MSE
+
+
+def _initial_state(config: _Config, params, opt_state, dtype) -> _State:
+    names = _history_names(config.spec, config.validate)
+    nan = jnp.full((config.capacity,), jnp.nan, dtype)
+    best_params = params if config.keep_best else ()
+    return _State(params=params, opt_state=opt_state, epoch=jnp.zeros((), jnp.int32),
+                  stopped=jnp.zeros((), bool), reason=jnp.zeros((), jnp.int32), best=jnp.full((), jnp.inf, dtype),
+                  best_epoch=jnp.full((), -1, jnp.int32), wait=jnp.zeros((), jnp.int32), best_params=best_params,
+                  bad_run=jnp.zeros((), jnp.int32), bad_info=jnp.full((3,), -1, jnp.int32),
+                  bad_loss=jnp.full((), jnp.nan, dtype), history={k: nan for k in names})
+
+
+def _split_validation(key, x, y, fraction):
+    n = x.shape[0]
+    n_val = int(math.floor(n * fraction))
+    if n_val < 1 or n - n_val < 1:
+        raise FnnValueError(f"validation_split={fraction} of {n} samples leaves an empty training or validation "
+                            "set; use a fraction that keeps at least one sample on each side")
+    perm = np.asarray(jax.random.permutation(key, n))
+    val, train = perm[:n_val], perm[n_val:]
+    return x[train], y[train], x[val], y[val]
+
+
+def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, optimizer: optim.Optimizer | None = None,
+        epochs: int = 100, batch_size: int = 32, key: Array | None = None, validation_data=None,
+        validation_split: float = 0.0, target_loss: float | None = None, patience: int | None = None,
+        min_delta: float = 0.0, restore_best: bool = True, max_bad_steps: int = 0, shuffle: bool = True,
+        verbose: int = 0, checkpoint=None, checkpoint_every: int | None = None, resume=None) -> FitResult:
+    """Train `params` on (x, y) with mini-batch gradient steps; returns new params and the history.
+
+    x: (n, n_in); y: targets in any form the loss accepts. loss defaults to the output layer's
+    natural pair (sigmoid: binary CE, softmax: categorical CE, else mse); optimizer defaults to
+    adam(1e-3). Every sample counts each epoch: the last batch may be partial. Stops after
+    `epochs`, when the training loss reaches `target_loss`, when the monitored loss (val_loss,
+    else loss) has not improved by `min_delta` for `patience` epochs (then, with `restore_best`,
+    the best params are returned), or at the first non-finite loss, gradient or update (after
+    `max_bad_steps` skipped ones in a row): the result then holds the last finite params.
+
+    Example:
+        >>> result = fnn.fit(model, params, x, y, loss="binary_cross_entropy",
+        ...                  optimizer=fnn.optim.momentum(0.1, 0.9), epochs=200, key=jax.random.key(1))
+        >>> result.history["loss"][-1], result.stop_reason
+    """
+    models.check_params(model, params)
+    loss = _default_loss(model) if loss is None else loss
+    spec = models.resolve_loss(model, loss)
+    optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
+    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    batch_size = _validate.integer(batch_size, "batch_size", minimum=1)
+    key = jax.random.key(0) if key is None else _validate.key(key)
+    verbose = _validate.integer(verbose, "verbose", minimum=0)
+    max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
+    if target_loss is not None:
+        target_loss = _validate.real(target_loss, "target_loss")
+    if patience is not None:
+        patience = _validate.integer(patience, "patience", minimum=1)
+    min_delta = _validate.real(min_delta, "min_delta", low=0)
+    if checkpoint_every is not None:
+        checkpoint_every = _validate.integer(checkpoint_every, "checkpoint_every", minimum=1)
+        if checkpoint is None:
+            raise FnnValueError("checkpoint_every needs checkpoint=path to save to")
+    elif checkpoint is not None:
+        checkpoint_every = max(epochs, 1)
+
+    x, y = models.prepare(model, spec, params, x, y)
+    dtype = x.dtype
+    split_key, shuffle_key = jax.random.split(key)
+    if validation_data is not None:
+        if validation_split:
+            raise FnnValueError("pass validation_data or validation_split, not both")
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
+        xv, yv = models.prepare(model, spec, params, *validation_data)
+    elif validation_split:
+        fraction = _validate.real(validation_split, "validation_split", low=0, high=1, low_open=True, high_open=True)
+        x, y, xv, yv = _split_validation(split_key, x, y, fraction)
+    else:
+        xv, yv = x[:0], y[:0]
+    validate = xv.shape[0] > 0
+
+    config = _Config(model=model, spec=spec, optimizer=optimizer, batch_size=min(batch_size, x.shape[0]),
+                     shuffle=bool(shuffle), capacity=_bucket(epochs), validate=validate,
+                     target=target_loss is not None, patience=patience, min_delta=min_delta,
+                     keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
+                     verbose=verbose)
+    params = jax.tree.map(lambda p: jnp.array(p, dtype), params)  # a copy: the caller's params stay as they are
+    if resume is not None:
+        from fnn import checkpoint as ckpt
+
+        state = _resume_state(ckpt.load(resume), config, params, optimizer, dtype)
+    else:
+        state = _initial_state(config, params, optimizer.init(params), dtype)
+    target = jnp.asarray(jnp.inf if target_loss is None else target_loss, dtype)
+    data = (x, y, xv, yv, shuffle_key, target, jnp.asarray(epochs, jnp.int32))
+    run = _compiled(config)
+
+    stop_at = int(state.epoch)
+    while epochs > 0 and stop_at < epochs and not bool(state.stopped):
+        stop_at = min(stop_at + (checkpoint_every or epochs), epochs)
+        state = run(state, data, jnp.asarray(stop_at, jnp.int32))
+        if checkpoint is not None:
+            from fnn import checkpoint as ckpt
+
+            ckpt.save(checkpoint, _checkpoint_tree(state, key), allow_non_finite=True)
+    return _result(config, state, params)
+
+
+def _checkpoint_tree(state: _State, key) -> dict:
+    return {"format": "fnn-fit", "state": state._asdict(), "key": key}
+
+
+def _resume_state(saved, config: _Config, params, optimizer, dtype) -> _State:
+    fresh = _initial_state(config, params, optimizer.init(params), dtype)
+    if not isinstance(saved, dict) or saved.get("format") != "fnn-fit":
+        raise FnnValueError("resume= must name a checkpoint written by fit(checkpoint=...)")
+    state = saved["state"]
+    expected = jax.tree.structure(fresh._asdict())
+    got = jax.tree.structure(state)
+    if expected != got:
+        raise FnnValueError("the checkpoint to resume was saved by a run of another kind (model, optimizer, "
+                            "validation or stopping settings differ); resume with the same settings")
+    state = dict(state, history={k: _resize(h, config.capacity) for k, h in state["history"].items()})
+    if int(state["epoch"]) > config.capacity:
+        raise FnnValueError(f"the checkpoint has run {int(state['epoch'])} epochs, more than epochs={config.capacity}")
+    for (path, a), b in zip(jax.tree_util.tree_flatten_with_path(fresh._asdict())[0], jax.tree.leaves(state)):
+        if jnp.shape(a) != jnp.shape(b):
+            raise FnnValueError(f"the checkpoint's {jax.tree_util.keystr(path)} has shape {jnp.shape(b)}, this run "
+                                f"expects {jnp.shape(a)} (epochs or data size differ from the saved run)")
+    return jax.tree.map(lambda a, b: jnp.asarray(b, a.dtype), fresh, _State(**state))
+
+
+def _resize(h, capacity):
+    h = np.asarray(h)
+    out = np.full((capacity,), np.nan, h.dtype)
+    out[:min(capacity, h.shape[0])] = h[:capacity]
+    return out
+
+
+def _result(config: _Config, state: _State, start_params) -> FitResult:
+    state = jax.device_get(state)
+    n = int(state.epoch)
+    history = {k: [float(v) for v in np.asarray(h)[:n]] for k, h in state.history.items()}
+    reason = STOP_REASONS[int(state.reason)]
+    params = state.params
+    if config.keep_best and int(state.best_epoch) >= 0:
+        params = state.best_params
+    divergence = None
+    if int(state.bad_info[0]) >= 0:
+        names = _leaf_names(start_params)
+        leaf_i = int(state.bad_info[2])
+        leaf = names[leaf_i] if leaf_i < len(names) else ("update" if leaf_i == len(names) else "loss")
+        divergence = Divergence(int(state.bad_info[0]), int(state.bad_info[1]), float(state.bad_loss), leaf)
+    if reason == STOP_REASONS[NON_FINITE]:
+        warnings.warn(f"training stopped at epoch {divergence.epoch + 1}, step {divergence.step}: non-finite "
+                      f"loss {divergence.loss} (first non-finite gradient: {divergence.leaf}); returning the last "
+                      "finite parameters. Try a smaller learning rate.", RuntimeWarning, stacklevel=3)
+    to_jax = functools.partial(jax.tree.map, jnp.asarray)
+    best_epoch = int(state.best_epoch) if config.patience is not None and int(state.best_epoch) >= 0 else None
+    return FitResult(to_jax(params), to_jax(state.opt_state), history, reason, n, best_epoch, divergence)
+
+
+# --------------------------------------------------------------------------- evaluate / predict
+@functools.lru_cache(maxsize=64)
+def _evaluator(model: models.Sequential, spec: losses.LossSpec):
+    @jax.jit
+    def evaluate(params, x, y):
+        out = models.network_output(model, spec, params, x)
+        return losses.value(spec, out, y), jnp.mean(metrics.per_sample(spec, out, y))
+
+    return evaluate
+
+
+def evaluate(model: models.Sequential, params, x, y, *, loss: str | None = None) -> dict:
+    """{"loss": float, "accuracy" or "mse": float} over all of (x, y).
+
+    Example:
+        >>> fnn.evaluate(model, params, x, y, loss="binary_cross_entropy")
+        {'loss': 0.04, 'accuracy': 0.99}
+    """
+    models.check_params(model, params)
+    spec = models.resolve_loss(model, _default_loss(model) if loss is None else loss)
+    x, y = models.prepare(model, spec, params, x, y)
+    value, metric = _evaluator(model, spec)(params, x, y)
+    return {"loss": float(value), metrics.name_for(spec): float(metric)}
+
+
+@functools.lru_cache(maxsize=64)
+def _predictor(model: models.Sequential):
+    return jax.jit(functools.partial(models.layers.mlp_apply, model.activations))
+
+
+def predict(model: models.Sequential, params, x) -> Array:
+    """The network's outputs, (n, n_out) (probabilities for sigmoid/softmax); a (n_in,) example -> (n_out,)."""
+    models.check_params(model, params)
+    x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
+    out = _predictor(model)(params, jnp.asarray(x, params[0][0].dtype))
+    return out[0] if single else out
+
+
+def predict_classes(model: models.Sequential, params, x) -> Array:
+    """Class labels: (n,) ints for one sigmoid unit (p > 0.5) or softmax (argmax); (n, k) 0/1 for k sigmoids."""
+    act = model.output_activation
+    if act not in ("sigmoid", "softmax"):
+        raise FnnValueError(f"predict_classes needs a sigmoid or softmax output, the model's is {act!r}; "
+                            "use predict for regression")
+    probs = predict(model, params, x)
+    if act == "softmax":
+        return jnp.argmax(probs, axis=-1)
+    labels = (probs > 0.5).astype(jnp.int32)
+    return labels[..., 0] if model.output_dim == 1 else labels

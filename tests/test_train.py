@@ -1,0 +1,325 @@
+"""fit / evaluate / predict: learning, compiled once, every sample counted, stopping rules, bad inputs."""
+import warnings
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+from fnn import optim, train
+
+SEED_NET = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(6, activation="relu"),
+                           fnn.Dense(6, activation="relu"), fnn.Dense(4, activation="relu"),
+                           fnn.Dense(1, activation="sigmoid")])
+SMALL = fnn.Sequential([fnn.Dense(8, activation="tanh"), fnn.Dense(1, activation="sigmoid")])
+MOMENTUM = optim.momentum(0.1, 0.9)
+
+
+@pytest.fixture(scope="module")
+def circles():
+    x, y = fnn.data.circles(jax.random.key(0), 400, noise=0.05)
+    return np.asarray(x), np.asarray(y)
+
+
+@pytest.fixture(scope="module")
+def tiny():
+    rng = np.random.RandomState(0)
+    x = rng.randn(10, 3).astype(np.float32)
+    y = (x[:, 0] + x[:, 1] > 0).astype(np.float32)
+    return x, y
+
+
+def test_circles_learns_quickly(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    r = fnn.fit(SEED_NET, params, x[:300], y[:300], loss="binary_cross_entropy", optimizer=MOMENTUM,
+                epochs=120, batch_size=32, key=jax.random.key(1), validation_data=(x[300:], y[300:]))
+    assert r.stop_reason == "epochs" and r.epochs_run == 120
+    test = fnn.evaluate(SEED_NET, r.params, x[300:], y[300:], loss="binary_cross_entropy")
+    assert test["accuracy"] >= 0.97, test
+    assert r.history["loss"][-1] < 0.2 * r.history["loss"][0]
+    assert set(r.history) == {"loss", "accuracy", "val_loss", "val_accuracy"}
+    assert all(len(v) == 120 for v in r.history.values())
+    np.testing.assert_allclose(r.history["val_loss"][-1], test["loss"], rtol=1e-5)
+
+
+def test_every_sample_counts_last_partial_batch(tiny):
+    """One unshuffled epoch of SGD over batches [0:4], [4:8], [8:10] equals the steps done by hand."""
+    x, y = tiny
+    params = SMALL.init(jax.random.key(3), input_dim=3)
+    r = fnn.fit(SMALL, params, x, y, optimizer=optim.sgd(0.5), epochs=1, batch_size=4, shuffle=False)
+    loss = fnn.objective(SMALL, "binary_cross_entropy")
+    p, losses = params, []
+    for lo, hi in ((0, 4), (4, 8), (8, 10)):
+        value, g = jax.value_and_grad(loss)(p, x[lo:hi], y[lo:hi])
+        losses.append(float(value) * (hi - lo))
+        p = jax.tree.map(lambda a, b: a - 0.5 * b, p, g)
+    chex.assert_trees_all_close(r.params, p, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(r.history["loss"][0], sum(losses) / 10, rtol=1e-5)
+
+
+def test_compiles_once_per_fit_and_reuses_program(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    opt = optim.adam(0.01)
+    before = train.TRACE_COUNT["step"]
+    fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=7, batch_size=50)
+    assert train.TRACE_COUNT["step"] - before == 1  # traced once for all 7 epochs × 8 batches
+    fnn.fit(SEED_NET, params, x + 0.01, y, optimizer=optim.adam(0.01), epochs=6, batch_size=50,
+            key=jax.random.key(5))
+    assert train.TRACE_COUNT["step"] - before == 1  # same shapes and settings: nothing retraced
+
+
+def test_no_host_transfer_inside_the_run(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=2, batch_size=64)  # compile outside the guard
+    xj, yj = jnp.asarray(x), jnp.asarray(y, jnp.float32)
+    with jax.transfer_guard_device_to_host("disallow_explicit"):
+        run = train._compiled(train._Config(
+            model=SEED_NET, spec=fnn.models.resolve_loss(SEED_NET, "binary_cross_entropy"), optimizer=MOMENTUM,
+            batch_size=64, shuffle=True, capacity=2, validate=False, target=False, patience=None, min_delta=0.0,
+            keep_best=False, max_bad_steps=0, verbose=0))
+        state = train._initial_state(run_config := train._Config(
+            SEED_NET, fnn.models.resolve_loss(SEED_NET, "binary_cross_entropy"), MOMENTUM, 64, True, 2, False,
+            False, None, 0.0, False, 0, 0), params, MOMENTUM.init(params), jnp.float32)
+        data = (xj, yj[:, None], xj[:0], yj[:0, None], jax.random.key(0), jnp.float32(jnp.inf), jnp.int32(2))
+        out = run(state, data, jnp.int32(2))
+        jax.block_until_ready(out)
+    assert run_config.capacity == 2
+
+
+def test_input_params_untouched_and_reproducible(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    copy = jax.tree.map(np.array, params)
+    a = fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=5, key=jax.random.key(7))
+    b = fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=5, key=jax.random.key(7))
+    c = fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=5, key=jax.random.key(8))
+    chex.assert_trees_all_equal(jax.tree.map(np.asarray, params), copy)
+    chex.assert_trees_all_equal(a.params, b.params)
+    assert a.history == b.history
+    assert a.history["loss"] != c.history["loss"]
+
+
+def test_numpy_and_jax_inputs_agree(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    a = fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=3)
+    b = fnn.fit(SEED_NET, params, jnp.asarray(x), jnp.asarray(y), optimizer=MOMENTUM, epochs=3)
+    chex.assert_trees_all_equal(a.params, b.params)
+
+
+def test_target_loss_stops(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    r = fnn.fit(SEED_NET, params, x, y, optimizer=MOMENTUM, epochs=200, target_loss=0.3)
+    assert r.stop_reason == "target_loss"
+    assert r.history["loss"][-1] <= 0.3 and all(v > 0.3 for v in r.history["loss"][:-1])
+    assert r.epochs_run == len(r.history["loss"]) < 200
+
+
+def test_early_stopping_restores_best(circles):
+    x, y = circles
+    params = SMALL.init(jax.random.key(0), input_dim=2)
+    r = fnn.fit(SMALL, params, x[:60], y[:60], optimizer=optim.adam(0.05), epochs=400, batch_size=8,
+                validation_data=(x[300:], y[300:]), patience=5)
+    assert r.stop_reason == "early_stopping"
+    val = r.history["val_loss"]
+    assert r.best_epoch == int(np.argmin(val)) and r.epochs_run == r.best_epoch + 6
+    best = fnn.evaluate(SMALL, r.params, x[300:], y[300:])["loss"]
+    np.testing.assert_allclose(best, min(val), rtol=1e-5)
+
+
+def test_divergence_returns_last_finite_params(circles):
+    x, y = circles
+    params = SEED_NET.init(jax.random.key(0), input_dim=2)
+    reg = fnn.Sequential([fnn.Dense(8, activation="relu"), fnn.Dense(1)])
+    rp = reg.init(jax.random.key(0), input_dim=2)
+    with pytest.warns(RuntimeWarning, match=r"epoch \d+.*smaller learning rate"):
+        r = fnn.fit(reg, rp, x, 1e3 * y, optimizer=optim.sgd(10.0), epochs=50)
+    assert r.stop_reason == "non_finite_loss"
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(r.params))
+    assert r.divergence is not None and r.divergence.epoch == r.epochs_run - 1
+    assert r.divergence.leaf.startswith("[") or r.divergence.leaf in ("update", "loss")
+    # The result is exactly where training stood before the bad step: rerunning up to it agrees.
+    again = fnn.fit(reg, rp, x, 1e3 * y, optimizer=optim.sgd(10.0), epochs=r.epochs_run - 1) \
+        if r.divergence.step == 0 and r.epochs_run > 1 else None
+    if again is not None:
+        chex.assert_trees_all_equal(again.params, r.params)
+    del params
+
+
+def test_skips_bad_steps_when_asked(tiny):
+    x, y = tiny
+    xs = np.concatenate([x, x]).astype(np.float32)
+    ys = np.concatenate([y, y]).astype(np.float32)
+    reg = fnn.Sequential([fnn.Dense(1)])
+    p = reg.init(jax.random.key(0), input_dim=3)
+    big = np.float32(3e38)
+    xs[0, 0] = big  # one sample makes its batch's loss overflow to inf
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        stop = fnn.fit(reg, p, xs, ys, optimizer=optim.sgd(0.01), epochs=3, batch_size=5, shuffle=False)
+        skip = fnn.fit(reg, p, xs, ys, optimizer=optim.sgd(0.01), epochs=3, batch_size=5, shuffle=False,
+                       max_bad_steps=1)
+    assert stop.stop_reason == "non_finite_loss" and stop.divergence.step == 0
+    assert skip.stop_reason == "epochs" and skip.epochs_run == 3
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(skip.params))
+
+
+def test_validation_split_and_regression_metric():
+    x = np.linspace(-1, 1, 50, dtype=np.float32)[:, None]
+    y = 2 * x + 1
+    model = fnn.Sequential([fnn.Dense(1)])
+    r = fnn.fit(model, model.init(jax.random.key(0), 1), x, y, optimizer=optim.sgd(0.1), epochs=40,
+                validation_split=0.2, batch_size=8)
+    assert set(r.history) == {"loss", "mse", "val_loss", "val_mse"}
+    assert r.history["val_mse"][-1] < 1e-2
+    ev = fnn.evaluate(model, r.params, x, y)
+    assert set(ev) == {"loss", "mse"}
+    with pytest.raises(ValueError, match="not both"):
+        fnn.fit(model, r.params, x, y, validation_data=(x, y), validation_split=0.2)
+    with pytest.raises(ValueError, match="validation_split"):
+        fnn.fit(model, r.params, x, y, validation_split=1.0)
+
+
+def test_categorical_fit_with_labels_and_one_hot():
+    x, y = fnn.data.spiral(jax.random.key(0), 150, 3)
+    model = fnn.Sequential([fnn.Dense(16, activation="tanh"), fnn.Dense(3, activation="softmax")])
+    p = model.init(jax.random.key(1), 2)
+    a = fnn.fit(model, p, x, y, optimizer=optim.adam(0.02), epochs=20)
+    b = fnn.fit(model, p, x, jax.nn.one_hot(y, 3), optimizer=optim.adam(0.02), epochs=20)
+    chex.assert_trees_all_close(a.params, b.params, rtol=1e-5, atol=1e-6)
+    assert a.history["accuracy"][-1] > 0.5
+    classes = fnn.predict_classes(model, a.params, x)
+    assert classes.shape == (150,) and classes.dtype.kind == "i"
+
+
+def test_edge_cases_train(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    one = fnn.fit(SMALL, p, x[:1], y[:1], optimizer=MOMENTUM, epochs=2)
+    assert one.epochs_run == 2
+    big = fnn.fit(SMALL, p, x, y, optimizer=MOMENTUM, epochs=2, batch_size=1000)
+    assert np.isfinite(big.history["loss"]).all()
+    zero = fnn.fit(SMALL, p, x, y, epochs=0)
+    assert zero.epochs_run == 0 and zero.history["loss"] == []
+    chex.assert_trees_all_equal(zero.params, p)
+    single_class = fnn.fit(SMALL, p, x, np.ones(10), optimizer=MOMENTUM, epochs=2)
+    assert single_class.history["accuracy"][-1] >= 0.0
+    one_feature = fnn.Sequential([fnn.Dense(2, activation="relu"), fnn.Dense(1)])
+    r = fnn.fit(one_feature, one_feature.init(jax.random.key(0), 1), x[:, :1], y, epochs=2)
+    assert r.epochs_run == 2
+
+
+def test_verbose_output(tiny, capsys):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    fnn.fit(SMALL, p, x, y, epochs=3, verbose=2)
+    out = capsys.readouterr().out
+    assert out.count("epoch ") == 3 and "epoch 3/3" in out and "accuracy" in out
+    fnn.fit(SMALL, p, x, y, epochs=3, verbose=1)
+    out = capsys.readouterr().out
+    assert "\r" in out and "epoch 3/3 [" in out
+    fnn.fit(SMALL, p, x, y, epochs=3, verbose=0)
+    assert capsys.readouterr().out == ""
+
+
+def test_predict_and_classes(tiny):
+    x, _ = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    probs = fnn.predict(SMALL, p, x)
+    assert probs.shape == (10, 1) and bool(jnp.all((probs > 0) & (probs < 1)))
+    assert fnn.predict(SMALL, p, x[0]).shape == (1,)
+    np.testing.assert_array_equal(fnn.predict_classes(SMALL, p, x), (np.asarray(probs)[:, 0] > 0.5).astype(int))
+    reg = fnn.Sequential([fnn.Dense(1)])
+    with pytest.raises(ValueError, match="sigmoid or softmax"):
+        fnn.predict_classes(reg, reg.init(jax.random.key(0), 3), x)
+
+
+def _bad_fit_cases(x, y, p):
+    nan_x = x.copy()
+    nan_x[3, 1] = np.nan
+    inf_y = y.copy()
+    inf_y[2] = np.inf
+    return [
+        (dict(x=nan_x), "row 3"),
+        (dict(y=inf_y), "row 2"),
+        (dict(x=x[:, 0]), "2-d"),
+        (dict(x=x[None]), "2-d"),
+        (dict(x=x[:0], y=y[:0]), "0 samples"),
+        (dict(x=x[:, :2]), "features"),
+        (dict(y=y[:7]), "numbers of samples"),
+        (dict(y=2 * y), "0 or 1"),
+        (dict(y=np.stack([y, y], 1)), "columns"),
+        (dict(x=x.astype(str)), "dtype"),
+        (dict(x=x.astype(np.complex64)), "complex"),
+        (dict(batch_size=0), "batch_size"),
+        (dict(batch_size=2.5), "batch_size"),
+        (dict(epochs=-1), "epochs"),
+        (dict(params=p[:1]), "layer"),
+        (dict(params=(p[0], p[1]._replace(w=p[1].w[:4]))), r"params\[1\].w.*\(4, 1\).*\(8, 1\)"),
+        (dict(optimizer="adam"), "optimizer"),
+        (dict(loss="hinge"), "unknown loss"),
+        (dict(loss="categorical_cross_entropy"), "softmax"),
+        (dict(key=3), "key"),
+        (dict(target_loss=float("nan")), "target_loss"),
+        (dict(patience=0), "patience"),
+        (dict(validation_data=(x[:, :2], y)), "features"),
+        (dict(validation_data=x), "pair"),
+        (dict(checkpoint_every=2), "checkpoint"),
+        (dict(verbose=-1), "verbose"),
+    ]
+
+
+def test_fit_bad_inputs_raise_before_compiling(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    before = train.TRACE_COUNT["step"]
+    for override, match in _bad_fit_cases(x, y, p):
+        kwargs = dict(x=x, y=y, params=p)
+        kwargs.update(override)
+        args = (kwargs.pop("params"), kwargs.pop("x"), kwargs.pop("y"))
+        with pytest.raises((ValueError, TypeError), match=match) as info:
+            fnn.fit(SMALL, *args, epochs=kwargs.pop("epochs", 1), **kwargs)
+        assert isinstance(info.value, fnn.FnnError), (override, info.value)
+    assert train.TRACE_COUNT["step"] == before
+
+
+def test_categorical_bad_labels():
+    model = fnn.Sequential([fnn.Dense(3, activation="softmax")])
+    p = model.init(jax.random.key(0), 2)
+    x = np.ones((4, 2), np.float32)
+    with pytest.raises(ValueError, match="out of range"):
+        fnn.fit(model, p, x, np.array([0, 1, 3, 0]), epochs=1)
+    with pytest.raises(ValueError, match="out of range"):
+        fnn.fit(model, p, x, np.array([0, -1, 2, 0]), epochs=1)
+    with pytest.raises(ValueError, match="width"):
+        fnn.fit(model, p, x, np.eye(4)[:, :4], epochs=1)
+    with pytest.raises(ValueError, match="sums to"):
+        fnn.fit(model, p, x, np.full((4, 3), 0.5), epochs=1)
+
+
+def test_evaluate_and_predict_bad_inputs(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    nan_x = x.copy()
+    nan_x[5, 0] = np.nan
+    for fn in (lambda xx: fnn.predict(SMALL, p, xx), lambda xx: fnn.evaluate(SMALL, p, xx, y)):
+        with pytest.raises(ValueError, match="row 5"):
+            fn(nan_x)
+        with pytest.raises(ValueError, match="features"):
+            fn(x[:, :2])
+        with pytest.raises(ValueError, match="2-d"):
+            fn(x[None])
+    with pytest.raises(ValueError, match="numbers of samples"):
+        fnn.evaluate(SMALL, p, x, y[:3])
+    with pytest.raises(ValueError, match="0 or 1"):
+        fnn.evaluate(SMALL, p, x, y + 0.5)
+    with pytest.raises(ValueError, match="layer"):
+        fnn.predict(SMALL, p[:1], x)
+    with pytest.raises(TypeError, match="Sequential"):
+        fnn.predict("model", p, x)
