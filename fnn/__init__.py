@@ -1,6 +1,7 @@
 """fnn: functional fully connected neural networks in JAX."""
-from fnn import activations, backprop, data, initializers, layers, losses, metrics, numerical, optim
+from fnn import activations, backprop, checkpoint, data, initializers, layers, losses, metrics, numerical, optim
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
+from fnn.checkpoint import load, save
 from fnn.layers import DenseParams
 from fnn.models import Dense, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
@@ -12,5 +13,5 @@ __all__ = [
     "CheckpointError", "CheckpointNotFoundError", "Dense", "DenseParams", "FnnError", "FnnTypeError",
     "FnnValueError", "Sequential", "activations", "backprop", "gradcheck", "initializers", "layers",
     "losses", "numerical", "numerical_gradient", "objective", "FitResult", "data", "evaluate", "fit", "metrics",
-    "optim", "predict", "predict_classes",
+    "optim", "predict", "predict_classes", "checkpoint", "load", "save",
 ]
