@@ -250,12 +250,12 @@ def clip_by_global_norm(max_norm: float) -> Optimizer:
 def _decay_update(grads, state, params=None, *, rate):
     if params is None:
         raise FnnValueError("add_weight_decay needs the params: call update(grads, state, params)")
-    decayed = jax.tree.map(lambda g, p: g + rate * p if jnp.ndim(p) >= 2 else g, grads, params)
-    return decayed, state
+    return jax.tree.map(lambda g, p: g + rate * p, grads, params), state
 
 
 def add_weight_decay(rate: float) -> Optimizer:
-    """g ← g + rate · θ for weight matrices (leaves of ndim ≥ 2; biases are not decayed): L2 decay."""
+    """g ← g + rate · θ for every parameter (L2 decay, as PyTorch's weight_decay). Chain it before
+    an optimizer; before adam it is L2, not AdamW's decoupled decay."""
     rate = _validate.real(rate, "weight decay rate", low=0)
     return Optimizer(_Bound(_empty_init), _Bound(_decay_update, rate=rate))
 

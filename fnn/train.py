@@ -37,7 +37,7 @@ class Divergence(NamedTuple):
     epoch: int  # 0-based epoch
     step: int  # 0-based mini-batch within that epoch
     loss: float  # the loss of that step (may be nan or inf)
-    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", or "update"/"loss"
+    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", else "update" or "loss"
 
 
 class FitResult(NamedTuple):
@@ -68,28 +68,25 @@ class _Config(NamedTuple):
     keep_best: bool
     max_bad_steps: int
     verbose: int
+    unroll: int = 1
 
 
 class _State(NamedTuple):
     """The loop carry; every field is an array, so the state can be checkpointed as it is."""
 
-    params: Any
-    opt_state: Any
+    params: Array  # θ: every parameter in one flat vector (see _Layout)
+    opt_state: Any  # the optimizer's state over θ
     epoch: Array  # epochs completed
     stopped: Array  # bool
     reason: Array  # index into STOP_REASONS
     best: Array  # best monitored loss so far
     best_epoch: Array
     wait: Array  # epochs since the best
-    best_params: Any
+    best_params: Any  # θ at the best monitored loss (with restore_best), else ()
     bad_run: Array  # consecutive non-finite steps
-    bad_info: Array  # (epoch, step, leaf index) of the first non-finite step
+    bad_info: Array  # (epoch, step) of the last non-finite step, -1 if none
     bad_loss: Array
     history: dict  # name -> (capacity,) array, nan where not run
-
-
-def _leaf_names(tree) -> list[str]:
-    return [jax.tree_util.keystr(path) for path, _ in jax.tree_util.tree_flatten_with_path(tree)[0]]
 
 
 def _history_names(spec: losses.LossSpec, validate: bool) -> list[str]:
@@ -98,46 +95,70 @@ def _history_names(spec: losses.LossSpec, validate: bool) -> list[str]:
     return names + ["val_loss", f"val_{metric}"] if validate else names
 
 
-def _step_fn(config: _Config, x, y, epoch):
-    """One optimizer step on a (possibly padded) mini-batch of (x, y); a non-finite step is not applied."""
+class _Layout(NamedTuple):
+    """Where each layer's w and b sit in the flat parameter vector θ (w row-major, then b)."""
+
+    shapes: tuple[tuple[int, int], ...]  # each layer's (n_in, n_out)
+
+    @property
+    def size(self) -> int:
+        return sum(i * o + o for i, o in self.shapes)
+
+    def flatten(self, params) -> Array:
+        return jnp.concatenate([leaf.reshape(-1) for p in params for leaf in p])
+
+    def unflatten(self, theta: Array) -> tuple:
+        out, at = [], 0
+        for n_in, n_out in self.shapes:
+            w = theta[at:at + n_in * n_out].reshape(n_in, n_out)
+            at += n_in * n_out
+            out.append(models.DenseParams(w, theta[at:at + n_out]))
+            at += n_out
+        return tuple(out)
+
+    def unflatten_state(self, state):
+        """An optimizer state over θ as the same state over the params tree (θ-sized leaves unflattened)."""
+        return jax.tree.map(lambda leaf: self.unflatten(leaf) if jnp.shape(leaf) == (self.size,) else leaf, state)
+
+
+def _step_fn(config: _Config, layout: _Layout, epoch):
+    """One optimizer step on a mini-batch. The params are one flat vector θ, so the update, the
+    finiteness check and the keep-or-discard select are one fused pass each, not one per leaf.
+    A non-finite step is not applied."""
     model, spec, opt = config.model, config.spec, config.optimizer
 
     def step(carry, batch):
         TRACE_COUNT["step"] += 1
-        params, opt_state, bad_run, stopped, info, bad_loss, sums, index = carry
-        idx, mask = batch
-        xb, yb = x[idx], y[idx]
-        w = mask.astype(xb.dtype)
-        count = jnp.sum(w)
+        theta, opt_state, bad_run, stopped, info, bad_loss, sums, index = carry
+        xb, yb, w = batch
 
-        def batch_loss(p):
-            out = models.network_output(model, spec, p, xb)
-            return jnp.sum(w * losses.per_sample(spec, out, yb)) / count, out
+        def batch_loss(th):
+            out = models.network_output(model, spec, layout.unflatten(th), xb)
+            if w is None:
+                return losses.value(spec, out, yb), out
+            return jnp.sum(w * losses.per_sample(spec, out, yb)) / jnp.sum(w), out
 
-        (loss, out), grads = jax.value_and_grad(batch_loss, has_aux=True)(params)
-        updates, new_opt_state = opt.update(grads, opt_state, params)
-        new_params = optim.apply_updates(params, updates)
-        grad_ok = jnp.stack([jnp.all(jnp.isfinite(g)) for g in jax.tree.leaves(grads)])
-        update_ok = jnp.all(jnp.stack([jnp.all(jnp.isfinite(p)) for p in jax.tree.leaves(new_params)]))
-        ok = jnp.isfinite(loss) & jnp.all(grad_ok) & update_ok
+        (loss, out), grads = jax.value_and_grad(batch_loss, has_aux=True)(theta)
+        updates, new_opt_state = opt.update(grads, opt_state, theta)
+        new_theta = theta + updates
+        # A NaN/inf gradient or update makes the sum non-finite: one reduction checks the whole step.
+        ok = jnp.isfinite(loss) & jnp.isfinite(jnp.sum(new_theta))
         ran = ~stopped
         take = ok & ran
-        params = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_params, params)
+        theta = jnp.where(take, new_theta, theta)
         opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
-        # The first bad step is reported by the first non-finite gradient leaf, else "update" or "loss".
-        first_bad = ~ok & ran & (info[0] < 0)
-        n_leaves = grad_ok.shape[0]
-        leaf = jnp.where(jnp.all(grad_ok), jnp.where(jnp.isfinite(loss), n_leaves, n_leaves + 1),
-                         jnp.argmin(grad_ok))
-        info = jnp.where(first_bad, jnp.stack([epoch, index, leaf]).astype(info.dtype), info)
-        bad_loss = jnp.where(first_bad, loss.astype(bad_loss.dtype), bad_loss)
+        bad = ~ok & ran
+        info = jnp.where(bad, jnp.stack([epoch, index]).astype(info.dtype), info)
+        bad_loss = jnp.where(bad, loss.astype(bad_loss.dtype), bad_loss)
         bad_run = jnp.where(ran, jnp.where(ok, 0, bad_run + 1), bad_run)
         stopped = stopped | (bad_run > config.max_bad_steps)
+        count = jnp.asarray(xb.shape[0], xb.dtype) if w is None else jnp.sum(w)
+        hits = metrics.per_sample(spec, jax.lax.stop_gradient(out), yb)
+        hits = jnp.sum(hits) if w is None else jnp.sum(w * hits)
         loss_sum, metric_sum, n_sum = sums
-        correct = jnp.sum(w * metrics.per_sample(spec, jax.lax.stop_gradient(out), yb))
-        sums = (loss_sum + jnp.where(ran, loss * count, 0.0), metric_sum + jnp.where(ran, correct, 0.0),
+        sums = (loss_sum + jnp.where(ran, loss * count, 0.0), metric_sum + jnp.where(ran, hits, 0.0),
                 n_sum + jnp.where(ran, count, 0.0))
-        return (params, opt_state, bad_run, stopped, info, bad_loss, sums, index + 1), None
+        return (theta, opt_state, bad_run, stopped, info, bad_loss, sums, index + 1), None
 
     return step
 
@@ -150,6 +171,7 @@ def _make_run(config: _Config):
     def epoch_body(args):
         state, data, stop_epoch = args
         x, y, xv, yv, key, target, total = data
+        layout = _Layout(model.shapes(x.shape[1]))
         n, bs = x.shape[0], config.batch_size
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
@@ -158,14 +180,17 @@ def _make_run(config: _Config):
             order = jax.random.permutation(jax.random.fold_in(key, epoch), n)
         else:
             order = jnp.arange(n)
+        # The epoch's batches are gathered once, up front; the last is padded and masked if partial.
         idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, bs)
-        mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs)
+        mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs).astype(x.dtype) if pad else None
         dtype = x.dtype
         zero = jnp.zeros((), dtype)
         carry = (state.params, state.opt_state, state.bad_run, jnp.zeros((), bool), state.bad_info,
                  state.bad_loss, (zero, zero, zero), jnp.zeros((), jnp.int32))
-        carry, _ = jax.lax.scan(_step_fn(config, x, y, epoch), carry, (idx, mask))
-        params, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
+        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), carry, (x[idx], y[idx], mask),
+                                unroll=config.unroll)
+        theta, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
+        params = layout.unflatten(theta)
         loss = loss_sum / n_sum
         values = {"loss": loss, metric: metric_sum / n_sum}
         if config.validate:
@@ -185,7 +210,7 @@ def _make_run(config: _Config):
             best_epoch = jnp.where(improved, epoch, best_epoch)
             wait = jnp.where(improved, 0, wait + 1)
             if config.keep_best:
-                best_params = jax.tree.map(lambda new, old: jnp.where(improved, new, old), params, best_params)
+                best_params = jnp.where(improved, theta, best_params)
             early = ~stopped & (wait >= config.patience)
             reason = jnp.where(early, EARLY_STOPPING, reason)
             stopped = stopped | early
@@ -196,7 +221,7 @@ def _make_run(config: _Config):
         if config.verbose:
             jax.debug.callback(functools.partial(_report, config.verbose), epoch, total, stopped,
                                {k: values[k] for k in state.history}, ordered=True)
-        new = _State(params, opt_state, epoch + 1, stopped, reason, best, best_epoch, wait, best_params, bad_run,
+        new = _State(theta, opt_state, epoch + 1, stopped, reason, best, best_epoch, wait, best_params, bad_run,
                      info, bad_loss, history)
         return new, data, stop_epoch
 
@@ -244,14 +269,14 @@ def _default_loss(model: models.Sequential) -> str:
     return losses.MSE
 
 
-def _initial_state(config: _Config, params, opt_state, dtype) -> _State:
+def _initial_state(config: _Config, theta, opt_state, dtype) -> _State:
     names = _history_names(config.spec, config.validate)
     nan = jnp.full((config.capacity,), jnp.nan, dtype)
-    best_params = params if config.keep_best else ()
-    return _State(params=params, opt_state=opt_state, epoch=jnp.zeros((), jnp.int32),
+    best_params = theta if config.keep_best else ()
+    return _State(params=theta, opt_state=opt_state, epoch=jnp.zeros((), jnp.int32),
                   stopped=jnp.zeros((), bool), reason=jnp.zeros((), jnp.int32), best=jnp.full((), jnp.inf, dtype),
                   best_epoch=jnp.full((), -1, jnp.int32), wait=jnp.zeros((), jnp.int32), best_params=best_params,
-                  bad_run=jnp.zeros((), jnp.int32), bad_info=jnp.full((3,), -1, jnp.int32),
+                  bad_run=jnp.zeros((), jnp.int32), bad_info=jnp.full((2,), -1, jnp.int32),
                   bad_loss=jnp.full((), jnp.nan, dtype), history={k: nan for k in names})
 
 
@@ -266,26 +291,19 @@ def _split_validation(key, x, y, fraction):
     return x[train], y[train], x[val], y[val]
 
 
-def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, optimizer: optim.Optimizer | None = None,
-        epochs: int = 100, batch_size: int = 32, key: Array | None = None, validation_data=None,
-        validation_split: float = 0.0, target_loss: float | None = None, patience: int | None = None,
-        min_delta: float = 0.0, restore_best: bool = True, max_bad_steps: int = 0, shuffle: bool = True,
-        verbose: int = 0, checkpoint=None, checkpoint_every: int | None = None, resume=None) -> FitResult:
-    """Train `params` on (x, y) with mini-batch gradient steps; returns new params and the history.
+class _Setup(NamedTuple):
+    config: _Config
+    layout: _Layout
+    state: _State
+    data: tuple  # (x, y, x_val, y_val, shuffle_key, target_loss, epochs): the run's array arguments
+    key: Array
+    checkpoint_every: int | None
 
-    x: (n, n_in); y: targets in any form the loss accepts. loss defaults to the output layer's
-    natural pair (sigmoid: binary CE, softmax: categorical CE, else mse); optimizer defaults to
-    adam(1e-3). Every sample counts each epoch: the last batch may be partial. Stops after
-    `epochs`, when the training loss reaches `target_loss`, when the monitored loss (val_loss,
-    else loss) has not improved by `min_delta` for `patience` epochs (then, with `restore_best`,
-    the best params are returned), or at the first non-finite loss, gradient or update (after
-    `max_bad_steps` skipped ones in a row): the result then holds the last finite params.
 
-    Example:
-        >>> result = fnn.fit(model, params, x, y, loss="binary_cross_entropy",
-        ...                  optimizer=fnn.optim.momentum(0.1, 0.9), epochs=200, key=jax.random.key(1))
-        >>> result.history["loss"][-1], result.stop_reason
-    """
+def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, validation_data, validation_split,
+           target_loss, patience, min_delta, restore_best, max_bad_steps, shuffle, verbose, checkpoint,
+           checkpoint_every, resume) -> _Setup:
+    """Check every argument of fit on the host and build the run's static config and initial state."""
     models.check_params(model, params)
     loss = _default_loss(model) if loss is None else loss
     spec = models.resolve_loss(model, loss)
@@ -328,34 +346,63 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
                      target=target_loss is not None, patience=patience, min_delta=min_delta,
                      keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
                      verbose=verbose)
-    params = jax.tree.map(lambda p: jnp.array(p, dtype), params)  # a copy: the caller's params stay as they are
+    layout = _Layout(model.shapes(x.shape[1]))
+    theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
     if resume is not None:
         from fnn import checkpoint as ckpt
 
-        state = _resume_state(ckpt.load(resume), config, params, optimizer, dtype)
+        state = _resume_state(ckpt.load(resume), config, theta, optimizer, dtype)
     else:
-        state = _initial_state(config, params, optimizer.init(params), dtype)
+        state = _initial_state(config, theta, optimizer.init(theta), dtype)
     target = jnp.asarray(jnp.inf if target_loss is None else target_loss, dtype)
     data = (x, y, xv, yv, shuffle_key, target, jnp.asarray(epochs, jnp.int32))
-    run = _compiled(config)
+    return _Setup(config, layout, state, data, key, checkpoint_every)
 
+
+def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, optimizer: optim.Optimizer | None = None,
+        epochs: int = 100, batch_size: int = 32, key: Array | None = None, validation_data=None,
+        validation_split: float = 0.0, target_loss: float | None = None, patience: int | None = None,
+        min_delta: float = 0.0, restore_best: bool = True, max_bad_steps: int = 0, shuffle: bool = True,
+        verbose: int = 0, checkpoint=None, checkpoint_every: int | None = None, resume=None) -> FitResult:
+    """Train `params` on (x, y) with mini-batch gradient steps; returns new params and the history.
+
+    x: (n, n_in); y: targets in any form the loss accepts. loss defaults to the output layer's
+    natural pair (sigmoid: binary CE, softmax: categorical CE, else mse); optimizer defaults to
+    adam(1e-3). Every sample counts each epoch: the last batch may be partial. Stops after
+    `epochs`, when the training loss reaches `target_loss`, when the monitored loss (val_loss,
+    else loss) has not improved by `min_delta` for `patience` epochs (then, with `restore_best`,
+    the best params are returned), or at the first non-finite loss, gradient or update (after
+    `max_bad_steps` skipped ones in a row): the result then holds the last finite params.
+
+    Example:
+        >>> result = fnn.fit(model, params, x, y, loss="binary_cross_entropy",
+        ...                  optimizer=fnn.optim.momentum(0.1, 0.9), epochs=200, key=jax.random.key(1))
+        >>> result.history["loss"][-1], result.stop_reason
+    """
+    setup = _setup(model, params, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
+                   key=key, validation_data=validation_data, validation_split=validation_split,
+                   target_loss=target_loss, patience=patience, min_delta=min_delta, restore_best=restore_best,
+                   max_bad_steps=max_bad_steps, shuffle=shuffle, verbose=verbose, checkpoint=checkpoint,
+                   checkpoint_every=checkpoint_every, resume=resume)
+    config, layout, state, data = setup.config, setup.layout, setup.state, setup.data
+    run = _compiled(config)
     stop_at = int(state.epoch)
     while epochs > 0 and stop_at < epochs and not bool(state.stopped):
-        stop_at = min(stop_at + (checkpoint_every or epochs), epochs)
+        stop_at = min(stop_at + (setup.checkpoint_every or epochs), epochs)
         state = run(state, data, jnp.asarray(stop_at, jnp.int32))
         if checkpoint is not None:
             from fnn import checkpoint as ckpt
 
-            ckpt.save(checkpoint, _checkpoint_tree(state, key), allow_non_finite=True)
-    return _result(config, state, params)
+            ckpt.save(checkpoint, _checkpoint_tree(state, setup.key), allow_non_finite=True)
+    return _result(config, layout, state, data)
 
 
 def _checkpoint_tree(state: _State, key) -> dict:
     return {"format": "fnn-fit", "state": state._asdict(), "key": key}
 
 
-def _resume_state(saved, config: _Config, params, optimizer, dtype) -> _State:
-    fresh = _initial_state(config, params, optimizer.init(params), dtype)
+def _resume_state(saved, config: _Config, theta, optimizer, dtype) -> _State:
+    fresh = _initial_state(config, theta, optimizer.init(theta), dtype)
     if not isinstance(saved, dict) or saved.get("format") != "fnn-fit":
         raise FnnValueError("resume= must name a checkpoint written by fit(checkpoint=...)")
     state = saved["state"]
@@ -381,27 +428,49 @@ def _resize(h, capacity):
     return out
 
 
-def _result(config: _Config, state: _State, start_params) -> FitResult:
-    state = jax.device_get(state)
-    n = int(state.epoch)
-    history = {k: [float(v) for v in np.asarray(h)[:n]] for k, h in state.history.items()}
-    reason = STOP_REASONS[int(state.reason)]
-    params = state.params
-    if config.keep_best and int(state.best_epoch) >= 0:
-        params = state.best_params
+def _result(config: _Config, layout: _Layout, state: _State, data) -> FitResult:
+    host = jax.device_get(state)
+    n = int(host.epoch)
+    history = {k: [float(v) for v in np.asarray(h)[:n]] for k, h in host.history.items()}
+    reason = STOP_REASONS[int(host.reason)]
+    theta = state.best_params if config.keep_best and int(host.best_epoch) >= 0 else state.params
     divergence = None
-    if int(state.bad_info[0]) >= 0:
-        names = _leaf_names(start_params)
-        leaf_i = int(state.bad_info[2])
-        leaf = names[leaf_i] if leaf_i < len(names) else ("update" if leaf_i == len(names) else "loss")
-        divergence = Divergence(int(state.bad_info[0]), int(state.bad_info[1]), float(state.bad_loss), leaf)
     if reason == STOP_REASONS[NON_FINITE]:
-        warnings.warn(f"training stopped at epoch {divergence.epoch + 1}, step {divergence.step}: non-finite "
-                      f"loss {divergence.loss} (first non-finite gradient: {divergence.leaf}); returning the last "
-                      "finite parameters. Try a smaller learning rate.", RuntimeWarning, stacklevel=3)
-    to_jax = functools.partial(jax.tree.map, jnp.asarray)
-    best_epoch = int(state.best_epoch) if config.patience is not None and int(state.best_epoch) >= 0 else None
-    return FitResult(to_jax(params), to_jax(state.opt_state), history, reason, n, best_epoch, divergence)
+        epoch, step = (int(v) for v in host.bad_info)
+        leaf = _diagnose(config, layout, state, data, epoch, step)
+        divergence = Divergence(epoch, step, float(host.bad_loss), leaf)
+        warnings.warn(f"training stopped at epoch {epoch + 1}, step {step}: non-finite loss {divergence.loss} "
+                      f"(first non-finite: {leaf}); returning the last finite parameters. "
+                      "Try a smaller learning rate.", RuntimeWarning, stacklevel=3)
+    best_epoch = int(host.best_epoch) if config.patience is not None and int(host.best_epoch) >= 0 else None
+    return FitResult(layout.unflatten(theta), layout.unflatten_state(state.opt_state), history, reason, n,
+                     best_epoch, divergence)
+
+
+def _diagnose(config: _Config, layout: _Layout, state: _State, data, epoch: int, step: int) -> str:
+    """Redo the step that stopped training, from the params it started from, to name what broke:
+    the first non-finite gradient leaf (e.g. "[2].w"), else "update" or "loss"."""
+    x, y, key = data[0], data[1], data[4]
+    n, bs = x.shape[0], config.batch_size
+    order = jax.random.permutation(jax.random.fold_in(key, epoch), n) if config.shuffle else jnp.arange(n)
+    idx = np.asarray(order)[step * bs:(step + 1) * bs]
+    spec, model = config.spec, config.model
+
+    def loss_fn(th):
+        return losses.value(spec, models.network_output(model, spec, layout.unflatten(th), x[idx]), y[idx])
+
+    loss, grads = jax.jit(jax.value_and_grad(loss_fn))(state.params)
+    bad = np.flatnonzero(~np.isfinite(np.asarray(grads)))
+    if bad.size:
+        at = int(bad[0])
+        for i, (n_in, n_out) in enumerate(layout.shapes):
+            if at < n_in * n_out:
+                return f"[{i}].w"
+            at -= n_in * n_out
+            if at < n_out:
+                return f"[{i}].b"
+            at -= n_out
+    return "update" if np.isfinite(float(loss)) else "loss"
 
 
 # --------------------------------------------------------------------------- evaluate / predict

@@ -111,13 +111,13 @@ def test_clip_by_global_norm():
     chex.assert_trees_all_close(small, g)
 
 
-def test_weight_decay_decays_matrices_only():
-    params = {"w": jnp.ones((2, 2)), "b": jnp.ones(2)}
-    grads = jax.tree.map(jnp.zeros_like, params)
+def test_weight_decay_adds_rate_times_params():
+    params = {"w": jnp.ones((2, 2)), "b": jnp.full(2, -2.0)}
+    grads = {"w": jnp.full((2, 2), 0.5), "b": jnp.zeros(2)}
     wd = optim.add_weight_decay(0.1)
     out, _ = wd.update(grads, wd.init(params), params)
-    np.testing.assert_allclose(out["w"], 0.1 * np.ones((2, 2)))
-    np.testing.assert_allclose(out["b"], np.zeros(2))
+    np.testing.assert_allclose(out["w"], 0.6 * np.ones((2, 2)))
+    np.testing.assert_allclose(out["b"], [-0.2, -0.2])
     with pytest.raises(ValueError, match="needs the params"):
         wd.update(grads, wd.init(params))
 
