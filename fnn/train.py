@@ -310,6 +310,15 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
     optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
     epochs = _validate.integer(epochs, "epochs", minimum=0)
     batch_size = _validate.integer(batch_size, "batch_size", minimum=1)
+    saved = None
+    if resume is not None:
+        from fnn import checkpoint as ckpt
+
+        saved = ckpt.load(resume)
+        if not isinstance(saved, dict) or saved.get("format") != "fnn-fit":
+            raise FnnValueError(f"resume={resume!r} is not a checkpoint written by fit(checkpoint=...)")
+        if key is None:
+            key = saved["key"]  # the run's own key, so the resumed epochs shuffle as the first ones did
     key = jax.random.key(0) if key is None else _validate.key(key)
     verbose = _validate.integer(verbose, "verbose", minimum=0)
     max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
@@ -348,10 +357,8 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
                      verbose=verbose)
     layout = _Layout(model.shapes(x.shape[1]))
     theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
-    if resume is not None:
-        from fnn import checkpoint as ckpt
-
-        state = _resume_state(ckpt.load(resume), config, theta, optimizer, dtype)
+    if saved is not None:
+        state = _resume_state(saved, config, theta, optimizer, dtype)
     else:
         state = _initial_state(config, theta, optimizer.init(theta), dtype)
     target = jnp.asarray(jnp.inf if target_loss is None else target_loss, dtype)
@@ -403,8 +410,6 @@ def _checkpoint_tree(state: _State, key) -> dict:
 
 def _resume_state(saved, config: _Config, theta, optimizer, dtype) -> _State:
     fresh = _initial_state(config, theta, optimizer.init(theta), dtype)
-    if not isinstance(saved, dict) or saved.get("format") != "fnn-fit":
-        raise FnnValueError("resume= must name a checkpoint written by fit(checkpoint=...)")
     state = saved["state"]
     expected = jax.tree.structure(fresh._asdict())
     got = jax.tree.structure(state)

@@ -329,3 +329,28 @@ def test_evaluate_and_predict_bad_inputs(tiny):
         fnn.predict(SMALL, p[:1], x)
     with pytest.raises(TypeError, match="Sequential"):
         fnn.predict("model", p, x)
+
+
+def test_checkpoint_and_resume_bitwise(tmp_path, circles):
+    """A run interrupted after 4 epochs and resumed to 10 ends exactly as the uninterrupted run."""
+    x, y = circles
+    model = fnn.Sequential([fnn.Dense(8, activation="relu"), fnn.Dense(1, activation="sigmoid")])
+    p = model.init(jax.random.key(0), 2)
+    kwargs = dict(optimizer=optim.adam(0.01), key=jax.random.key(3), validation_split=0.2, patience=50)
+    full = fnn.fit(model, p, x, y, epochs=10, **kwargs)
+    path = tmp_path / "run.fnn"
+    fnn.fit(model, p, x, y, epochs=4, checkpoint=path, checkpoint_every=2, **kwargs)
+    rest = fnn.fit(model, p, x, y, epochs=10, resume=path, **kwargs)
+    assert rest.history == full.history and rest.epochs_run == 10
+    chex.assert_trees_all_equal(rest.params, full.params)
+    chex.assert_trees_all_equal(rest.opt_state, full.opt_state)
+    kwargs.pop("key")
+    again = fnn.fit(model, p, x, y, epochs=10, resume=path, **kwargs)  # the saved key is used
+    chex.assert_trees_all_equal(again.params, full.params)
+    with pytest.raises(ValueError, match="another kind"):
+        fnn.fit(model, p, x, y, epochs=10, resume=path, optimizer=optim.sgd(0.1), validation_split=0.2, patience=50)
+    fnn.save(tmp_path / "params.fnn", p)
+    with pytest.raises(ValueError, match="not a checkpoint written by fit"):
+        fnn.fit(model, p, x, y, epochs=10, resume=tmp_path / "params.fnn")
+    with pytest.raises(FileNotFoundError):
+        fnn.fit(model, p, x, y, epochs=10, resume=tmp_path / "missing.fnn")
