@@ -5,6 +5,7 @@ from fnn.checkpoint import load, save
 from fnn.layers import DenseParams
 from fnn.models import Dense, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
+from fnn.sweep import SweepResult, sweep
 from fnn.train import FitResult, evaluate, fit, predict, predict_classes
 
 __version__ = "0.1.0"
@@ -13,5 +14,5 @@ __all__ = [
     "CheckpointError", "CheckpointNotFoundError", "Dense", "DenseParams", "FnnError", "FnnTypeError",
     "FnnValueError", "Sequential", "activations", "backprop", "gradcheck", "initializers", "layers",
     "losses", "numerical", "numerical_gradient", "objective", "FitResult", "data", "evaluate", "fit", "metrics",
-    "optim", "predict", "predict_classes", "checkpoint", "load", "save",
+    "optim", "predict", "predict_classes", "checkpoint", "load", "save", "SweepResult", "sweep",
 ]

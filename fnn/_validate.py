@@ -109,7 +109,9 @@ def integer(value: Any, name: str, minimum: int = 1) -> int:
 
 def real(value: Any, name: str, low: float | None = None, high: float | None = None,
          low_open: bool = False, high_open: bool = False) -> float:
-    """A finite real number in the stated interval."""
+    """A finite real number in the stated interval (a traced value, as in fnn.sweep, passes unchecked)."""
+    if isinstance(value, jax.core.Tracer):
+        return value
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if hasattr(value, "shape") and getattr(value, "shape", None) == () and is_concrete(value):
             value = float(value)

@@ -19,6 +19,8 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from jax.sharding import Mesh, NamedSharding, PartitionSpec
+
 from fnn import _validate, losses, metrics, models, optim
 from fnn.errors import FnnTypeError, FnnValueError
 
@@ -69,6 +71,7 @@ class _Config(NamedTuple):
     max_bad_steps: int
     verbose: int
     unroll: int = 1
+    mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each batch is split across its devices
 
 
 class _State(NamedTuple):
@@ -164,7 +167,7 @@ def _step_fn(config: _Config, layout: _Layout, epoch):
 
 
 def _make_run(config: _Config):
-    """run(state, data, stop_epoch) -> state: epochs from state.epoch up to stop_epoch, compiled."""
+    """run(state, data, stop_epoch) -> state: epochs from state.epoch up to stop_epoch (not yet jitted)."""
     spec, model = config.spec, config.model
     metric = metrics.name_for(spec)
 
@@ -187,8 +190,11 @@ def _make_run(config: _Config):
         zero = jnp.zeros((), dtype)
         carry = (state.params, state.opt_state, state.bad_run, jnp.zeros((), bool), state.bad_info,
                  state.bad_loss, (zero, zero, zero), jnp.zeros((), jnp.int32))
-        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), carry, (x[idx], y[idx], mask),
-                                unroll=config.unroll)
+        batches = (x[idx], y[idx], mask)
+        if config.mesh is not None:  # split every batch across the devices; XLA all-reduces the gradients
+            batches = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(
+                a, NamedSharding(config.mesh, PartitionSpec(None, "data"))), batches)
+        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), carry, batches, unroll=config.unroll)
         theta, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
         params = layout.unflatten(theta)
         loss = loss_sum / n_sum
@@ -229,7 +235,6 @@ def _make_run(config: _Config):
         state, _, stop_epoch = args
         return (state.epoch < stop_epoch) & ~state.stopped
 
-    @jax.jit
     def run(state, data, stop_epoch):
         state, _, _ = jax.lax.while_loop(cond, epoch_body, (state, data, stop_epoch))
         return state
@@ -239,7 +244,7 @@ def _make_run(config: _Config):
 
 @functools.lru_cache(maxsize=64)
 def _compiled(config: _Config):
-    return _make_run(config)
+    return jax.jit(_make_run(config))
 
 
 def _report(verbose: int, epoch, total, stopped, values):
@@ -302,7 +307,7 @@ class _Setup(NamedTuple):
 
 def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, validation_data, validation_split,
            target_loss, patience, min_delta, restore_best, max_bad_steps, shuffle, verbose, checkpoint,
-           checkpoint_every, resume) -> _Setup:
+           checkpoint_every, resume, devices=None) -> _Setup:
     """Check every argument of fit on the host and build the run's static config and initial state."""
     models.check_params(model, params)
     loss = _default_loss(model) if loss is None else loss
@@ -354,7 +359,7 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
                      shuffle=bool(shuffle), capacity=_bucket(epochs), validate=validate,
                      target=target_loss is not None, patience=patience, min_delta=min_delta,
                      keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
-                     verbose=verbose)
+                     verbose=verbose, mesh=_mesh(devices, min(batch_size, x.shape[0])))
     layout = _Layout(model.shapes(x.shape[1]))
     theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
     if saved is not None:
@@ -363,14 +368,38 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
         state = _initial_state(config, theta, optimizer.init(theta), dtype)
     target = jnp.asarray(jnp.inf if target_loss is None else target_loss, dtype)
     data = (x, y, xv, yv, shuffle_key, target, jnp.asarray(epochs, jnp.int32))
+    if config.mesh is not None:  # params, optimizer state and data start replicated on every device
+        state, data = jax.device_put((state, data), NamedSharding(config.mesh, PartitionSpec()))
     return _Setup(config, layout, state, data, key, checkpoint_every)
+
+
+def _mesh(devices, batch_size: int):
+    """None, or a 1-d data-parallel Mesh over `devices` (a list of jax devices or a Mesh with a "data" axis)."""
+    if devices is None:
+        return None
+    if isinstance(devices, Mesh):
+        if "data" not in devices.axis_names:
+            raise FnnValueError(f"devices= Mesh needs an axis named 'data' to split batches over, it has "
+                                f"{devices.axis_names}")
+        mesh = devices
+    else:
+        devices = list(devices) if isinstance(devices, (list, tuple)) else None
+        if not devices or not all(isinstance(d, jax.Device) for d in devices):
+            raise FnnTypeError("devices must be a non-empty list of jax devices (e.g. jax.devices()) or a Mesh")
+        mesh = Mesh(np.array(devices), ("data",))
+    n = mesh.shape["data"]
+    if batch_size % n:
+        raise FnnValueError(f"batch_size {batch_size} is not divisible by the {n} devices it is split over; "
+                            f"use a multiple of {n}")
+    return mesh
 
 
 def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, optimizer: optim.Optimizer | None = None,
         epochs: int = 100, batch_size: int = 32, key: Array | None = None, validation_data=None,
         validation_split: float = 0.0, target_loss: float | None = None, patience: int | None = None,
         min_delta: float = 0.0, restore_best: bool = True, max_bad_steps: int = 0, shuffle: bool = True,
-        verbose: int = 0, checkpoint=None, checkpoint_every: int | None = None, resume=None) -> FitResult:
+        verbose: int = 0, checkpoint=None, checkpoint_every: int | None = None, resume=None,
+        devices=None) -> FitResult:
     """Train `params` on (x, y) with mini-batch gradient steps; returns new params and the history.
 
     x: (n, n_in); y: targets in any form the loss accepts. loss defaults to the output layer's
@@ -380,6 +409,9 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
     else loss) has not improved by `min_delta` for `patience` epochs (then, with `restore_best`,
     the best params are returned), or at the first non-finite loss, gradient or update (after
     `max_bad_steps` skipped ones in a row): the result then holds the last finite params.
+    checkpoint=path saves the run's whole state every `checkpoint_every` epochs (default: at the
+    end); resume=path continues such a run (epochs counts the whole run). devices=jax.devices()
+    (or a Mesh with a "data" axis) splits every batch across the devices, params replicated.
 
     Example:
         >>> result = fnn.fit(model, params, x, y, loss="binary_cross_entropy",
@@ -390,7 +422,7 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
                    key=key, validation_data=validation_data, validation_split=validation_split,
                    target_loss=target_loss, patience=patience, min_delta=min_delta, restore_best=restore_best,
                    max_bad_steps=max_bad_steps, shuffle=shuffle, verbose=verbose, checkpoint=checkpoint,
-                   checkpoint_every=checkpoint_every, resume=resume)
+                   checkpoint_every=checkpoint_every, resume=resume, devices=devices)
     config, layout, state, data = setup.config, setup.layout, setup.state, setup.data
     run = _compiled(config)
     stop_at = int(state.epoch)

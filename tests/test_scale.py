@@ -1,0 +1,115 @@
+"""sweep: many runs in one compiled call, each equal to its own fit; data parallelism over devices."""
+import os
+import subprocess
+import sys
+import textwrap
+import warnings
+
+import chex
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import fnn
+
+MODEL = fnn.Sequential([fnn.Dense(6, activation="relu"), fnn.Dense(1, activation="sigmoid")])
+
+
+@pytest.fixture(scope="module")
+def data():
+    x, y = fnn.data.circles(jax.random.key(0), 128, noise=0.05)
+    xv, yv = fnn.data.circles(jax.random.key(1), 64, noise=0.05)
+    return x, y, xv, yv
+
+
+def test_sweep_equals_separate_fits(data):
+    x, y, xv, yv = data
+    rates, seeds = [0.03, 0.3], [0, 4]
+    runs = fnn.sweep(MODEL, x, y, optimizer=lambda lr: fnn.optim.momentum(lr, 0.9), learning_rates=rates,
+                     seeds=seeds, epochs=6, batch_size=16, validation_data=(xv, yv))
+    assert runs.history["loss"].shape == (2, 2, 6)
+    assert runs.params[0].w.shape == (2, 2, 2, 6)
+    for i, lr in enumerate(rates):
+        for j, seed in enumerate(seeds):
+            r = fnn.fit(MODEL, MODEL.init(jax.random.key(seed), 2), x, y, optimizer=fnn.optim.momentum(lr, 0.9),
+                        epochs=6, batch_size=16, key=jax.random.key(seed), validation_data=(xv, yv))
+            chex.assert_trees_all_close(runs.run(i, j), r.params, rtol=1e-5, atol=1e-6)
+            np.testing.assert_allclose(runs.history["val_loss"][i, j], r.history["val_loss"], rtol=1e-5)
+    lr, seed, params = runs.best()
+    i, j = rates.index(lr), seeds.index(seed)
+    assert runs.score[i, j] == np.nanmin(runs.score)
+    chex.assert_trees_all_equal(params, runs.run(i, j))
+
+
+def test_one_diverging_run_does_not_poison_the_others():
+    x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
+    y = 1e3 * x
+    reg = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(1)])
+    runs = fnn.sweep(reg, x, y, optimizer=fnn.optim.sgd, learning_rates=[1e-4, 50.0], seeds=[0], epochs=8,
+                     batch_size=8)
+    assert runs.stop_reasons[1][0] == "non_finite_loss" and runs.stop_reasons[0][0] == "epochs"
+    assert runs.epochs_run[0, 0] == 8 and runs.epochs_run[1, 0] < 8
+    assert np.isfinite(runs.history["loss"][0, 0]).all()
+    assert all(bool(jnp.all(jnp.isfinite(leaf))) for leaf in jax.tree.leaves(runs.params))
+    assert np.isnan(runs.score[1, 0]) and runs.best()[0] == 1e-4
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        alone = fnn.fit(reg, reg.init(jax.random.key(0), 1), x, y, optimizer=fnn.optim.sgd(1e-4), epochs=8,
+                        batch_size=8, key=jax.random.key(0))
+    chex.assert_trees_all_close(runs.run(0, 0), alone.params, rtol=1e-5, atol=1e-6)
+
+
+@pytest.mark.parametrize("kwargs, match", [
+    (dict(optimizer=fnn.optim.sgd(0.1)), "function learning_rate"),
+    (dict(learning_rates=[]), "must not be empty"),
+    (dict(learning_rates=[0.1, -1.0]), r"learning_rates\[1\]"),
+    (dict(learning_rates=0.1), "must be a list"),
+    (dict(seeds=[0, -1]), r"seeds\[1\]"),
+    (dict(batch_size=0), "batch_size"),
+])
+def test_sweep_bad_inputs(data, kwargs, match):
+    x, y, _, _ = data
+    args = dict(optimizer=fnn.optim.sgd, learning_rates=[0.1], seeds=[0], epochs=2)
+    args.update(kwargs)
+    with pytest.raises((ValueError, TypeError), match=match):
+        fnn.sweep(MODEL, x, y, **args)
+
+
+def test_devices_refuses_indivisible_batch(data):
+    x, y, _, _ = data
+    with pytest.raises(ValueError, match="not divisible"):
+        fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, epochs=1, batch_size=3,
+                devices=jax.devices() * 2)
+    with pytest.raises(TypeError, match="devices"):
+        fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, epochs=1, devices=["cpu"])
+
+
+FOUR_DEVICES = textwrap.dedent("""
+    import jax, jax.numpy as jnp, numpy as np, fnn
+    assert len(jax.devices()) == 4, jax.devices()
+    x, y = fnn.data.circles(jax.random.key(0), 256, noise=0.05)
+    model = fnn.Sequential([fnn.Dense(8, activation="relu"), fnn.Dense(1, activation="sigmoid")])
+    p = model.init(jax.random.key(0), 2)
+    kw = dict(optimizer=fnn.optim.momentum(0.1, 0.9), epochs=5, batch_size=32, key=jax.random.key(2))
+    one = fnn.fit(model, p, x, y, **kw)
+    four = fnn.fit(model, p, x, y, devices=jax.devices(), **kw)
+    diff = max(float(jnp.max(jnp.abs(a - b))) for a, b in zip(jax.tree.leaves(one.params),
+                                                              jax.tree.leaves(four.params)))
+    assert diff < 1e-5, diff
+    np.testing.assert_allclose(one.history["loss"], four.history["loss"], rtol=1e-5)
+    setup = fnn.train._setup(model, p, x, y, loss=None, devices=jax.devices(), verbose=0, checkpoint=None,
+                             checkpoint_every=None, resume=None, validation_data=None, validation_split=0.0,
+                             target_loss=None, patience=None, min_delta=0.0, restore_best=True, max_bad_steps=0,
+                             shuffle=True, **kw)
+    text = fnn.train._compiled(setup.config).lower(setup.state, setup.data, jnp.int32(5)).compile().as_text()
+    assert "all-reduce" in text  # each device computed part of every batch
+    print("ok", diff)
+""")
+
+
+def test_four_devices_match_one_device():
+    env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
+    out = subprocess.run([sys.executable, "-c", FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=120)
+    assert out.returncode == 0, out.stderr[-3000:]
+    assert out.stdout.startswith("ok")
