@@ -355,11 +355,24 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
         xv, yv = x[:0], y[:0]
     validate = xv.shape[0] > 0
 
-    config = _Config(model=model, spec=spec, optimizer=optimizer, batch_size=min(batch_size, x.shape[0]),
+    mesh = _mesh(devices)
+    if _spans_processes(mesh):
+        if validation_split:
+            raise FnnValueError("validation_split is not available across processes: pass each process's "
+                                "share of the validation set as validation_data")
+        # Each process passed its own rows: together they form the global, sample-sharded data.
+        rows = NamedSharding(mesh, PartitionSpec("data"))
+        x, y, xv, yv = (jax.make_array_from_process_local_data(rows, np.asarray(a)) for a in (x, y, xv, yv))
+    batch_size = min(batch_size, x.shape[0])
+    if mesh is not None and batch_size % mesh.shape["data"]:
+        n = mesh.shape["data"]
+        raise FnnValueError(f"batch_size {batch_size} is not divisible by the {n} devices it is split over; "
+                            f"use a multiple of {n}")
+    config = _Config(model=model, spec=spec, optimizer=optimizer, batch_size=batch_size,
                      shuffle=bool(shuffle), capacity=_bucket(epochs), validate=validate,
                      target=target_loss is not None, patience=patience, min_delta=min_delta,
                      keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
-                     verbose=verbose, mesh=_mesh(devices, min(batch_size, x.shape[0])))
+                     verbose=verbose, mesh=mesh)
     layout = _Layout(model.shapes(x.shape[1]))
     theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
     if saved is not None:
@@ -368,12 +381,32 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
         state = _initial_state(config, theta, optimizer.init(theta), dtype)
     target = jnp.asarray(jnp.inf if target_loss is None else target_loss, dtype)
     data = (x, y, xv, yv, shuffle_key, target, jnp.asarray(epochs, jnp.int32))
-    if config.mesh is not None:  # params, optimizer state and data start replicated on every device
-        state, data = jax.device_put((state, data), NamedSharding(config.mesh, PartitionSpec()))
+    if _spans_processes(mesh):  # the same host values on every process become one replicated array
+        state, rest = _replicate(mesh, (state, data[4:]))
+        data = data[:4] + rest
+    elif mesh is not None:  # params, optimizer state and data start replicated on every device
+        state, data = jax.device_put((state, data), NamedSharding(mesh, PartitionSpec()))
     return _Setup(config, layout, state, data, key, checkpoint_every)
 
 
-def _mesh(devices, batch_size: int):
+def _replicate(mesh, tree):
+    """Each process's identical copy of `tree` as global arrays replicated over the mesh."""
+    replicated = NamedSharding(mesh, PartitionSpec())
+
+    def one(leaf):
+        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
+            return jax.random.wrap_key_data(one(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
+        value = np.asarray(jax.device_get(leaf))
+        return jax.make_array_from_callback(value.shape, replicated, lambda index: value[index])
+
+    return jax.tree.map(one, tree)
+
+
+def _spans_processes(mesh) -> bool:
+    return mesh is not None and any(d.process_index != jax.process_index() for d in mesh.devices.flat)
+
+
+def _mesh(devices):
     """None, or a 1-d data-parallel Mesh over `devices` (a list of jax devices or a Mesh with a "data" axis)."""
     if devices is None:
         return None
@@ -387,10 +420,6 @@ def _mesh(devices, batch_size: int):
         if not devices or not all(isinstance(d, jax.Device) for d in devices):
             raise FnnTypeError("devices must be a non-empty list of jax devices (e.g. jax.devices()) or a Mesh")
         mesh = Mesh(np.array(devices), ("data",))
-    n = mesh.shape["data"]
-    if batch_size % n:
-        raise FnnValueError(f"batch_size {batch_size} is not divisible by the {n} devices it is split over; "
-                            f"use a multiple of {n}")
     return mesh
 
 
@@ -467,6 +496,8 @@ def _resize(h, capacity):
 
 def _result(config: _Config, layout: _Layout, state: _State, data) -> FitResult:
     host = jax.device_get(state)
+    if _spans_processes(config.mesh):  # results are replicated: continue with this process's copy
+        state = jax.tree.map(jnp.asarray, host)
     n = int(host.epoch)
     history = {k: [float(v) for v in np.asarray(h)[:n]] for k, h in host.history.items()}
     reason = STOP_REASONS[int(host.reason)]

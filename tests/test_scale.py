@@ -113,3 +113,34 @@ def test_four_devices_match_one_device():
     out = subprocess.run([sys.executable, "-c", FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=120)
     assert out.returncode == 0, out.stderr[-3000:]
     assert out.stdout.startswith("ok")
+
+
+def _free_port():
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def test_two_processes_match_one_process(tmp_path):
+    """Two processes on 127.0.0.1, each holding half the data, train data-parallel over gloo and end
+    with the parameters of the same run in one process."""
+    worker = os.path.join(os.path.dirname(__file__), "_two_process_worker.py")
+    port = str(_free_port())
+    env = dict(os.environ, JAX_PLATFORMS="cpu")
+    env.pop("XLA_FLAGS", None)
+    outs = [tmp_path / f"{mode}.fnn" for mode in ("0", "1", "single")]
+    procs = [subprocess.Popen([sys.executable, worker, mode, port, str(out)], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.STDOUT, text=True) for mode, out in zip(("0", "1", "single"), outs)]
+    try:
+        logs = [p.communicate(timeout=120)[0] for p in procs]
+    finally:
+        for p in procs:
+            p.kill()
+    assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
+    single = fnn.load(outs[2])
+    for out in outs[:2]:
+        got = fnn.load(out)
+        chex.assert_trees_all_close(got["params"], single["params"], rtol=1e-5, atol=1e-6)
+        np.testing.assert_allclose(got["loss"], single["loss"], rtol=1e-5)
