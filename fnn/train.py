@@ -146,7 +146,7 @@ def _step_fn(config: _Config, layout: _Layout, epoch):
         new_theta = theta + updates
         # A NaN/inf gradient or update makes the sum non-finite: one reduction checks the whole step.
         ok = jnp.isfinite(loss) & jnp.isfinite(jnp.sum(new_theta))
-        ran = ~stopped
+        ran = ~stopped if w is None else ~stopped & (jnp.sum(w) > 0)  # an all-padding batch is no step
         take = ok & ran
         theta = jnp.where(take, new_theta, theta)
         opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
@@ -166,15 +166,60 @@ def _step_fn(config: _Config, layout: _Layout, epoch):
     return step
 
 
-def _make_run(config: _Config):
-    """run(state, data, stop_epoch) -> state: epochs from state.epoch up to stop_epoch (not yet jitted)."""
+def _start_epoch(state: _State):
+    """The scan carry of an epoch: (θ, opt_state, bad_run, stopped, bad_info, bad_loss, sums, step)."""
+    zero = jnp.zeros((), state.best.dtype)
+    return (state.params, state.opt_state, state.bad_run, jnp.zeros((), bool), state.bad_info, state.bad_loss,
+            (zero, zero, zero), jnp.zeros((), jnp.int32))
+
+
+def _end_epoch(config: _Config, layout: _Layout, state: _State, carry, xv, yv, target, total) -> _State:
+    """Record the epoch's history and apply the stopping rules: divergence, early stopping, target loss."""
     spec, model = config.spec, config.model
     metric = metrics.name_for(spec)
+    epoch = state.epoch
+    theta, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
+    loss = loss_sum / n_sum
+    values = {"loss": loss, metric: metric_sum / n_sum}
+    if config.validate:
+        out = models.network_output(model, spec, layout.unflatten(theta), xv)
+        values["val_loss"] = losses.value(spec, out, yv)
+        values[f"val_{metric}"] = jnp.mean(metrics.per_sample(spec, out, yv))
+    history = {k: h.at[epoch].set(values[k].astype(h.dtype)) for k, h in state.history.items()}
+
+    reason, best, best_epoch, wait, best_params = (state.reason, state.best, state.best_epoch, state.wait,
+                                                   state.best_params)
+    stopped = diverged
+    reason = jnp.where(diverged, NON_FINITE, reason)
+    if config.patience is not None:
+        monitored = values["val_loss"] if config.validate else loss
+        improved = (monitored < best - config.min_delta) & ~diverged
+        best = jnp.where(improved, monitored.astype(best.dtype), best)
+        best_epoch = jnp.where(improved, epoch, best_epoch)
+        wait = jnp.where(improved, 0, wait + 1)
+        if config.keep_best:
+            best_params = jnp.where(improved, theta, best_params)
+        early = ~stopped & (wait >= config.patience)
+        reason = jnp.where(early, EARLY_STOPPING, reason)
+        stopped = stopped | early
+    if config.target:
+        reached = ~stopped & (loss <= target)
+        reason = jnp.where(reached, TARGET_LOSS, reason)
+        stopped = stopped | reached
+    if config.verbose:
+        jax.debug.callback(functools.partial(_report, config.verbose), epoch, total, stopped,
+                           {k: values[k] for k in state.history}, ordered=True)
+    return _State(theta, opt_state, epoch + 1, stopped, reason, best, best_epoch, wait, best_params, bad_run,
+                  info, bad_loss, history)
+
+
+def _make_run(config: _Config):
+    """run(state, data, stop_epoch) -> state: epochs from state.epoch up to stop_epoch (not yet jitted)."""
 
     def epoch_body(args):
         state, data, stop_epoch = args
         x, y, xv, yv, key, target, total = data
-        layout = _Layout(model.shapes(x.shape[1]))
+        layout = _Layout(config.model.shapes(x.shape[1]))
         n, bs = x.shape[0], config.batch_size
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
@@ -186,50 +231,13 @@ def _make_run(config: _Config):
         # The epoch's batches are gathered once, up front; the last is padded and masked if partial.
         idx = jnp.concatenate([order, jnp.zeros((pad,), order.dtype)]).reshape(n_batches, bs)
         mask = (jnp.arange(n_batches * bs) < n).reshape(n_batches, bs).astype(x.dtype) if pad else None
-        dtype = x.dtype
-        zero = jnp.zeros((), dtype)
-        carry = (state.params, state.opt_state, state.bad_run, jnp.zeros((), bool), state.bad_info,
-                 state.bad_loss, (zero, zero, zero), jnp.zeros((), jnp.int32))
         batches = (x[idx], y[idx], mask)
         if config.mesh is not None:  # split every batch across the devices; XLA all-reduces the gradients
             batches = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(
                 a, NamedSharding(config.mesh, PartitionSpec(None, "data"))), batches)
-        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), carry, batches, unroll=config.unroll)
-        theta, opt_state, bad_run, diverged, info, bad_loss, (loss_sum, metric_sum, n_sum), _ = carry
-        params = layout.unflatten(theta)
-        loss = loss_sum / n_sum
-        values = {"loss": loss, metric: metric_sum / n_sum}
-        if config.validate:
-            out = models.network_output(model, spec, params, xv)
-            values["val_loss"] = losses.value(spec, out, yv)
-            values[f"val_{metric}"] = jnp.mean(metrics.per_sample(spec, out, yv))
-        history = {k: h.at[epoch].set(values[k].astype(h.dtype)) for k, h in state.history.items()}
-
-        reason, best, best_epoch, wait, best_params = (state.reason, state.best, state.best_epoch, state.wait,
-                                                       state.best_params)
-        stopped = diverged
-        reason = jnp.where(diverged, NON_FINITE, reason)
-        if config.patience is not None:
-            monitored = values["val_loss"] if config.validate else loss
-            improved = (monitored < best - config.min_delta) & ~diverged
-            best = jnp.where(improved, monitored.astype(best.dtype), best)
-            best_epoch = jnp.where(improved, epoch, best_epoch)
-            wait = jnp.where(improved, 0, wait + 1)
-            if config.keep_best:
-                best_params = jnp.where(improved, theta, best_params)
-            early = ~stopped & (wait >= config.patience)
-            reason = jnp.where(early, EARLY_STOPPING, reason)
-            stopped = stopped | early
-        if config.target:
-            reached = ~stopped & (loss <= target)
-            reason = jnp.where(reached, TARGET_LOSS, reason)
-            stopped = stopped | reached
-        if config.verbose:
-            jax.debug.callback(functools.partial(_report, config.verbose), epoch, total, stopped,
-                               {k: values[k] for k in state.history}, ordered=True)
-        new = _State(theta, opt_state, epoch + 1, stopped, reason, best, best_epoch, wait, best_params, bad_run,
-                     info, bad_loss, history)
-        return new, data, stop_epoch
+        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), _start_epoch(state), batches,
+                                unroll=config.unroll)
+        return _end_epoch(config, layout, state, carry, xv, yv, target, total), data, stop_epoch
 
     def cond(args):
         state, _, stop_epoch = args
@@ -441,12 +449,29 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
     checkpoint=path saves the run's whole state every `checkpoint_every` epochs (default: at the
     end); resume=path continues such a run (epochs counts the whole run). devices=jax.devices()
     (or a Mesh with a "data" axis) splits every batch across the devices, params replicated.
+    With y=None, x may be a stream of (x_batch, y_batch) pairs for data larger than memory
+    (see fnn.stream); batch_size and shuffling are then the stream's.
 
     Example:
         >>> result = fnn.fit(model, params, x, y, loss="binary_cross_entropy",
         ...                  optimizer=fnn.optim.momentum(0.1, 0.9), epochs=200, key=jax.random.key(1))
         >>> result.history["loss"][-1], result.stop_reason
     """
+    from fnn import stream
+
+    if y is None and stream.is_stream(x):
+        unsupported = dict(key=key, validation_split=validation_split or None, checkpoint=checkpoint, resume=resume,
+                           devices=devices)
+        given = [k for k, v in unsupported.items() if v is not None]
+        if given:
+            raise FnnValueError(f"{', '.join(given)} cannot be used with a stream of batches; the stream decides "
+                                "the order and split of the data")
+        return stream.fit_stream(model, params, x, loss=loss, optimizer=optimizer, epochs=epochs,
+                                 validation_data=validation_data, target_loss=target_loss, patience=patience,
+                                 min_delta=min_delta, restore_best=restore_best, max_bad_steps=max_bad_steps,
+                                 verbose=verbose)
+    if y is None:
+        raise FnnValueError("y is None: pass targets, or pass x as a stream of (x, y) batches")
     setup = _setup(model, params, x, y, loss=loss, optimizer=optimizer, epochs=epochs, batch_size=batch_size,
                    key=key, validation_data=validation_data, validation_split=validation_split,
                    target_loss=target_loss, patience=patience, min_delta=min_delta, restore_best=restore_best,
@@ -499,13 +524,14 @@ def _result(config: _Config, layout: _Layout, state: _State, data) -> FitResult:
     if _spans_processes(config.mesh):  # results are replicated: continue with this process's copy
         state = jax.tree.map(jnp.asarray, host)
     n = int(host.epoch)
-    history = {k: [float(v) for v in np.asarray(h)[:n]] for k, h in host.history.items()}
+    history = {k: [float(v) for v in np.asarray(host.history[k])[:n]]
+               for k in _history_names(config.spec, config.validate)}
     reason = STOP_REASONS[int(host.reason)]
     theta = state.best_params if config.keep_best and int(host.best_epoch) >= 0 else state.params
     divergence = None
     if reason == STOP_REASONS[NON_FINITE]:
         epoch, step = (int(v) for v in host.bad_info)
-        leaf = _diagnose(config, layout, state, data, epoch, step)
+        leaf = _diagnose(config, layout, state, data, epoch, step) if data is not None else "a streamed batch"
         divergence = Divergence(epoch, step, float(host.bad_loss), leaf)
         warnings.warn(f"training stopped at epoch {epoch + 1}, step {step}: non-finite loss {divergence.loss} "
                       f"(first non-finite: {leaf}); returning the last finite parameters. "
