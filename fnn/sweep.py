@@ -7,7 +7,7 @@ diverging run neither stops nor poisons the others.
 """
 from __future__ import annotations
 
-import math
+import functools
 from typing import Any, Callable, NamedTuple, Sequence
 
 import jax
@@ -80,16 +80,23 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
     thetas = jnp.stack([layout.flatten(model.init(jax.random.key(s), n_in, dtype)) for s in seeds])
     shuffle_keys = jnp.stack([jax.random.split(jax.random.key(s))[1] for s in seeds])
 
-    def one(rate, theta, shuffle_key):
+    runs = _compiled(config._replace(optimizer=None), optimizer, jnp.dtype(dtype))
+    states = runs(jnp.asarray(rates, dtype), thetas, shuffle_keys, data, jnp.asarray(epochs, jnp.int32))
+    return _result(config, layout, states, rates, seeds, epochs)
+
+
+@functools.lru_cache(maxsize=16)
+def _compiled(config, optimizer, dtype):
+    """The vmapped runs, cached on the settings and the optimizer function (by identity)."""
+
+    def one(rate, theta, shuffle_key, data, epochs):
         opt = optimizer(rate)
         cfg = config._replace(optimizer=opt)
         state = train._initial_state(cfg, theta, opt.init(theta), dtype)
-        run_data = data[:4] + (shuffle_key,) + data[5:]
-        return train._make_run(cfg)(state, run_data, jnp.asarray(epochs, jnp.int32))
+        return train._make_run(cfg)(state, data[:4] + (shuffle_key,) + data[5:], epochs)
 
-    runs = jax.jit(jax.vmap(jax.vmap(one, in_axes=(None, 0, 0)), in_axes=(0, None, None)))
-    states = runs(jnp.asarray(rates, dtype), thetas, shuffle_keys)
-    return _result(config, layout, states, rates, seeds, epochs)
+    over_seeds = jax.vmap(one, in_axes=(None, 0, 0, None, None))
+    return jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None, None, None)))
 
 
 def _sequence(values, name):
