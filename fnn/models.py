@@ -100,9 +100,13 @@ class Sequential:
         """Fresh parameters, a tuple of DenseParams(w (n_in, n_out), b (n_out,)); one subkey per layer."""
         key = _validate.key(key)
         input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
-        if not jnp.issubdtype(jnp.dtype(dtype), jnp.floating):
+        try:
+            dtype = jnp.dtype(dtype)
+        except TypeError:
+            raise FnnTypeError(f"dtype must be a floating dtype, got {dtype!r}") from None
+        if not jnp.issubdtype(dtype, jnp.floating):
             raise FnnTypeError(f"dtype must be a floating dtype, got {dtype}")
-        return _init_fn(self, input_dim, jnp.dtype(dtype))(key)
+        return _init_fn(self, input_dim, dtype)(key)
 
     def input_dim(self, params: Params) -> int:
         """The input width these params were built for (checks the params' structure first)."""
@@ -166,11 +170,11 @@ def check_params(model: Sequential, params) -> None:
         if not hasattr(w, "shape") or not hasattr(b, "shape"):
             raise FnnTypeError(f"params[{i}].w and .b must be arrays, got {type(w).__name__} and {type(b).__name__}")
         if n_in is None:
-            n_in = w.shape[0] if len(w.shape) == 2 else None
+            n_in = w.shape[0] if len(w.shape) == 2 else "n_in"
         expected_w = (n_in, layer.units)
         if tuple(w.shape) != expected_w:
             raise FnnValueError(f"params[{i}].w (layer {i}, Dense({layer.units})) has shape {tuple(w.shape)}, "
-                                f"expected {expected_w}")
+                                f"expected ({n_in}, {layer.units})")
         if tuple(b.shape) != (layer.units,):
             raise FnnValueError(f"params[{i}].b (layer {i}, Dense({layer.units})) has shape {tuple(b.shape)}, "
                                 f"expected {(layer.units,)}")
@@ -186,19 +190,24 @@ def resolve_loss(model: Sequential, loss: str) -> losses.LossSpec:
     return losses.resolve(loss, model.output_activation, model.output_dim)
 
 
-def network_output(model: Sequential, spec: losses.LossSpec, params: Params, x: Array) -> Array:
-    """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks."""
+def network_output(model: Sequential, spec: losses.LossSpec, params: Params, x: Array,
+                   small: bool = False) -> Array:
+    """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks.
+    small: see layers.dense_apply."""
     f = layers.mlp_logits if spec.from_logits else layers.mlp_apply
-    return f(model.activations, params, x)
+    return f(model.activations, params, x, small)
 
 
-def prepare(model: Sequential, spec: losses.LossSpec, params: Params, x, y):
-    """Check (params, x, y) against the model and loss; returns x and y as (n, ·) float arrays."""
+def prepare(model: Sequential, spec: losses.LossSpec, params: Params, x, y, xname: str = "x", yname: str = "y"):
+    """Check (params, x, y) against the model and loss; returns x and y as (n, ·) float arrays.
+
+    xname, yname: the argument names the messages use (e.g. "x_val" for validation data).
+    """
     check_params(model, params)
-    x, _ = _validate.features(x, "x", params[0][0].shape[0])
+    x, _ = _validate.features(x, xname, params[0][0].shape[0])
     dtype = params[0][0].dtype
-    y = losses.prepare_targets(y, spec.name, model.output_dim, dtype)
-    _validate.same_length(x, y)
+    y = losses.prepare_targets(y, spec.name, model.output_dim, dtype, name=yname)
+    _validate.same_length(x, y, xname, yname)
     return jnp.asarray(x, dtype), y
 
 

@@ -80,7 +80,8 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
     thetas = jnp.stack([layout.flatten(model.init(jax.random.key(s), n_in, dtype)) for s in seeds])
     shuffle_keys = jnp.stack([jax.random.split(jax.random.key(s))[1] for s in seeds])
 
-    runs = _compiled(config._replace(optimizer=None), optimizer, jnp.dtype(dtype))
+    # Batched over models, matmuls beat the broadcast sums that suit one tiny network.
+    runs = _compiled(config._replace(optimizer=None, small_layers=False), optimizer, jnp.dtype(dtype))
     states = runs(jnp.asarray(rates, dtype), thetas, shuffle_keys, data, jnp.asarray(epochs, jnp.int32))
     return _result(config, layout, states, rates, seeds, epochs)
 

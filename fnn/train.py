@@ -72,6 +72,7 @@ class _Config(NamedTuple):
     verbose: int
     unroll: int = 1
     mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each batch is split across its devices
+    small_layers: bool = True  # tiny layers as fused sums, not matmul calls (layers.dense_apply)
 
 
 class _State(NamedTuple):
@@ -136,7 +137,7 @@ def _step_fn(config: _Config, layout: _Layout, epoch):
         xb, yb, w = batch
 
         def batch_loss(th):
-            out = models.network_output(model, spec, layout.unflatten(th), xb)
+            out = models.network_output(model, spec, layout.unflatten(th), xb, small=config.small_layers)
             if w is None:
                 return losses.value(spec, out, yb), out
             return jnp.sum(w * losses.per_sample(spec, out, yb)) / jnp.sum(w), out
