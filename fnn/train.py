@@ -70,7 +70,6 @@ class _Config(NamedTuple):
     keep_best: bool
     max_bad_steps: int
     verbose: int
-    unroll: int = 1
     mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each batch is split across its devices
     small_layers: bool = True  # tiny layers as fused sums, not matmul calls (layers.dense_apply)
 
@@ -236,8 +235,7 @@ def _make_run(config: _Config):
         if config.mesh is not None:  # split every batch across the devices; XLA all-reduces the gradients
             batches = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(
                 a, NamedSharding(config.mesh, PartitionSpec(None, "data"))), batches)
-        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), _start_epoch(state), batches,
-                                unroll=config.unroll)
+        carry, _ = jax.lax.scan(_step_fn(config, layout, epoch), _start_epoch(state), batches)
         return _end_epoch(config, layout, state, carry, xv, yv, target, total), data, stop_epoch
 
     def cond(args):
