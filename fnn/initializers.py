@@ -24,43 +24,86 @@ def _fans(shape) -> tuple[int, int]:
     return int(shape[0]), int(shape[1])
 
 
-def _uniform(key, shape, dtype, variance):
-    limit = math.sqrt(3.0 * variance)  # Var(U(-a, a)) = a² / 3
-    return jax.random.uniform(key, shape, dtype, -limit, limit)
+# Every initializer is a transform of U(0, 1) draws, so a whole network can be drawn with one call
+# to the random generator (see `draw_many`): its compilation, not the arithmetic, is what costs.
+def _unit(key, shape, dtype):
+    """U(0, 1) with 0 excluded, so the normal inverse CDF below stays finite."""
+    return jax.random.uniform(key, shape, dtype, minval=jnp.finfo(dtype).tiny, maxval=1.0)
 
 
-def _normal(key, shape, dtype, variance):
-    return math.sqrt(variance) * jax.random.normal(key, shape, dtype)
+def _glorot(fan_in, fan_out):
+    return 2.0 / (fan_in + fan_out)
+
+
+def _he(fan_in, fan_out):
+    return 2.0 / fan_in
+
+
+_RULES = {  # name -> (distribution, variance(fan_in, fan_out))
+    "glorot_uniform": ("uniform", _glorot),
+    "glorot_normal": ("normal", _glorot),
+    "he_uniform": ("uniform", _he),
+    "he_normal": ("normal", _he),
+    "zeros": ("zeros", None),
+}
+
+
+def _transform(name: str, u: Array, shape) -> Array:
+    """U(0, 1) draws u (size of shape) -> the named initializer's values of `shape`."""
+    kind, variance = _RULES[name]
+    u = u.reshape(shape)
+    if kind == "zeros":
+        return jnp.zeros_like(u)
+    var = variance(*_fans(shape))
+    if kind == "uniform":
+        return (2 * u - 1) * math.sqrt(3.0 * var)  # U(−a, a) has variance a² / 3
+    return math.sqrt(var) * jax.scipy.special.ndtri(u)  # the inverse normal CDF of U(0, 1) is N(0, 1)
+
+
+def _draw(name, key, shape, dtype):
+    _fans(shape)
+    return _transform(name, _unit(key, (math.prod(shape),), dtype), shape)
 
 
 def glorot_uniform(key: Array, shape, dtype=jnp.float32) -> Array:
     """U(−a, a) with a = sqrt(6 / (fan_in + fan_out))."""
-    fan_in, fan_out = _fans(shape)
-    return _uniform(key, shape, dtype, 2.0 / (fan_in + fan_out))
+    return _draw("glorot_uniform", key, shape, dtype)
 
 
 def glorot_normal(key: Array, shape, dtype=jnp.float32) -> Array:
     """N(0, 2 / (fan_in + fan_out))."""
-    fan_in, fan_out = _fans(shape)
-    return _normal(key, shape, dtype, 2.0 / (fan_in + fan_out))
+    return _draw("glorot_normal", key, shape, dtype)
 
 
 def he_uniform(key: Array, shape, dtype=jnp.float32) -> Array:
     """U(−a, a) with a = sqrt(6 / fan_in)."""
-    fan_in, _ = _fans(shape)
-    return _uniform(key, shape, dtype, 2.0 / fan_in)
+    return _draw("he_uniform", key, shape, dtype)
 
 
 def he_normal(key: Array, shape, dtype=jnp.float32) -> Array:
     """N(0, 2 / fan_in)."""
-    fan_in, _ = _fans(shape)
-    return _normal(key, shape, dtype, 2.0 / fan_in)
+    return _draw("he_normal", key, shape, dtype)
 
 
 def zeros(key: Array, shape, dtype=jnp.float32) -> Array:
     """All zeros (the key is accepted for a uniform signature and ignored)."""
     del key
     return jnp.zeros(shape, dtype)
+
+
+def draw_many(key: Array, names, shapes, dtype=jnp.float32) -> list[Array]:
+    """One array per (initializer name, shape), all from a single U(0, 1) draw split into slices.
+
+    Each slice is a disjoint part of one random stream, so no two arrays share values.
+    """
+    sizes = [math.prod(shape) for shape in shapes]
+    u = _unit(key, (max(sum(sizes), 1),), dtype)
+    out, at = [], 0
+    for name, shape, size in zip(names, shapes, sizes):
+        get(name)
+        out.append(_transform(name, u[at:at + size], shape))
+        at += size
+    return out
 
 
 INITIALIZERS: dict[str, Initializer] = {

@@ -1,0 +1,226 @@
+"""Helpers shared by the experiment scripts: arguments, output folder, summary, plots, circles set-up.
+
+Every script is `main(argv=None) -> dict`: it parses `--out DIR --seed N --quick`, writes PNG
+plots and a `summary.txt` into DIR, prints the summary, and returns its key numbers.
+"""
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import functools
+import os
+import time
+from typing import NamedTuple, Sequence
+
+import matplotlib
+
+matplotlib.use("Agg")  # files only, never a window
+import matplotlib.pyplot as plt  # noqa: E402
+import numpy as np  # noqa: E402
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+
+import fnn  # noqa: E402
+
+__all__ = ["plt", "parser", "output_dir", "Summary", "plot_history", "savefig", "first_epoch_below",
+           "circles_data", "circles_model", "circles_init", "circles_fit", "circles_optimizer", "CirclesConfig",
+           "CIRCLES_QUICK", "CIRCLES_LAYERS", "LayerReport", "layer_report", "layer_names", "bar_groups"]
+
+
+# --------------------------------------------------------------------------- arguments and outputs
+def parser(name: str, description: str) -> argparse.ArgumentParser:
+    """The arguments every experiment takes: --out (default results/<name>), --seed, --quick."""
+    p = argparse.ArgumentParser(prog=f"experiments/{name}.py", description=description)
+    p.add_argument("--out", default=os.path.join("results", name), help="output folder (default: %(default)s)")
+    p.add_argument("--seed", type=int, default=0, help="random seed (default: %(default)s)")
+    p.add_argument("--quick", action="store_true", help="a much smaller run, for the tests")
+    return p
+
+
+def output_dir(path: str) -> str:
+    os.makedirs(path, exist_ok=True)
+    return path
+
+
+class Summary:
+    """Lines of text collected while the experiment runs, written to <out>/summary.txt and printed."""
+
+    def __init__(self, title: str):
+        self.lines = [title, "=" * len(title)]
+        self.start = time.perf_counter()  # create it first thing in main: the runtime counts from here
+
+    def add(self, line: str = "") -> None:
+        self.lines.append(line)
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence], fmt: Sequence[str]) -> None:
+        """A fixed-width table: one format spec per column, e.g. ('{:>6d}', '{:.3f}')."""
+        cells = [list(header)] + [[f.format(v) for f, v in zip(fmt, row)] for row in rows]
+        widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
+        for c in cells:
+            self.add("  ".join(s.rjust(w) for s, w in zip(c, widths)))
+
+    def write(self, out: str) -> str:
+        self.add()
+        self.add(f"runtime: {time.perf_counter() - self.start:.1f} s")
+        text = "\n".join(self.lines) + "\n"
+        with open(os.path.join(out, "summary.txt"), "w") as f:
+            f.write(text)
+        print(text, end="")
+        return text
+
+
+def savefig(fig, out: str, name: str) -> str:
+    path = os.path.join(out, name)
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+    return path
+
+
+# --------------------------------------------------------------------------- training curves
+def plot_history(history: dict, out: str, name: str, title: str, val_label: str = "validation",
+                 log_loss: bool = False) -> str:
+    """Loss and the metric (accuracy or mse) per epoch, train and validation side by side."""
+    metric = "accuracy" if "accuracy" in history else "mse"
+    epochs = np.arange(1, len(history["loss"]) + 1)
+    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
+    for ax, key in zip(axes, ("loss", metric)):
+        ax.plot(epochs, history[key], label="train")
+        if f"val_{key}" in history:
+            ax.plot(epochs, history[f"val_{key}"], label=val_label)
+        ax.set_xlabel("epoch")
+        ax.set_ylabel(key)
+        if key == "loss" and log_loss or key == "mse":
+            ax.set_yscale("log")
+        ax.grid(alpha=0.3)
+        ax.legend()
+    axes[0].set_title(f"{title}: loss")
+    axes[1].set_title(f"{title}: {metric}")
+    return savefig(fig, out, name)
+
+
+def first_epoch_below(losses: Sequence[float], threshold: float) -> int | None:
+    """The first 1-based epoch whose loss is <= threshold, or None if none is."""
+    hits = np.flatnonzero(np.asarray(losses) <= threshold)
+    return int(hits[0]) + 1 if hits.size else None
+
+
+# --------------------------------------------------------------------------- the circles problem
+CIRCLES_LAYERS = (4, 6, 6, 4)  # the seed network 2-4-6-6-4-1
+
+
+def circles_data(n_train: int, n_test: int, noise: float, seed: int, factor: float = 0.5):
+    """Two concentric circles (sklearn's make_circles, else fnn.data.circles): float32 x, int32 y."""
+    n = n_train + n_test
+    try:
+        from sklearn.datasets import make_circles
+    except ImportError:
+        x, y = fnn.data.circles(jax.random.key(seed), n, noise=noise, factor=factor)
+        x, y = np.asarray(x), np.asarray(y)
+    else:
+        x, y = make_circles(n, noise=noise, factor=factor, random_state=seed)  # already shuffled
+    x, y = x.astype(np.float32), y.astype(np.int32)
+    return x[:n_train], y[:n_train], x[n_train:], y[n_train:]
+
+
+def circles_model(hidden: Sequence[int] = CIRCLES_LAYERS) -> fnn.Sequential:
+    """ReLU hidden layers, one sigmoid output (He-uniform weights before the ReLUs)."""
+    return fnn.Sequential([fnn.Dense(u, activation="relu") for u in hidden] + [fnn.Dense(1, activation="sigmoid")])
+
+
+def circles_init(model: fnn.Sequential, seed: int, hidden_bias: float = 0.0, input_dim: int = 2):
+    """model.init with every hidden layer's biases starting at `hidden_bias` (Dense's bias_init).
+
+    A small positive bias puts each ReLU on its active side for more of the inputs at the start,
+    so fewer of the 4-unit layers begin (or soon end up) dead.
+    """
+    last = len(model.layers) - 1
+    start = fnn.Sequential([layer if i == last else dataclasses.replace(layer, bias_init=hidden_bias)
+                            for i, layer in enumerate(model.layers)])
+    return start.init(jax.random.key(seed), input_dim)
+
+
+class CirclesConfig(NamedTuple):
+    """The circles defaults, chosen so that the 4-unit ReLU layers train reliably over seeds."""
+
+    n_train: int = 1000
+    n_test: int = 500
+    noise: float = 0.05
+    learning_rate: float = 0.02
+    momentum: float = 0.9
+    epochs: int = 150
+    batch_size: int = 32
+    hidden_bias: float = 0.1
+
+
+CIRCLES_QUICK = CirclesConfig(n_train=500, n_test=250, epochs=60)
+
+
+def circles_optimizer(cfg: CirclesConfig) -> fnn.optim.Optimizer:
+    return fnn.optim.momentum(cfg.learning_rate, cfg.momentum)
+
+
+def circles_fit(model, params, data, cfg: CirclesConfig, shuffle_seed: int, optimizer=None) -> fnn.FitResult:
+    """fnn.fit on the circles training set, the test set as validation data (for the curves only)."""
+    x_train, y_train, x_test, y_test = data
+    return fnn.fit(model, params, x_train, y_train, loss="binary_cross_entropy",
+                   optimizer=circles_optimizer(cfg) if optimizer is None else optimizer,
+                   epochs=cfg.epochs, batch_size=cfg.batch_size, key=jax.random.key(shuffle_seed),
+                   validation_data=(x_test, y_test))
+
+
+# --------------------------------------------------------------------------- per-layer diagnostics
+class LayerReport(NamedTuple):
+    """Per layer (one entry each): what backprop sees of a network on (x, y)."""
+
+    units: list[int]
+    dead: list[int]  # ReLU units that output 0 for every sample of x
+    mean_abs_delta: list[float]  # mean over samples and units of |δ_l| = |∂L/∂z_l|
+    grad_norm: list[float]  # ‖∂L/∂(w_l, b_l)‖₂
+    loss: float
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _layer_stats(model, loss, params, x, y):
+    back = fnn.backprop.backward(model, loss, params, x, y)
+    dead = fnn.backprop.dead_units(model, params, x)
+    return (back.loss, [jnp.sum(d) for d in dead], [jnp.mean(jnp.abs(d)) for d in back.deltas],
+            list(back.grad_norms))
+
+
+def layer_report(model: fnn.Sequential, params, x, y, loss: str = "binary_cross_entropy") -> LayerReport:
+    """fnn.backprop.backward and dead_units on (x, y), reduced to a few numbers per layer (one compiled call)."""
+    value, dead, delta, norm = jax.device_get(_layer_stats(model, loss, params, x, y))
+    return LayerReport(units=[layer.units for layer in model.layers], dead=[int(d) for d in dead],
+                       mean_abs_delta=[float(d) for d in delta], grad_norm=[float(g) for g in norm],
+                       loss=float(value))
+
+
+def layer_names(model: fnn.Sequential) -> list[str]:
+    return [f"{i + 1}: {layer.units} {layer.activation}" for i, layer in enumerate(model.layers)]
+
+
+def bar_groups(ax, groups: dict, labels: Sequence[str], ylabel: str, log: bool = True, floor: float = 1e-12):
+    """Grouped bars, one group per layer and one bar per entry of `groups` (name -> values).
+
+    With a log axis, exact zeros are drawn at `floor` and marked "0".
+    """
+    n = len(groups)
+    width = 0.8 / n
+    pos = np.arange(len(labels))
+    for i, (name, values) in enumerate(groups.items()):
+        values = np.asarray(values, dtype=float)
+        shown = np.maximum(values, floor) if log else values
+        bars = ax.bar(pos + (i - (n - 1) / 2) * width, shown, width, label=name)
+        for bar, v in zip(bars, values):
+            if log and v == 0:
+                ax.text(bar.get_x() + bar.get_width() / 2, floor, "0", ha="center", va="bottom", fontsize=7)
+    ax.set_xticks(pos)
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
