@@ -16,7 +16,7 @@ demo: $(STAMP)
 	$(BIN)/python experiments/circles.py --out results/circles
 
 test: $(STAMP)
-	$(BIN)/python -m pytest -q
+	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)
 	$(BIN)/python experiments/bench.py

@@ -71,6 +71,7 @@ def check_finite(a, name: str) -> None:
 def features(x, name: str = "x", n_features: int | None = None, allow_single: bool = False):
     """Check a (n, d) input; with allow_single a (d,) example is accepted. Returns (x, single)."""
     x = array(x, name)
+    shape = tuple(x.shape)  # as given, for the messages
     single = False
     if x.ndim == 1 and allow_single:
         single = True
@@ -84,13 +85,15 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
     if x.shape[1] == 0:
         raise FnnValueError(f"{name} has 0 features (shape {tuple(x.shape)})")
     if n_features is not None and x.shape[1] != n_features:
-        raise FnnValueError(f"{name} has {x.shape[1]} features (shape {tuple(x.shape)}) but the model's "
+        raise FnnValueError(f"{name} has {x.shape[1]} features (shape {shape}) but the model's "
                             f"first layer expects {n_features}")
     check_finite(x, name)
     return x, single
 
 
 def same_length(x, y, xname: str = "x", yname: str = "y") -> None:
+    if x.ndim == 0:
+        raise FnnValueError(f"{xname} must have one entry per sample, got a scalar")
     if y.ndim == 0:
         raise FnnValueError(f"{yname} must have one entry per sample, got a scalar")
     if x.shape[0] != y.shape[0]:
@@ -144,3 +147,16 @@ def key(k, name: str = "key"):
         return jax.random.wrap_key_data(k)
     raise FnnTypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0), "
                        f"got an array of dtype {k.dtype} and shape {tuple(k.shape)}")
+
+
+def cast(a, dtype, name: str):
+    """`a` as a jax array of the params' dtype, refusing values that overflow it (e.g. 1e39 in float32)."""
+    with np.errstate(over="ignore"):  # an overflow is reported below, by row
+        out = jnp.asarray(a, dtype)
+    if not (is_concrete(a) and is_concrete(out)) or np.asarray(a).dtype.kind != "f":
+        return out
+    if not np.isfinite(np.asarray(out)).all():
+        bad = np.argwhere(~np.isfinite(np.asarray(out)))[0]
+        raise FnnValueError(f"{name} has a value too large for the params' dtype {jnp.dtype(dtype).name} at row "
+                            f"{int(bad[0])}: {np.asarray(a)[tuple(bad)]}; scale the data (e.g. standardize it)")
+    return out

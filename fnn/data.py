@@ -41,8 +41,8 @@ def circles(key: Array, n_samples: int = 1000, noise: float = 0.1, factor: float
 def spiral(key: Array, n_samples: int = 600, n_classes: int = 3, noise: float = 0.2):
     """Interleaved spirals, one arm per class: x (n, 2) float32, y (n,) int32 in 0..n_classes-1."""
     key = _validate.key(key)
-    n = _validate.integer(n_samples, "n_samples", minimum=n_classes)
     k = _validate.integer(n_classes, "n_classes", minimum=2)
+    n = _validate.integer(n_samples, "n_samples", minimum=k)
     noise = _validate.real(noise, "noise", low=0)
     y = jnp.arange(n) % k
     r = jnp.linspace(0.0, 1.0, n)[jax.random.permutation(key, n)]
@@ -68,7 +68,16 @@ def train_test_split(key: Array, x, y, test_fraction: float = 0.25):
 
 
 def standardize(x_train, *others):
-    """Scale columns to mean 0, std 1 using x_train's statistics; returns the arrays in order."""
+    """Scale columns to mean 0, std 1 using x_train's statistics; returns the arrays in order.
+
+    Every array must be (n, d), finite, with x_train's d columns.
+    """
+    x_train, _ = _validate.features(x_train, "x_train")
+    for i, a in enumerate(others):
+        a, _ = _validate.features(a, f"others[{i}]")
+        if a.shape[1] != x_train.shape[1]:
+            raise FnnValueError(f"others[{i}] has {a.shape[1]} features (shape {tuple(a.shape)}) but x_train has "
+                                f"{x_train.shape[1]}")
     mean = np.asarray(x_train).mean(axis=0)
     std = np.asarray(x_train).std(axis=0)
     std = np.where(std > 0, std, 1.0)

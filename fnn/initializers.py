@@ -12,6 +12,7 @@ from typing import Callable
 import jax
 import jax.numpy as jnp
 
+from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
 
 Array = jax.Array
@@ -19,9 +20,10 @@ Initializer = Callable[..., Array]
 
 
 def _fans(shape) -> tuple[int, int]:
-    if len(shape) != 2:
-        raise FnnValueError(f"initializers take a (fan_in, fan_out) shape, got {tuple(shape)}")
-    return int(shape[0]), int(shape[1])
+    if not isinstance(shape, (tuple, list)) or len(shape) != 2:
+        raise FnnValueError(f"initializers take a (fan_in, fan_out) shape, got {shape!r}")
+    return (_validate.integer(shape[0], "fan_in (shape[0])", minimum=1),
+            _validate.integer(shape[1], "fan_out (shape[1])", minimum=1))
 
 
 # Every initializer is a transform of U(0, 1) draws, so a whole network can be drawn with one call
@@ -61,6 +63,7 @@ def _transform(name: str, u: Array, shape) -> Array:
 
 
 def _draw(name, key, shape, dtype):
+    key = _validate.key(key)
     _fans(shape)
     return _transform(name, _unit(key, (math.prod(shape),), dtype), shape)
 

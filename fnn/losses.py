@@ -68,7 +68,7 @@ def _clip_eps(dtype):
 
 def binary_cross_entropy(probs: Array, y: Array) -> Array:
     """−mean(y log p + (1 − y) log(1 − p)), p clipped to [eps, 1 − eps]. probs, y: (n, k) or (n,)."""
-    p, t = _pair(probs, y, BINARY_CE)
+    p, t = _pair(probs, y, BINARY_CE, probabilities=True)
     eps = _clip_eps(p.dtype)
     p = jnp.clip(p, eps, 1 - eps)
     return -jnp.mean(t * jnp.log(p) + (1 - t) * jnp.log1p(-p))
@@ -76,7 +76,7 @@ def binary_cross_entropy(probs: Array, y: Array) -> Array:
 
 def binary_cross_entropy_grad(probs: Array, y: Array) -> Array:
     """∂/∂p = (p − y) / (p (1 − p) n k); 0 where p was clipped."""
-    p, t = _pair(probs, y, BINARY_CE)
+    p, t = _pair(probs, y, BINARY_CE, probabilities=True)
     eps = _clip_eps(p.dtype)
     inside = (p >= eps) & (p <= 1 - eps)
     pc = jnp.clip(p, eps, 1 - eps)
@@ -99,14 +99,14 @@ def sigmoid_binary_cross_entropy_grad(logits: Array, y: Array) -> Array:
 # --------------------------------------------------------------------------- categorical cross-entropy
 def categorical_cross_entropy(probs: Array, y: Array) -> Array:
     """−(1/n) Σ y log p over (n, k) probabilities, p clipped to [eps, 1]; y: labels (n,) or (n, k)."""
-    p, t = _pair(probs, y, CATEGORICAL_CE)
+    p, t = _pair(probs, y, CATEGORICAL_CE, probabilities=True)
     p = jnp.clip(p, _clip_eps(p.dtype), 1.0)
     return -jnp.sum(t * jnp.log(p)) / p.shape[0]
 
 
 def categorical_cross_entropy_grad(probs: Array, y: Array) -> Array:
     """∂/∂p = −y / (p n); 0 where p was clipped."""
-    p, t = _pair(probs, y, CATEGORICAL_CE)
+    p, t = _pair(probs, y, CATEGORICAL_CE, probabilities=True)
     eps = _clip_eps(p.dtype)
     return jnp.where(p >= eps, -t / jnp.clip(p, eps, 1.0), 0.0) / p.shape[0]
 
@@ -182,21 +182,38 @@ def _categorical_targets(y, k, dtype, name):
     if _validate.is_concrete(y):
         values = np.asarray(y, dtype=np.float64)
         sums = values.sum(axis=1)
-        bad = (values < 0).any(axis=1) | (np.abs(sums - 1) > 1e-4)
+        if (values < 0).any():
+            i, j = (int(v) for v in np.argwhere(values < 0)[0])
+            raise FnnValueError(f"one-hot {name} row {i} has a negative entry {values[i, j]:.6g} at column {j}; "
+                                "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
+        bad = np.abs(sums - 1) > 1e-4
         if bad.any():
             i = int(np.argwhere(bad)[0, 0])
-            raise FnnValueError(f"one-hot {name} row {i} sums to {sums[i]:.6g} (or has a negative entry); "
+            raise FnnValueError(f"one-hot {name} row {i} sums to {sums[i]:.6g}; "
                                 "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
     return jnp.asarray(y, dtype)
 
 
-def _pair(pred, y, loss):
-    """(pred, y) as (n, k) arrays; y in any accepted form, checked when concrete."""
+def _pair(pred, y, loss, probabilities=False):
+    """(pred, y) as (n, k) arrays; y in any accepted form; both checked when concrete
+    (finite, and in [0, 1] for probabilities)."""
     pred = _validate.array(pred, "predictions")
     if pred.ndim == 1 and loss != CATEGORICAL_CE:
         pred = pred[:, None]
     if pred.ndim != 2:
         raise FnnValueError(f"predictions must be (n_samples, n_outputs), got shape {tuple(pred.shape)}")
+    if pred.shape[0] == 0:
+        raise FnnValueError(f"predictions has 0 samples (shape {tuple(pred.shape)})")
+    if pred.shape[1] == 0:
+        raise FnnValueError(f"predictions has 0 outputs (shape {tuple(pred.shape)})")
+    _validate.check_finite(pred, "predictions")
+    if probabilities and _validate.is_concrete(pred):
+        values = np.asarray(pred)
+        outside = (values < 0) | (values > 1)
+        if outside.any():
+            i, j = (int(v) for v in np.argwhere(outside)[0])
+            raise FnnValueError(f"predictions must be probabilities in [0, 1]; found {values[i, j]} at row {i}, "
+                                f"column {j}; pass logits to the sigmoid_/softmax_ versions instead")
     pred = jnp.asarray(pred)
     if not jnp.issubdtype(pred.dtype, jnp.floating):
         pred = pred.astype(jnp.float32)

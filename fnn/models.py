@@ -150,7 +150,7 @@ def _init_fn(model: Sequential, input_dim: int, dtype):
 
 
 def _as_float(x, params):
-    return jnp.asarray(x, dtype=params[0][0].dtype)
+    return _validate.cast(x, params[0][0].dtype, "x")
 
 
 def check_model(model) -> Sequential:
@@ -213,7 +213,7 @@ def prepare(model: Sequential, spec: losses.LossSpec, params: Params, x, y, xnam
     dtype = params[0][0].dtype
     y = losses.prepare_targets(y, spec.name, model.output_dim, dtype, name=yname)
     _validate.same_length(x, y, xname, yname)
-    return jnp.asarray(x, dtype), y
+    return _validate.cast(x, dtype, xname), y
 
 
 def objective(model: Sequential, loss: str) -> Callable[[Params, Array, Array], Array]:

@@ -7,7 +7,24 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
+
+
+def _check(f, params, h, caller: str) -> float:
+    """Refuse a non-callable f, a step that is not a finite positive number and non-float params."""
+    if not callable(f):
+        raise FnnTypeError(f"f must be callable, got {type(f).__name__} {f!r:.40}")
+    h = _validate.real(h, "h", low=0, low_open=True)
+    leaves = jax.tree.leaves(params)
+    if not leaves:
+        raise FnnValueError(f"params has no array leaves ({type(params).__name__} {params!r:.40}): nothing to "
+                            "differentiate")
+    for leaf in leaves:
+        dtype = np.asarray(leaf).dtype
+        if not np.issubdtype(dtype, np.floating):
+            raise FnnTypeError(f"{caller} needs floating-point params, got a leaf of dtype {dtype}")
+    return h
 
 
 def numerical_gradient(f: Callable, params, *args, h: float = 1e-6):
@@ -16,13 +33,9 @@ def numerical_gradient(f: Callable, params, *args, h: float = 1e-6):
     f(params, *args) must return a scalar. Costs 2 evaluations per parameter: for small models
     and for checking. Use float64 (jax_enable_x64) for an error of O(h²) rather than rounding.
     """
-    if not (isinstance(h, (int, float)) and h > 0):
-        raise FnnValueError(f"h must be a positive step, got {h!r}")
+    h = _check(f, params, h, "numerical_gradient")
     leaves, treedef = jax.tree.flatten(params)
     flat = [np.asarray(leaf) for leaf in leaves]
-    for leaf in flat:
-        if not np.issubdtype(leaf.dtype, np.floating):
-            raise FnnTypeError(f"numerical_gradient needs floating-point params, got a leaf of dtype {leaf.dtype}")
     f = jax.jit(f)
 
     def call(values):
@@ -63,6 +76,13 @@ def gradcheck(f: Callable, params, *args, grad_fn: Callable | None = None, h: fl
         >>> fnn.gradcheck(fnn.objective(model, "mse"), params, x, y).ok
         True
     """
+    h = _check(f, params, h, "gradcheck")
+    if grad_fn is not None and not callable(grad_fn):
+        raise FnnTypeError(f"grad_fn must be callable or None, got {type(grad_fn).__name__} {grad_fn!r:.40}")
+    tolerance = _validate.real(tolerance, "tolerance", low=0)
+    value = f(params, *args)  # once eagerly, so a bad argument is refused before anything is traced
+    if jnp.shape(value) != ():
+        raise FnnValueError(f"f must return a scalar, got shape {jnp.shape(value)}")
     analytic = (grad_fn or jax.grad(f))(params, *args)
     numeric = numerical_gradient(f, params, *args, h=h)
     a_leaves, n_leaves = jax.tree.leaves(analytic), jax.tree.leaves(numeric)
@@ -75,6 +95,8 @@ def gradcheck(f: Callable, params, *args, grad_fn: Callable | None = None, h: fl
             raise FnnValueError(f"grad_fn leaf {i} has shape {a.shape}, params leaf has {n.shape}")
         scale = np.maximum(np.maximum(np.abs(a), np.abs(n)), 1.0)
         err = float(np.max(np.abs(a - n) / scale)) if a.size else 0.0
-        if err > worst:
+        if not np.isfinite(err) or err > worst:  # a NaN anywhere is a failure, never a pass
+            if not np.isfinite(worst):
+                continue
             worst, where = err, i
-    return GradCheck(worst, where, worst <= tolerance)
+    return GradCheck(worst, where, bool(np.isfinite(worst) and worst <= tolerance))

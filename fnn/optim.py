@@ -197,8 +197,15 @@ def _adam_update(grads, state, params=None, *, schedule, b1, b2, eps):
     lr = _rate(schedule, state.count)
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
-    c1, c2 = 1 - b1 ** count, 1 - b2 ** count  # bias corrections for the zero start
-    updates = jax.tree.map(lambda m, v: (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(m.dtype), mu, nu)
+
+    def step(m, v):
+        # bias corrections for the zero start, in the params' dtype: an int32 count would promote
+        # to float64 under jax_enable_x64, and float32 runs would then depend on that flag
+        t = count.astype(m.dtype)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        return (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(m.dtype)
+
+    updates = jax.tree.map(step, mu, nu)
     return updates, AdamState(count, mu, nu)
 
 

@@ -79,7 +79,7 @@ def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100,
     if validation_data is not None:
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
-        xv, yv = models.prepare(model, spec, params, *validation_data)
+        xv, yv = models.prepare(model, spec, params, *validation_data, xname="x_val", yname="y_val")
     else:
         xv = jnp.zeros((0, n_in), dtype)
         yv = jnp.zeros((0, model.output_dim), dtype)

@@ -354,7 +354,7 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
             raise FnnValueError("pass validation_data or validation_split, not both")
         if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
             raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
-        xv, yv = models.prepare(model, spec, params, *validation_data)
+        xv, yv = models.prepare(model, spec, params, *validation_data, xname="x_val", yname="y_val")
     elif validation_split:
         fraction = _validate.real(validation_split, "validation_split", low=0, high=1, low_open=True, high_open=True)
         x, y, xv, yv = _split_validation(split_key, x, y, fraction)
@@ -600,13 +600,13 @@ def predict(model: models.Sequential, params, x) -> Array:
     """The network's outputs, (n, n_out) (probabilities for sigmoid/softmax); a (n_in,) example -> (n_out,)."""
     models.check_params(model, params)
     x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
-    out = _predictor(model)(params, jnp.asarray(x, params[0][0].dtype))
+    out = _predictor(model)(params, _validate.cast(x, params[0][0].dtype, "x"))
     return out[0] if single else out
 
 
 def predict_classes(model: models.Sequential, params, x) -> Array:
     """Class labels: (n,) ints for one sigmoid unit (p > 0.5) or softmax (argmax); (n, k) 0/1 for k sigmoids."""
-    act = model.output_activation
+    act = models.check_model(model).output_activation
     if act not in ("sigmoid", "softmax"):
         raise FnnValueError(f"predict_classes needs a sigmoid or softmax output, the model's is {act!r}; "
                             "use predict for regression")

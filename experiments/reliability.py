@@ -1,0 +1,427 @@
+"""Reliability, counted: bad inputs, corrupt checkpoints, interrupted saves, reproducibility, mutants.
+
+1. The bad-input battery of tests/_battery.py: every public entry point against every bad input
+   that applies to it (NaN/inf, wrong rank, 0 samples or features, wrong widths, mismatched
+   lengths, bad labels, string/object/complex dtypes, bad hyperparameters, params of the wrong
+   shape, corrupt files, ...). Each must raise the expected fnn error, with a message naming the
+   argument, before anything is traced; counted are clear errors, raw (non-fnn) errors, silent
+   successes, wrong messages and errors raised inside a trace. Then the legitimate corner cases
+   (one sample, one feature, one class, batch_size > n, (n,) targets), which must work.
+2. Checkpoint fault injection on a good checkpoint: truncation at every length, every bit
+   flipped, random garbage, an empty file, pickles (and an .npy) whose unpickling would create a
+   marker file, a header naming a class with a side-effecting constructor or an unimported module;
+   interrupted saves (os.replace, fsync or a write failing, KeyboardInterrupt, a hard kill mid-write
+   in a subprocess), after which the old checkpoint must load unchanged and no temp file remain.
+3. Reproducibility: the small float32 run of tests/_repro.py repeated in this process and in fresh
+   subprocesses (JAX's defaults there), compared bit for bit; a different key must differ.
+4. With --mutants: deliberately wrong derivatives swapped in (tests/_gradient_checks.py); each
+   must be caught by the gradient checks, which must pass on the library itself.
+
+    python experiments/reliability.py --out results/reliability   # about 30 s
+    python experiments/reliability.py --mutants                     # and the mutants: about 20 s more
+    python experiments/reliability.py --quick                       # fewer faults and runs, no subprocess
+"""
+from __future__ import annotations
+
+import contextlib
+import errno
+import io
+import json
+import os
+import pathlib
+import pickle
+import subprocess
+import sys
+import tempfile
+import time
+
+import numpy as np
+
+HERE = os.path.dirname(os.path.abspath(__file__))
+TESTS = os.path.join(os.path.dirname(HERE), "tests")
+if TESTS not in sys.path:
+    sys.path.insert(0, TESTS)  # the battery, the gradient checks and the reproducible run live there
+
+from _common import Summary, output_dir, parser  # noqa: E402
+
+import fnn  # noqa: E402
+from fnn import checkpoint  # noqa: E402
+from fnn.errors import FnnError  # noqa: E402
+
+import _battery  # noqa: E402
+import _repro  # noqa: E402
+
+
+# --------------------------------------------------------------------------- 1. the battery
+def battery() -> dict:
+    results = _battery.tally()
+    edges = [(e, _battery.run_edge(e)) for e in _battery.EDGE_CASES]
+    known = [(c, o) for c, o in results["problems"] if c.xfail]
+    return {
+        "cases": len(_battery.CASES),
+        "entry_points": len(_battery.ENTRY_POINTS),
+        "counts": results["counts"],
+        "problems": [(c.id, o.status, o.detail, c.xfail) for c, o in results["problems"]],
+        "known": len(known),
+        "edge_cases": len(edges),
+        "edge_ok": sum(o.status == "clear" for _, o in edges),
+        "edge_problems": [(e.id, o.detail) for e, o in edges if o.status != "clear"],
+    }
+
+
+# --------------------------------------------------------------------------- 2. checkpoint faults
+class _Trap(tuple):
+    """A NamedTuple-like class whose constructor leaves a marker: load must never call it."""
+
+    _fields = ("a", "b")
+    marker: pathlib.Path | None = None
+
+    def __new__(cls, *args):
+        if cls.marker is not None:
+            cls.marker.touch()
+        return super().__new__(cls, args)
+
+
+class _Payload:
+    """Unpickling this creates the marker file: it proves load never unpickles."""
+
+    def __init__(self, marker):
+        self.marker = marker
+
+    def __reduce__(self):
+        return (pathlib.Path.touch, (pathlib.Path(self.marker),))
+
+
+def _craft(header, payload: bytes = b"") -> bytes:
+    """A file in fnn's format with a valid sha256: what a forger (not a disk fault) would write."""
+    import hashlib
+
+    head = header if isinstance(header, bytes) else json.dumps(header).encode()
+    body = checkpoint.MAGIC + checkpoint._LENGTHS.pack(len(head), len(payload)) + head + payload
+    return body + hashlib.sha256(body).digest()
+
+
+class _Faults:
+    def __init__(self, work: pathlib.Path):
+        self.work = work
+        self.rows = {}  # kind -> [tried, detected, silent, raw]
+
+    def load(self, kind: str, content: bytes, *, expect_error: bool = True, check=None) -> None:
+        path = self.work / "fault.ckpt"
+        path.unlink(missing_ok=True)  # rewriting in place would make ext4 flush on every truncation
+        path.write_bytes(content)
+        row = self.rows.setdefault(kind, [0, 0, 0, 0])
+        row[0] += 1
+        try:
+            tree = fnn.load(path)
+        except FnnError:
+            row[1] += 1
+            return
+        except Exception:  # noqa: BLE001 - a raw error is what is being counted
+            row[3] += 1
+            return
+        if expect_error:
+            row[2] += 1
+        elif check is None or check(tree):
+            row[1] += 1  # loaded safely, as it should
+        else:
+            row[2] += 1
+
+
+def checkpoint_faults(work: pathlib.Path, quick: bool, seed: int) -> dict:
+    rng = np.random.default_rng(seed)
+    good = _battery.valid_checkpoint()
+    n = len(good)
+    f = _Faults(work)
+
+    for cut in range(0, n, 9 if quick else 1):
+        f.load("truncated", good[:cut])
+    positions = [(i, b) for i in range(n) for b in range(8)]
+    if quick:
+        positions = positions[::61]
+    for i, bit in positions:
+        f.load("bit flipped", _battery.flip_bit(good, i, bit))
+    for _ in range(20 if quick else 300):
+        f.load("random garbage", bytes(rng.integers(0, 256, int(rng.integers(1, 3000)), np.uint8)))
+        cut = int(rng.integers(len(checkpoint.MAGIC), n))
+        f.load("good prefix + garbage", good[:cut] + bytes(rng.integers(0, 256, int(rng.integers(1, 200)), np.uint8)))
+    f.load("empty file", b"")
+    f.load("extra bytes appended", good + b"\0")
+
+    # code execution attempts: none may run
+    marker = work / "executed.marker"
+    executions = 0
+    for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
+        f.load("pickle (would touch a marker)", pickle.dumps(_Payload(marker), protocol=protocol))
+        f.load("magic line + pickle", checkpoint.MAGIC + pickle.dumps(_Payload(marker), protocol=protocol))
+    buf = io.BytesIO()
+    np.save(buf, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
+    f.load("pickled .npy (would touch a marker)", buf.getvalue())
+    executions += marker.exists()
+
+    _Trap.marker = marker
+    try:
+        tree = {"type": "namedtuple", "module": __name__, "qualname": "_Trap", "fields": ["a", "b"],
+                "items": [{"type": "int", "value": 1}, {"type": "int", "value": 2}]}
+        header = {"format": checkpoint.FORMAT, "format_version": 1, "tree": tree}
+        f.load("header naming a class with a side-effecting constructor", _craft(header), expect_error=False,
+               check=lambda t: tuple(t) == (1, 2))
+    finally:
+        _Trap.marker = None
+    executions += marker.exists()
+    imported = "this" in sys.modules
+    tree = {"type": "namedtuple", "module": "this", "qualname": "Zen", "fields": ["a"],
+            "items": [{"type": "none"}]}
+    with contextlib.redirect_stdout(io.StringIO()) as printed:
+        f.load("header naming an unimported module", _craft({"format": checkpoint.FORMAT, "format_version": 1,
+                                                             "tree": tree}),
+               expect_error=False, check=lambda t: tuple(t) == (None,))
+    executions += ("this" in sys.modules and not imported) or bool(printed.getvalue())
+    attempts = sum(row[0] for kind, row in f.rows.items() if "pickle" in kind or kind.startswith("header naming"))
+    f.load("header of a newer format version",
+           _craft({"format": checkpoint.FORMAT, "format_version": 99, "tree": {"type": "none"}}))
+    f.load("header not JSON", _craft(b'{"format": "fnn-checkpoint",'))
+    f.load("header a JSON list", _craft(b"[1, 2]"))
+
+    interrupted = interrupted_saves(work, quick)
+    tried = sum(r[0] for r in f.rows.values())
+    return {
+        "rows": f.rows,
+        "tried": tried,
+        "detected": sum(r[1] for r in f.rows.values()),
+        "corrupt_loads": sum(r[2] for r in f.rows.values()),
+        "raw_errors": sum(r[3] for r in f.rows.values()),
+        "code_executions": int(executions), "code_attempts": attempts,
+        "file_bytes": n,
+        **interrupted,
+    }
+
+
+class _Interrupt(Exception):
+    pass
+
+
+def interrupted_saves(work: pathlib.Path, quick: bool) -> dict:
+    """Save B over a good checkpoint A, failing at each point; A must survive intact, no temp file left."""
+    import pytest  # MonkeyPatch, used as a plain context manager
+
+    old = {"params": _battery.PARAMS[_battery.BIN], "step": 1}
+    new = {"params": _battery.PARAMS[_battery.CAT], "step": 2}
+    target = work / "run.ckpt"
+
+    def disk_full(*args, **kwargs):
+        raise OSError(errno.ENOSPC, "No space left on device")
+
+    failures = {
+        "os.replace raising OSError": ("os.replace", disk_full),
+        "os.replace interrupted (KeyboardInterrupt)": ("os.replace", _raiser(KeyboardInterrupt)),
+        "os.fsync raising OSError": ("os.fsync", disk_full),
+    }
+    for k in (1, 2, 3):
+        failures[f"disk full at write {k}"] = ("write", k)
+    rows = []
+    for name, (where, how) in failures.items():
+        fnn.save(target, old)
+        before = target.read_bytes()
+        raised = False
+        with pytest.MonkeyPatch.context() as mp:
+            if where == "write":
+                real, calls = checkpoint._write, [0]
+
+                def write(f, hasher, data, real=real, calls=calls, k=how):
+                    calls[0] += 1
+                    if calls[0] == k:
+                        raise OSError(errno.ENOSPC, "No space left on device")
+                    return real(f, hasher, data)
+
+                mp.setattr(checkpoint, "_write", write)
+            else:
+                mp.setattr(where, how)
+            try:
+                fnn.save(target, new)
+            except (OSError, KeyboardInterrupt):
+                raised = True
+        intact = target.read_bytes() == before and _repro.same(fnn.load(target), old)
+        leftovers = [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
+        rows.append((name, raised, intact, leftovers))
+        for p in work.glob("*.tmp"):
+            p.unlink()
+    if not quick:
+        for k in (1, 2):
+            rows.append(_hard_kill(work, k))
+    return {
+        "saves_interrupted": len(rows),
+        "old_file_intact": sum(r[2] for r in rows),
+        "temp_files_left": sum(len(r[3]) for r in rows if not r[0].startswith("hard kill")),
+        "interrupted_rows": rows,
+    }
+
+
+def _raiser(exc):
+    def f(*args, **kwargs):
+        raise exc()
+
+    return f
+
+
+def _hard_kill(work: pathlib.Path, k: int):
+    """A process killed (os._exit) at its k-th write while saving over a good checkpoint."""
+    target = work / f"killed-{k}.ckpt"
+    old = {"params": _battery.PARAMS[_battery.BIN], "step": 1}
+    fnn.save(target, old)
+    code = (f"import os, sys, numpy as np; sys.path.insert(0, {TESTS!r}); import fnn; from fnn import checkpoint\n"
+            f"calls = [0]\nreal = checkpoint._write\n"
+            f"def write(f, h, d):\n    calls[0] += 1\n    real(f, h, d)\n"
+            f"    if calls[0] == {k}:\n        f.flush(); os._exit(9)\n"
+            f"checkpoint._write = write\n"
+            f"fnn.save({str(target)!r}, {{'w': np.ones((50, 50), np.float32), 'step': 2}})\n")
+    env = {key: v for key, v in os.environ.items() if not key.startswith("JAX_")}
+    done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
+    killed = done.returncode == 9
+    intact = _repro.same(fnn.load(target), old)
+    stale = [p.name for p in work.glob(f".killed-{k}.ckpt.*.tmp")]
+    for p in work.glob(f".killed-{k}.ckpt.*.tmp"):
+        p.unlink()
+    # after a hard kill the temp file cannot be cleaned up: the guarantee is the old file intact
+    return (f"hard kill at write {k}", killed, intact, stale)
+
+
+# --------------------------------------------------------------------------- 3. reproducibility
+def reproducibility(work: pathlib.Path, runs: int, subprocesses: int) -> dict:
+    reference = _repro.run()
+    same_in_process = sum(_repro.same(reference, _repro.run()) for _ in range(runs - 1)) + 1
+    same_fresh = sum(_repro.same(reference, _repro.in_subprocess(work / f"fresh-{i}.ckpt", x64=False))
+                     for i in range(subprocesses))
+    other = _repro.run(fit_seed=8)
+    return {
+        "in_process_runs": runs, "in_process_identical": same_in_process,
+        "subprocess_runs": subprocesses, "subprocess_identical": same_fresh,
+        "other_key_differs": not _repro.same(reference["params"], other["params"]),
+        "final_loss": reference["history"]["loss"][-1],
+    }
+
+
+# --------------------------------------------------------------------------- 4. mutants
+def mutants() -> dict:
+    import pytest
+
+    import _gradient_checks as checks
+
+    clean = checks.run_checks()
+    caught = []
+    for m in checks.MUTANTS:
+        with pytest.MonkeyPatch.context() as mp:
+            m.apply(mp)
+            try:
+                checks.CHECKS[m.caught_by]()
+            except AssertionError:
+                caught.append(m.name)
+    return {"checks_pass": all(v is None for v in clean.values()), "mutants": len(checks.MUTANTS),
+            "caught": len(caught), "missed": [m.name for m in checks.MUTANTS if m.name not in caught]}
+
+
+# --------------------------------------------------------------------------- main
+@contextlib.contextmanager
+def _quick_compiles():
+    """XLA's cheapest compilation for the many tiny programs that run once (not for the timed or
+    bitwise-compared runs)."""
+    import jax
+
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    try:
+        yield
+    finally:
+        jax.config.update("jax_disable_most_optimizations", previous)
+
+
+def main(argv=None) -> dict:
+    p = parser("reliability", __doc__.splitlines()[0])
+    p.add_argument("--runs", type=int, default=5, help="in-process reproducibility runs (default: %(default)s)")
+    p.add_argument("--subprocesses", type=int, default=1,
+                   help="reproducibility runs in fresh processes (default: %(default)s; 0 with --quick)")
+    p.add_argument("--mutants", action="store_true", help="also check that every mutant derivative is caught")
+    args = p.parse_args(argv)
+    out = output_dir(args.out)
+    start = time.perf_counter()
+    s = Summary("Reliability: bad inputs, checkpoint faults, reproducibility")
+
+    seconds = {}
+    with _quick_compiles():
+        b = battery()
+    seconds["bad inputs"] = time.perf_counter() - start
+    c = b["counts"]
+    s.add(f"BAD INPUTS: {b['cases']} cases over {b['entry_points']} public entry points")
+    s.add(f"  clear fnn error (expected class, message names the argument, raised before tracing): "
+          f"{c['clear']}/{b['cases']}")
+    s.add(f"  raw (non-fnn) errors: {c['raw']}   silent successes: {c['silent']}   raised inside a trace: "
+          f"{c['traced']}   wrong message: {c['wrong_message']}   wrong class: {c['wrong_class']}")
+    for case_id, status, detail, xfail in b["problems"]:
+        s.add(f"  [{status}] {case_id}{'  (known: ' + xfail + ')' if xfail else ''}")
+        s.add(f"      {detail.splitlines()[0][:160]}")
+    s.add(f"  legitimate corner cases that work: {b['edge_ok']}/{b['edge_cases']}")
+    for edge_id, detail in b["edge_problems"]:
+        s.add(f"  [edge case failed] {edge_id}: {detail[:160]}")
+
+    with tempfile.TemporaryDirectory(prefix="fnn-reliability-") as tmp:
+        work = pathlib.Path(tmp)
+        t = time.perf_counter()
+        k = checkpoint_faults(work, args.quick, args.seed)
+        seconds["checkpoint faults"] = time.perf_counter() - t
+        s.add()
+        s.add(f"CHECKPOINT FAULTS on a {k['file_bytes']}-byte checkpoint: {k['tried']} corrupt or hostile files")
+        s.table(["fault", "tried", "caught", "loaded wrongly", "raw error"],
+                [(kind, *row) for kind, row in k["rows"].items()], ["{}", "{:d}", "{:d}", "{:d}", "{:d}"])
+        s.add("  (caught: refused with an fnn error; the two forged headers naming classes must instead load "
+              "safely, the constructor not run and the module not imported)")
+        s.add(f"  caught {k['detected']}/{k['tried']}; corrupt loads {k['corrupt_loads']}; raw errors "
+              f"{k['raw_errors']}; code executed from a file {k['code_executions']} times "
+              f"({k['code_attempts']} attempts)")
+        s.add(f"  interrupted saves: {k['saves_interrupted']}, old checkpoint intact after {k['old_file_intact']}, "
+              f"temp files left {k['temp_files_left']} (a hard kill cannot clean up: its stale .tmp is listed)")
+        for name, raised, intact, leftovers in k["interrupted_rows"]:
+            what = ("killed" if raised else "NOT killed") if name.startswith("hard kill") else (
+                "raised" if raised else "did not raise")
+            s.add(f"    {name}: {what}, old file "
+                  f"{'intact' if intact else 'DAMAGED'}{', stale ' + ', '.join(leftovers) if leftovers else ''}")
+
+        subprocesses = 0 if args.quick else args.subprocesses
+        t = time.perf_counter()
+        r = reproducibility(work, 2 if args.quick else args.runs, subprocesses)
+        seconds["reproducibility"] = time.perf_counter() - t
+    s.add()
+    s.add(f"REPRODUCIBILITY (float32, adam, 3 epochs, shuffled): {r['in_process_identical']}/{r['in_process_runs']} "
+          f"in-process runs bitwise identical, {r['subprocess_identical']}/{r['subprocess_runs']} fresh-process runs "
+          f"bitwise identical; another key gives other params: {r['other_key_differs']}")
+
+    m = None
+    if args.mutants:
+        t = time.perf_counter()
+        with _quick_compiles():
+            m = mutants()
+        seconds["mutants"] = time.perf_counter() - t
+        s.add()
+        s.add(f"MUTANTS: gradient checks pass on the library: {m['checks_pass']}; wrong derivatives caught "
+              f"{m['caught']}/{m['mutants']}" + (f"; missed: {', '.join(m['missed'])}" if m["missed"] else ""))
+    elapsed = time.perf_counter() - start
+    s.add()
+    s.add("seconds: " + ", ".join(f"{name} {v:.1f}" for name, v in seconds.items()))
+    s.write(out)
+
+    result = {
+        "cases": b["cases"], "entry_points": b["entry_points"], "counts": c, "known_failures": b["known"],
+        "edge_cases": b["edge_cases"], "edge_ok": b["edge_ok"],
+        "checkpoint_faults": k["tried"], "checkpoint_detected": k["detected"],
+        "corrupt_loads": k["corrupt_loads"], "checkpoint_raw_errors": k["raw_errors"],
+        "code_executions": k["code_executions"], "saves_interrupted": k["saves_interrupted"],
+        "old_file_intact": k["old_file_intact"], "temp_files_left": k["temp_files_left"],
+        **{f"repro_{key}": v for key, v in r.items()},
+        "mutants": m, "seconds": elapsed, "section_seconds": seconds,
+    }
+    with open(os.path.join(out, "results.json"), "w") as fh:
+        json.dump(result, fh, indent=1, default=str)
+    return result
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])

@@ -1,0 +1,1057 @@
+"""The bad-input battery: every public entry point against every bad input that applies to it.
+
+Written once as a table, in the manner of scikit-learn's common estimator checks. Each `Case` is
+(entry point, what is wrong, a callable taking the bad input, the bad input, the fnn exception
+class expected, a regex the message must match). `run(case)` classifies what happened:
+
+    clear           the expected fnn exception, with a matching message, raised before tracing
+    wrong_class     an fnn exception, but not of the expected class
+    wrong_message   the expected class, but the message does not name what it should
+    traced          the expected exception, but raised from inside a JAX trace (jit, grad, vmap)
+    raw             a non-fnn exception: a raw JAX/XLA/numpy/Python error
+    silent          no exception at all
+
+`EDGE_CASES` are the legitimate corner cases that must work (one sample, one feature, a single
+class present, batch_size larger than the data, (n,) targets equal to (n, 1) ones).
+
+tests/test_errors.py runs both tables under pytest and experiments/reliability.py counts them.
+Everything is tiny and float32 explicitly, so the battery behaves the same with and without
+jax_enable_x64. A case waiting for a fix elsewhere may carry `xfail`, the reason naming the fix
+(tests/test_errors.py then marks it xfail(strict=True)); none does at present.
+"""
+from __future__ import annotations
+
+import atexit
+import functools
+import os
+import pathlib
+import pickle
+import re
+import shutil
+import tempfile
+from typing import Any, Callable, NamedTuple
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import fnn
+from fnn import DenseParams, activations, backprop, checkpoint, data, initializers, losses, optim
+from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
+
+NaN, INF = float("nan"), float("inf")
+
+
+class Case(NamedTuple):
+    """One bad input to one public entry point, and the error it must raise."""
+
+    entry: str  # the public entry point, e.g. "fnn.fit"
+    what: str  # what is wrong with the input, e.g. "x with NaN"
+    call: Callable[[Any], Any]  # takes the bad input, calls the entry point with it
+    bad: Any  # the bad input
+    error: type  # the fnn exception class expected
+    match: str  # a regex the message must match (re.search)
+    xfail: str | None = None  # a fix still pending elsewhere: what to change
+
+    @property
+    def id(self) -> str:
+        return f"{self.entry} | {self.what}"
+
+
+class Edge(NamedTuple):
+    """A legitimate corner case: check() runs it and asserts the result is right."""
+
+    entry: str
+    what: str
+    check: Callable[[], None]
+
+    @property
+    def id(self) -> str:
+        return f"{self.entry} | {self.what}"
+
+
+# --------------------------------------------------------------------------- the problems
+N, D = 4, 2  # every data set: 4 samples of 2 features
+KEY = jax.random.key(0)
+X = np.random.default_rng(0).normal(size=(N, D)).astype(np.float32)
+
+
+def _params(model: fnn.Sequential, seed: int = 0, input_dim: int = D) -> tuple:
+    """Random float32 params made with numpy: nothing compiled."""
+    rng = np.random.default_rng(seed)
+    out, n_in = [], input_dim
+    for layer in model.layers:
+        out.append(DenseParams(jnp.asarray(rng.normal(size=(n_in, layer.units)) / np.sqrt(n_in), jnp.float32),
+                               jnp.asarray(0.1 * rng.normal(size=layer.units), jnp.float32)))
+        n_in = layer.units
+    return tuple(out)
+
+
+REG = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
+BIN = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1, activation="sigmoid")])
+CAT = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(3, activation="softmax")])
+PARAMS = {REG: _params(REG), BIN: _params(BIN, 1), CAT: _params(CAT, 2)}
+Y_REG = (X[:, :1] - 2 * X[:, 1:]).astype(np.float32)  # (4, 1)
+Y_BIN = np.array([0, 1, 1, 0])
+Y_CAT = np.array([0, 2, 1, 2])
+ONE_HOT = np.eye(3, dtype=np.float32)[Y_CAT]
+
+# loss name -> (model, targets); CAT with mse is the k-output regression problem
+PROBLEMS = {
+    "mse": (REG, Y_REG),
+    "binary_cross_entropy": (BIN, Y_BIN),
+    "categorical_cross_entropy": (CAT, Y_CAT),
+}
+
+
+def _with(a, index, value):
+    """A copy of `a` with one entry replaced (the dtype widened to hold it if need be)."""
+    out = np.array(a, dtype=np.result_type(a, np.asarray(value)))
+    out[index] = value
+    return out
+
+
+# --------------------------------------------------------------------------- scratch files
+@functools.cache
+def _scratch() -> pathlib.Path:
+    path = pathlib.Path(tempfile.mkdtemp(prefix="fnn-battery-"))
+    atexit.register(shutil.rmtree, path, ignore_errors=True)
+    return path
+
+
+def _file(content: bytes, name: str = "bad.ckpt") -> pathlib.Path:
+    path = _scratch() / name
+    path.unlink(missing_ok=True)
+    path.write_bytes(content)
+    return path
+
+
+@functools.cache
+def valid_checkpoint() -> bytes:
+    """The bytes of a good checkpoint of BIN's params and a step count."""
+    path = fnn.save(_scratch() / "valid.ckpt", {"params": PARAMS[BIN], "step": 3})
+    return path.read_bytes()
+
+
+def flip_bit(content: bytes, byte: int, bit: int = 0) -> bytes:
+    out = bytearray(content)
+    out[byte] ^= 1 << bit
+    return bytes(out)
+
+
+# --------------------------------------------------------------------------- bad inputs, by kind
+X_BAD = [  # (what, x, error, regex); for the entry points taking (n, d) inputs of the 2-feature models
+    ("x with NaN", _with(X, (2, 1), NaN), FnnValueError,
+     r"x contains 1 non-finite value\(s\); the first is nan at row 2, column 1"),
+    ("x with inf", _with(X, (3, 0), INF), FnnValueError,
+     r"x contains 1 non-finite value\(s\); the first is inf at row 3, column 0"),
+    ("x with -inf in a jax array", jnp.asarray(_with(X, (1, 1), -INF)), FnnValueError,
+     r"x contains 1 non-finite value\(s\); the first is -inf at row 1, column 1"),
+    ("x 0-d", np.float32(1.0), FnnValueError, r"x must be 2-d \(n_samples, n_features\).*got shape \(\)"),
+    ("x 3-d", X[None], FnnValueError, r"x must be 2-d \(n_samples, n_features\).*got shape \(1, 4, 2\)"),
+    ("x with 0 samples", X[:0], FnnValueError, r"x has 0 samples \(shape \(0, 2\)\)"),
+    ("x with 0 features", X[:, :0], FnnValueError, r"x has 0 features \(shape \(4, 0\)\)"),
+    ("x with 3 features", np.ones((N, 3), np.float32), FnnValueError,
+     r"x has 3 features \(shape \(4, 3\)\) but the model's first layer expects 2"),
+    ("x of strings", np.array([["1.0", "2.0"]] * N), FnnTypeError,
+     r"x must have a numeric dtype \(float or int\), got dtype <U3"),
+    ("x of objects", np.array([[1.0, None]] * N, dtype=object), FnnTypeError,
+     r"x must have a numeric dtype \(float or int\), got dtype object"),
+    ("x complex", X.astype(np.complex64), FnnTypeError, r"x has complex dtype complex64; fnn trains on real"),
+    ("x a ragged list", [[1.0, 2.0], [3.0]], FnnTypeError,
+     r"x must be a numeric array \(rectangular, real\), got list"),
+    ("x None", None, FnnTypeError, r"x must be an array, got None"),
+    ("x a file name", "data.csv", FnnTypeError, r"x must be a numeric array, got a string 'data.csv'"),
+]
+X_BAD_BATCH_ONLY = [  # where x must be a batch: a 1-d x is not one example
+    ("x 1-d", X[:, 0], FnnValueError,
+     r"x must be 2-d \(n_samples, n_features\), got shape \(4,\) \(reshape a single feature column"),
+]
+X_BAD_SINGLE_OK = [  # where a (d,) x is one example: a (d',) one of the wrong width is refused
+    ("x 1-d with 3 features", np.ones(3, np.float32), FnnValueError,
+     r"x has 3 features \(shape \(3,\)\) but the model's first layer expects 2"),
+]
+
+COMMON_Y_BAD = [  # (what, y-maker(y), error, regex-maker(k)) for every loss
+    ("y with NaN", lambda y: _with(y, 1, NaN), FnnValueError,
+     r"y contains \d+ non-finite value\(s\); the first is nan at row 1"),
+    ("y with inf", lambda y: _with(y, 3, INF), FnnValueError,
+     r"y contains \d+ non-finite value\(s\); the first is inf at row 3"),
+    ("y 0-d", lambda y: np.float32(1), FnnValueError, r"y must be \(n_samples,\) or \(n_samples, \d\), got shape \(\)"),
+    ("y 3-d", lambda y: np.zeros((N, 1, 1), np.float32), FnnValueError,
+     r"y must be \(n_samples,\) or \(n_samples, \d\), got shape \(4, 1, 1\)"),
+    ("y with 0 samples", lambda y: y[:0], FnnValueError, r"y has 0 samples \(shape \(0,"),
+    ("y shorter than x", lambda y: y[:3], FnnValueError, r"x and y have different numbers of samples: 4 and 3"),
+    ("y longer than x", lambda y: np.concatenate([y, y[:1]]), FnnValueError,
+     r"x and y have different numbers of samples: 4 and 5"),
+    ("y of strings", lambda y: np.asarray(y).astype(str), FnnTypeError, r"y must have a numeric dtype .*got dtype <U"),
+    ("y of objects", lambda y: np.asarray(y).astype(object), FnnTypeError,
+     r"y must have a numeric dtype .*got dtype object"),
+    ("y complex", lambda y: np.asarray(y).astype(np.complex64), FnnTypeError, r"y has complex dtype complex64"),
+    ("y None", lambda y: None, FnnTypeError, r"y must be an array, got None"),
+]
+Y_BAD = {  # loss -> [(what, y, error, regex)], for PROBLEMS[loss]
+    "mse": [
+        ("y with 2 columns for 1 output", np.zeros((N, 2), np.float32), FnnValueError,
+         r"y has 2 columns \(shape \(4, 2\)\) but the model has 1 outputs"),
+    ],
+    "binary_cross_entropy": [
+        ("label 2", np.array([0, 2, 1, 0]), FnnValueError,
+         r"binary_cross_entropy needs labels 0 or 1 in y; found 2 at row 1"),
+        ("label -1", np.array([0, 1, -1, 0]), FnnValueError,
+         r"binary_cross_entropy needs labels 0 or 1 in y; found -1 at row 2"),
+        ("label 0.5", np.array([0.0, 1.0, 1.0, 0.5]), FnnValueError,
+         r"binary_cross_entropy needs labels 0 or 1 in y; found 0.5 at row 3"),
+        ("y with 2 columns for 1 output", np.zeros((N, 2)), FnnValueError,
+         r"y has 2 columns \(shape \(4, 2\)\) but the model has 1 outputs"),
+    ],
+    "categorical_cross_entropy": [
+        ("label 3 of 3 classes", np.array([0, 3, 1, 2]), FnnValueError,
+         r"class label y\[1\] = 3 is out of range: the model has 3 output units, so labels must be in 0\.\.2"),
+        ("label -1", np.array([0, 1, 2, -1]), FnnValueError,
+         r"class label y\[3\] = -1 is out of range: .*labels must be in 0\.\.2"),
+        ("label 1.5", np.array([0.0, 1.5, 1.0, 2.0]), FnnValueError,
+         r"y looks like class labels \(shape \(4,\)\) but y\[1\] = 1.5 is not an integer"),
+        ("label 3 in an (n, 1) column", np.array([[0], [1], [3], [2]]), FnnValueError,
+         r"class label y\[2\] = 3 is out of range"),
+        ("one-hot row summing to 2", _with(ONE_HOT, (1, 0), 1.0), FnnValueError,
+         r"one-hot y row 1 sums to 2"),
+        ("one-hot row summing to 0", _with(ONE_HOT, (2, 1), 0.0), FnnValueError,
+         r"one-hot y row 2 sums to 0"),
+        ("one-hot row with a negative entry", np.array([[1.5, -0.5, 0]] + ONE_HOT[1:].tolist()), FnnValueError,
+         r"one-hot y row 0 has a negative entry -0.5 at column 1"),
+        ("one-hot of width 2 for 3 outputs", np.eye(2)[[0, 1, 1, 0]], FnnValueError,
+         r"one-hot y has width 2 \(shape \(4, 2\)\) but the model has 3 output units"),
+        ("one-hot of width 4 for 3 outputs", np.eye(4)[[0, 1, 3, 0]], FnnValueError,
+         r"one-hot y has width 4 \(shape \(4, 4\)\) but the model has 3 output units"),
+    ],
+}
+Y_BAD_K_OUTPUTS_MSE = [  # mse on the 3-output model: (n,) targets are ambiguous, never broadcast to (n, n)
+    ("y (n,) for 3 outputs", np.zeros(N, np.float32), FnnValueError,
+     r"y has shape \(4,\) but the model has 3 outputs; pass y of shape \(n_samples, 3\)"),
+]
+
+
+def _bad_params(model: fnn.Sequential) -> list:
+    """(what, params, error, regex) for a 2-layer model Dense(3) -> Dense(k), input 2."""
+    good = PARAMS[model]
+    (w0, b0), (w1, b1) = good
+    k = model.output_dim
+    return [
+        ("params a dict", {"w": w0, "b": b0}, FnnTypeError,
+         r"params must be a tuple of DenseParams \(one per layer\), got dict"),
+        ("params None", None, FnnTypeError, r"params must be a tuple of DenseParams \(one per layer\), got NoneType"),
+        ("params of 1 layer for 2", good[:1], FnnValueError, r"params has 1 layer entries but the model has 2 layers"),
+        ("params of 3 layers for 2", good + good[1:], FnnValueError, r"params has 3 layer entries but the model has 2"),
+        ("params[1].w of the wrong shape", (good[0], DenseParams(jnp.zeros((4, k), jnp.float32), b1)), FnnValueError,
+         rf"params\[1\]\.w \(layer 1, Dense\({k}\)\) has shape \(4, {k}\), expected \(3, {k}\)"),
+        ("params[0].b of the wrong shape", (DenseParams(w0, jnp.zeros(2, jnp.float32)), good[1]), FnnValueError,
+         r"params\[0\]\.b \(layer 0, Dense\(3\)\) has shape \(2,\), expected \(3,\)"),
+        ("params[0].w 1-d", (DenseParams(w0.reshape(-1), b0), good[1]), FnnValueError,
+         r"params\[0\]\.w \(layer 0, Dense\(3\)\) has shape \(6,\), expected \(n_in, 3\)"),
+        ("params[0].w transposed", (DenseParams(w0.T, b0), good[1]), FnnValueError,
+         r"params\[0\]\.w \(layer 0, Dense\(3\)\) has shape \(3, 2\), expected \(3, 3\)"),
+        ("params of int dtype", (DenseParams(w0.astype(jnp.int32), b0.astype(jnp.int32)), good[1]), FnnTypeError,
+         r"params\[0\]\.w has dtype int32; parameters must be floating point"),
+        ("params[0] not a (w, b) pair", ((w0, b0, b0), good[1]), FnnTypeError,
+         r"params\[0\] must be DenseParams\(w, b\), got tuple"),
+        ("params leaves as lists", (DenseParams(w0.tolist(), b0.tolist()), good[1]), FnnTypeError,
+         r"params\[0\]\.w and \.b must be arrays, got list and list"),
+    ]
+
+
+BAD_MODELS = [
+    ("model a string", "model", FnnTypeError, r"model must be a fnn\.Sequential, got str"),
+    ("model a Dense", fnn.Dense(1), FnnTypeError, r"model must be a fnn\.Sequential, got Dense"),
+]
+BAD_LOSSES = [  # (what, model, loss, error, regex)
+    ("unknown loss", BIN, "hinge", FnnValueError, r"unknown loss 'hinge'; choose one of"),
+    ("loss not a str", BIN, 3, FnnTypeError, r"loss must be a name \(str\), got int 3"),
+    ("binary CE on a linear output", REG, "binary_cross_entropy", FnnValueError,
+     r"binary_cross_entropy needs probabilities, but the output activation is 'linear'"),
+    ("binary CE on a softmax output", CAT, "binary_cross_entropy", FnnValueError,
+     r"binary_cross_entropy on a softmax output of 3 units"),
+    ("categorical CE on 1 sigmoid unit", BIN, "categorical_cross_entropy", FnnValueError,
+     r"categorical_cross_entropy needs a softmax output of k >= 2 units, the model has 1 output unit"),
+]
+
+# --------------------------------------------------------------------------- the entry points
+# (model, params, x, y, loss) -> anything: the entry points that take data and targets
+DATA_ENTRIES: dict[str, Callable] = {
+    "fnn.objective(...)(params, x, y)": lambda m, p, x, y, loss: fnn.objective(m, loss)(p, x, y),
+    "fnn.backprop.gradients": lambda m, p, x, y, loss: backprop.gradients(m, loss, p, x, y),
+    "fnn.backprop.backward": lambda m, p, x, y, loss: backprop.backward(m, loss, p, x, y),
+    "fnn.backprop.deltas": lambda m, p, x, y, loss: backprop.deltas(m, loss, p, x, y),
+    "fnn.backprop.gradient_norms": lambda m, p, x, y, loss: backprop.gradient_norms(m, loss, p, x, y),
+    "fnn.evaluate": lambda m, p, x, y, loss: fnn.evaluate(m, p, x, y, loss=loss),
+    "fnn.fit": lambda m, p, x, y, loss: fit(m, p, x, y, loss=loss),
+}
+# (model, params, x) -> anything: the entry points that take inputs only
+X_ENTRIES: dict[str, Callable] = {
+    "model.apply": lambda m, p, x: m.apply(p, x),
+    "model.logits": lambda m, p, x: m.logits(p, x),
+    "fnn.predict": lambda m, p, x: fnn.predict(m, p, x),
+    "fnn.predict_classes": lambda m, p, x: fnn.predict_classes(m, p, x),
+    "fnn.backprop.dead_units": lambda m, p, x: backprop.dead_units(m, p, x),
+}
+SINGLE_OK = {"model.apply", "model.logits", "fnn.predict", "fnn.predict_classes"}
+
+
+def fit(model, params, x, y, **kwargs):
+    """fnn.fit with the battery's small defaults (one epoch, batches of 2, KEY)."""
+    kwargs = {"epochs": 1, "batch_size": 2, "key": KEY, **kwargs}
+    return fnn.fit(model, params, x, y, **kwargs)
+
+
+def _data_cases() -> list[Case]:
+    cases = []
+    for entry, f in DATA_ENTRIES.items():
+        m, p = BIN, PARAMS[BIN]
+        for what, x, error, match in X_BAD + X_BAD_BATCH_ONLY:
+            cases.append(Case(entry, what, lambda bad, f=f, m=m, p=p: f(m, p, bad, Y_BIN, "binary_cross_entropy"),
+                              x, error, match))
+        for loss, (m, y) in PROBLEMS.items():
+            p = PARAMS[m]
+            call = lambda bad, f=f, m=m, p=p, loss=loss: f(m, p, X, bad, loss)  # noqa: E731
+            for what, make, error, match in COMMON_Y_BAD:
+                if entry == "fnn.fit" and what == "y None":  # fit also takes x as a stream of (x, y) batches
+                    error, match = FnnValueError, r"y is None: pass targets, or pass x as a stream of \(x, y\) batches"
+                cases.append(Case(entry, f"{loss}: {what}", call, make(y), error, match))
+            for what, bad, error, match in Y_BAD[loss]:
+                cases.append(Case(entry, f"{loss}: {what}", call, bad, error, match))
+        for what, bad, error, match in Y_BAD_K_OUTPUTS_MSE:
+            cases.append(Case(entry, f"mse, 3 outputs: {what}", lambda bad, f=f: f(CAT, PARAMS[CAT], X, bad, "mse"),
+                              bad, error, match))
+        for model in (BIN, CAT):
+            loss = "binary_cross_entropy" if model is BIN else "categorical_cross_entropy"
+            y = Y_BIN if model is BIN else Y_CAT
+            for what, bad, error, match in _bad_params(model):
+                cases.append(Case(entry, f"{loss}: {what}",
+                                  lambda bad, f=f, m=model, y=y, loss=loss: f(m, bad, X, y, loss), bad, error, match))
+        for what, bad, error, match in BAD_MODELS:
+            cases.append(Case(entry, what, lambda bad, f=f: f(bad, PARAMS[BIN], X, Y_BIN, "binary_cross_entropy"),
+                              bad, error, match))
+        for what, m, loss, error, match in BAD_LOSSES:
+            cases.append(Case(entry, what, lambda bad, f=f, m=m: f(m, PARAMS[m], X, PROBLEMS_Y[m], bad),
+                              loss, error, match))
+    return cases
+
+
+PROBLEMS_Y = {REG: Y_REG, BIN: Y_BIN, CAT: Y_CAT}
+
+
+def _x_cases() -> list[Case]:
+    cases = []
+    for entry, f in X_ENTRIES.items():
+        m, p = BIN, PARAMS[BIN]
+        extra = X_BAD_SINGLE_OK if entry in SINGLE_OK else X_BAD_BATCH_ONLY
+        for what, x, error, match in X_BAD + extra:
+            if entry == "fnn.backprop.dead_units" and what == "x 1-d":
+                match = r"x must be 2-d \(n_samples, n_features\), got shape \(4,\)"
+            cases.append(Case(entry, what, lambda bad, f=f, m=m, p=p: f(m, p, bad), x, error, match))
+        for model in (BIN, CAT):
+            for what, bad, error, match in _bad_params(model):
+                cases.append(Case(entry, f"{'sigmoid' if model is BIN else 'softmax'} model: {what}",
+                                  lambda bad, f=f, m=model: f(m, bad, X), bad, error, match))
+        for what, bad, error, match in BAD_MODELS:
+            if entry.startswith("model."):
+                continue  # a method has its model
+            cases.append(Case(entry, what, lambda bad, f=f: f(bad, PARAMS[BIN], X), bad, error, match))
+    cases.append(Case("fnn.predict_classes", "a regression model", lambda m: fnn.predict_classes(m, PARAMS[REG], X),
+                      REG, FnnValueError,
+                      r"predict_classes needs a sigmoid or softmax output, the model's is 'linear'"))
+    return cases
+
+
+# --------------------------------------------------------------------------- losses
+# name -> (function, loss kind, good predictions (4, k)); *_grad beside each loss
+_PROBS1 = np.array([[0.2], [0.7], [0.9], [0.4]], np.float32)
+_PROBS3 = np.array([[0.7, 0.2, 0.1], [0.1, 0.1, 0.8], [0.3, 0.4, 0.3], [0.2, 0.2, 0.6]], np.float32)
+_LOGITS1 = np.array([[-1.0], [0.5], [2.0], [-0.3]], np.float32)
+_LOGITS3 = np.log(_PROBS3)
+LOSS_FUNCTIONS = {
+    "mse": (losses.mse, "mse", Y_REG.copy()),
+    "binary_cross_entropy": (losses.binary_cross_entropy, "binary_cross_entropy", _PROBS1),
+    "sigmoid_binary_cross_entropy": (losses.sigmoid_binary_cross_entropy, "binary_cross_entropy", _LOGITS1),
+    "categorical_cross_entropy": (losses.categorical_cross_entropy, "categorical_cross_entropy", _PROBS3),
+    "softmax_cross_entropy": (losses.softmax_cross_entropy, "categorical_cross_entropy", _LOGITS3),
+}
+LOSS_FUNCTIONS.update({f"{name}_grad": (getattr(losses, f"{name}_grad"), kind, pred)
+                       for name, (_, kind, pred) in list(LOSS_FUNCTIONS.items())})
+
+
+def _loss_cases() -> list[Case]:
+    cases = []
+    for name, (fn, kind, pred) in LOSS_FUNCTIONS.items():
+        entry = f"fnn.losses.{name}"
+        _, y = PROBLEMS[kind]
+        y = X[:, :1] if kind == "mse" else y  # mse against 0.2 etc.: any finite target
+        on_pred = lambda bad, fn=fn, y=y: fn(bad, y)  # noqa: E731
+        on_y = lambda bad, fn=fn, pred=pred: fn(pred, bad)  # noqa: E731
+        k = pred.shape[1]
+        cases += [
+            Case(entry, "predictions with NaN", on_pred, _with(pred, (1, 0), NaN), FnnValueError,
+                 r"predictions contains 1 non-finite value\(s\); the first is nan at row 1, column 0"),
+            Case(entry, "predictions with inf", on_pred, _with(pred, (2, k - 1), INF), FnnValueError,
+                 rf"predictions contains 1 non-finite value\(s\); the first is inf at row 2, column {k - 1}"),
+            Case(entry, "predictions 0-d", on_pred, np.float32(0.5), FnnValueError,
+                 r"predictions must be \(n_samples, n_outputs\), got shape \(\)"),
+            Case(entry, "predictions 3-d", on_pred, pred[None], FnnValueError,
+                 rf"predictions must be \(n_samples, n_outputs\), got shape \(1, 4, {k}\)"),
+            Case(entry, "predictions with 0 samples", lambda bad, fn=fn, y=y: fn(bad, y[:0]), pred[:0], FnnValueError,
+                 rf"predictions has 0 samples \(shape \(0, {k}\)\)"),
+            Case(entry, "predictions with 0 outputs", on_pred, pred[:, :0], FnnValueError,
+                 r"predictions has 0 outputs \(shape \(4, 0\)\)"),
+            Case(entry, "predictions of strings", on_pred, pred.astype(str), FnnTypeError,
+                 r"predictions must have a numeric dtype .*got dtype <U"),
+            Case(entry, "predictions complex", on_pred, pred.astype(np.complex64), FnnTypeError,
+                 r"predictions has complex dtype complex64"),
+            Case(entry, "predictions None", on_pred, None, FnnTypeError, r"predictions must be an array, got None"),
+            Case(entry, "y shorter than predictions", on_y, np.asarray(y)[:3], FnnValueError,
+                 r"predictions and y have different numbers of samples: 4 and 3"),
+        ]
+        for what, make, error, match in COMMON_Y_BAD:
+            if what in ("y shorter than x", "y longer than x"):
+                continue
+            cases.append(Case(entry, what, on_y, make(np.asarray(y)), error, match))
+        for what, bad, error, match in Y_BAD[kind]:
+            if "for 1 output" in what:
+                continue
+            cases.append(Case(entry, what, on_y, bad, error, match))
+        if kind == "mse":
+            cases.append(Case(entry, "y (n,) for 3 outputs", lambda bad, fn=fn: fn(_PROBS3, bad), np.zeros(N),
+                              FnnValueError, r"y has shape \(4,\) but the model has 3 outputs"))
+        if kind == "binary_cross_entropy":
+            cases.append(Case(entry, "y (n, 2) for 1 output", on_y, np.zeros((N, 2)), FnnValueError,
+                              r"y has 2 columns \(shape \(4, 2\)\) but the model has 1 outputs"))
+        if name.startswith(("binary_cross_entropy", "categorical_cross_entropy")):
+            cases += [
+                Case(entry, "probabilities above 1", on_pred, _with(pred, (2, 0), 1.5), FnnValueError,
+                     r"predictions must be probabilities in \[0, 1\]; found 1.5 at row 2, column 0"),
+                Case(entry, "probabilities below 0", on_pred, _with(pred, (3, 0), -0.25), FnnValueError,
+                     r"predictions must be probabilities in \[0, 1\]; found -0.25 at row 3, column 0"),
+            ]
+    cases += [
+        Case("fnn.losses.resolve", "unknown loss", lambda bad: losses.resolve(bad, "sigmoid", 1), "hinge",
+             FnnValueError, r"unknown loss 'hinge'"),
+        Case("fnn.losses.prepare_targets", "unknown loss", lambda bad: losses.prepare_targets(Y_BIN, bad, 1), "l1",
+             FnnValueError, r"unknown loss 'l1'"),
+    ]
+    return cases
+
+
+# --------------------------------------------------------------------------- models
+def _model_cases() -> list[Case]:
+    dense = lambda bad: fnn.Dense(bad)  # noqa: E731
+    cases = [
+        Case("fnn.Dense", "units 0", dense, 0, FnnValueError, r"Dense units must be an integer >= 1, got 0"),
+        Case("fnn.Dense", "units -2", dense, -2, FnnValueError, r"Dense units must be an integer >= 1, got -2"),
+        Case("fnn.Dense", "units 2.5", dense, 2.5, FnnTypeError, r"Dense units must be an integer >= 1, got float 2.5"),
+        Case("fnn.Dense", "units 4.0", dense, 4.0, FnnTypeError, r"Dense units must be an integer >= 1, got float 4.0"),
+        Case("fnn.Dense", "units '4'", dense, "4", FnnTypeError, r"Dense units must be an integer >= 1, got str '4'"),
+        Case("fnn.Dense", "units None", dense, None, FnnTypeError,
+             r"Dense units must be an integer >= 1, got NoneType"),
+        Case("fnn.Dense", "units True", dense, True, FnnTypeError,
+             r"Dense units must be an integer >= 1, got bool True"),
+        Case("fnn.Dense", "units NaN", dense, NaN, FnnTypeError, r"Dense units must be an integer >= 1, got float nan"),
+        Case("fnn.Dense", "unknown activation", lambda bad: fnn.Dense(2, activation=bad), "relu6", FnnValueError,
+             r"unknown activation 'relu6'; choose one of"),
+        Case("fnn.Dense", "activation not a str", lambda bad: fnn.Dense(2, activation=bad), 1, FnnTypeError,
+             r"activation must be a name \(str\) or None, got int 1"),
+        Case("fnn.Dense", "unknown kernel_init", lambda bad: fnn.Dense(2, kernel_init=bad), "xavier", FnnValueError,
+             r"unknown initializer 'xavier'; choose one of"),
+        Case("fnn.Dense", "softmax over 1 unit", lambda bad: fnn.Dense(bad, activation="softmax"), 1, FnnValueError,
+             r"softmax over a single unit is always 1"),
+    ]
+    seq = lambda bad: fnn.Sequential(bad)  # noqa: E731
+    cases += [
+        Case("fnn.Sequential", "no layers", seq, [], FnnValueError, r"Sequential needs at least one layer"),
+        Case("fnn.Sequential", "a string", seq, "dense", FnnTypeError,
+             r"Sequential takes a list of Dense layers, got str"),
+        Case("fnn.Sequential", "None", seq, None, FnnTypeError,
+             r"Sequential takes a list of Dense layers, got NoneType"),
+        Case("fnn.Sequential", "a non-Dense layer", seq, [fnn.Dense(2), "relu"], FnnTypeError,
+             r"Sequential layer 1 must be a fnn\.Dense, got str 'relu'"),
+        Case("fnn.Sequential", "an int as a layer", seq, [3, fnn.Dense(1)], FnnTypeError,
+             r"Sequential layer 0 must be a fnn\.Dense, got int 3"),
+    ]
+    init = lambda bad: BIN.init(bad, 2)  # noqa: E731
+    dim = lambda bad: BIN.init(KEY, bad)  # noqa: E731
+    cases += [
+        Case("model.init", "key an int", init, 0, FnnTypeError,
+             r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("model.init", "key None", init, None, FnnTypeError, r"key must be a JAX PRNG key .*got None"),
+        Case("model.init", "key a float array", init, np.zeros(2, np.float32), FnnTypeError,
+             r"key must be a JAX PRNG key .*got an array of dtype float32 and shape \(2,\)"),
+        Case("model.init", "key a batch of keys", init, jax.random.split(KEY, 2), FnnValueError,
+             r"key must be a single key \(shape \(\)\), got a batch of shape \(2,\)"),
+        Case("model.init", "input_dim 0", dim, 0, FnnValueError, r"input_dim must be an integer >= 1, got 0"),
+        Case("model.init", "input_dim -1", dim, -1, FnnValueError, r"input_dim must be an integer >= 1, got -1"),
+        Case("model.init", "input_dim 2.5", dim, 2.5, FnnTypeError,
+             r"input_dim must be an integer >= 1, got float 2.5"),
+        Case("model.init", "input_dim '2'", dim, "2", FnnTypeError, r"input_dim must be an integer >= 1, got str '2'"),
+        Case("model.init", "dtype int32", lambda bad: BIN.init(KEY, 2, dtype=bad), jnp.int32, FnnTypeError,
+             r"dtype must be a floating dtype, got int32"),
+        Case("model.init", "dtype complex64", lambda bad: BIN.init(KEY, 2, dtype=bad), jnp.complex64, FnnTypeError,
+             r"dtype must be a floating dtype, got complex64"),
+        Case("model.init", "dtype an unknown name", lambda bad: BIN.init(KEY, 2, dtype=bad), "float33", FnnTypeError,
+             r"dtype must be a floating dtype, got 'float33'"),
+    ]
+    cases += [
+        Case("fnn.activations.get", "an unknown name", activations.get, "swish", FnnValueError,
+             r"unknown activation 'swish'; choose one of"),
+        Case("fnn.activations.get", "an int", activations.get, 3, FnnTypeError,
+             r"activation must be a name \(str\) or None, got int 3"),
+        Case("fnn.initializers.get", "an unknown name", initializers.get, "lecun", FnnValueError,
+             r"unknown initializer 'lecun'; choose one of"),
+        Case("fnn.initializers.get", "an int", initializers.get, 3, FnnTypeError,
+             r"initializer must be a name \(str\), got int"),
+        Case("fnn.initializers.glorot_uniform", "key an int", lambda bad: initializers.glorot_uniform(bad, (2, 3)),
+             0, FnnTypeError, r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("fnn.initializers.glorot_uniform", "a negative dimension",
+             lambda bad: initializers.glorot_uniform(KEY, bad), (2, -3), FnnValueError,
+             r"must be an integer >= 1, got -3"),
+    ]
+    build = lambda bad: fnn.objective(bad, "mse")  # noqa: E731
+    cases += [Case("fnn.objective", what, build, bad, error, match) for what, bad, error, match in BAD_MODELS]
+    cases += [Case("fnn.objective", what, lambda bad, m=m: fnn.objective(m, bad), loss, error, match)
+              for what, m, loss, error, match in BAD_LOSSES]
+    cases.append(Case("fnn.objective", "loss None", lambda bad: fnn.objective(BIN, bad), None, FnnTypeError,
+                      r"loss must be a name \(str\), got NoneType None"))
+    return cases
+
+
+# --------------------------------------------------------------------------- fit's settings
+def _fit_cases() -> list[Case]:
+    def kw(name):
+        return lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, **{name: bad})
+
+    nan_x = _with(X, (2, 1), NaN)
+    rows = [
+        ("epochs -1", "epochs", -1, FnnValueError, r"epochs must be an integer >= 0, got -1"),
+        ("epochs 2.5", "epochs", 2.5, FnnTypeError, r"epochs must be an integer >= 0, got float 2.5"),
+        ("epochs None", "epochs", None, FnnTypeError, r"epochs must be an integer >= 0, got NoneType None"),
+        ("batch_size 0", "batch_size", 0, FnnValueError, r"batch_size must be an integer >= 1, got 0"),
+        ("batch_size -8", "batch_size", -8, FnnValueError, r"batch_size must be an integer >= 1, got -8"),
+        ("batch_size 1.5", "batch_size", 1.5, FnnTypeError, r"batch_size must be an integer >= 1, got float 1.5"),
+        ("key an int", "key", 1, FnnTypeError, r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 1"),
+        ("key a string", "key", "seed", FnnTypeError, r"key must be a JAX PRNG key .*got str"),
+        ("optimizer a name", "optimizer", "adam", FnnTypeError,
+         r"optimizer must be an fnn\.optim\.Optimizer \(init, update\)"),
+        ("optimizer a function", "optimizer", optim.sgd, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer"),
+        ("validation_split 1.5", "validation_split", 1.5, FnnValueError,
+         r"validation_split must be in \(0, 1\), got 1.5"),
+        ("validation_split -0.2", "validation_split", -0.2, FnnValueError,
+         r"validation_split must be in \(0, 1\), got -0.2"),
+        ("validation_split NaN", "validation_split", NaN, FnnValueError, r"validation_split must be finite, got nan"),
+        ("validation_split 0.1 of 4 samples", "validation_split", 0.1, FnnValueError,
+         r"validation_split=0.1 of 4 samples leaves an empty training or validation set"),
+        ("validation_data of 3 arrays", "validation_data", (X, Y_BIN, Y_BIN), FnnTypeError,
+         r"validation_data must be a pair \(x_val, y_val\)"),
+        ("patience 0", "patience", 0, FnnValueError, r"patience must be an integer >= 1, got 0"),
+        ("min_delta -1", "min_delta", -1.0, FnnValueError, r"min_delta must be in \[0, inf\], got -1.0"),
+        ("target_loss NaN", "target_loss", NaN, FnnValueError, r"target_loss must be finite, got nan"),
+        ("verbose -1", "verbose", -1, FnnValueError, r"verbose must be an integer >= 0, got -1"),
+        ("max_bad_steps -1", "max_bad_steps", -1, FnnValueError, r"max_bad_steps must be an integer >= 0, got -1"),
+        ("checkpoint_every 0", "checkpoint_every", 0, FnnValueError,
+         r"checkpoint_every must be an integer >= 1, got 0"),
+        ("checkpoint_every without checkpoint", "checkpoint_every", 2, FnnValueError,
+         r"checkpoint_every needs checkpoint=path"),
+    ]
+    cases = [Case("fnn.fit", what, kw(name), bad, error, match) for what, name, bad, error, match in rows]
+    cases += [
+        Case("fnn.fit", "validation x with NaN",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)),
+             nan_x, FnnValueError, r"x_val contains 1 non-finite value\(s\); the first is nan at row 2"),
+        Case("fnn.fit", "validation y with label 2",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)),
+             np.array([0, 1, 2, 0]), FnnValueError, r"labels 0 or 1 in y_val; found 2 at row 2"),
+        Case("fnn.fit", "validation x with 3 features",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)), np.ones((N, 3)), FnnValueError,
+             r"x_val has 3 features \(shape \(4, 3\)\) but the model's first layer expects 2"),
+        Case("fnn.fit", "validation y shorter than validation x",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)), Y_BIN[:3], FnnValueError,
+             r"x_val and y_val have different numbers of samples: 4 and 3"),
+        Case("fnn.fit", "resume from a missing file", lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=bad),
+             "/nonexistent/run.ckpt", CheckpointNotFoundError, r"no checkpoint at /nonexistent/run\.ckpt"),
+        Case("fnn.fit", "resume from a params checkpoint",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=_file(bad, "params.ckpt")),
+             b"", CheckpointError, r"is empty \(0 bytes\)"),
+    ]
+    cases.append(Case("fnn.fit", "resume from a file that fit did not write",
+                      lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=_file(valid_checkpoint(), bad)),
+                      "not-a-run.ckpt", FnnValueError, r"is not a checkpoint written by fit\(checkpoint=\.\.\.\)"))
+    return cases
+
+
+# --------------------------------------------------------------------------- optimizers and schedules
+def _optim_cases() -> list[Case]:
+    lr_rows = [  # (what, bad rate, error, regex)
+        ("learning_rate 0", 0.0, FnnValueError, r"learning_rate must be in \(0, inf\], got 0.0"),
+        ("learning_rate -0.1", -0.1, FnnValueError, r"learning_rate must be in \(0, inf\], got -0.1"),
+        ("learning_rate NaN", NaN, FnnValueError, r"learning_rate must be finite, got nan"),
+        ("learning_rate inf", INF, FnnValueError, r"learning_rate must be finite, got inf"),
+        ("learning_rate a jax NaN", jnp.asarray(NaN, jnp.float32), FnnValueError,
+         r"learning_rate must be finite, got nan"),
+        ("learning_rate '0.1'", "0.1", FnnTypeError, r"learning_rate must be a real number, got str '0.1'"),
+        ("learning_rate None", None, FnnTypeError, r"learning_rate must be a real number, got NoneType None"),
+    ]
+    makers = {
+        "fnn.optim.sgd": lambda lr: optim.sgd(lr),
+        "fnn.optim.momentum": lambda lr: optim.momentum(lr, 0.9),
+        "fnn.optim.nesterov": lambda lr: optim.nesterov(lr, 0.9),
+        "fnn.optim.adam": lambda lr: optim.adam(lr),
+        "fnn.optim.constant": lambda lr: optim.constant(lr),
+    }
+    cases = [Case(entry, what, make, bad, error, match)
+             for entry, make in makers.items() for what, bad, error, match in lr_rows]
+    for entry, make in (("fnn.optim.momentum", optim.momentum), ("fnn.optim.nesterov", optim.nesterov)):
+        call = lambda bad, make=make: make(0.1, bad)  # noqa: E731
+        cases += [
+            Case(entry, "momentum 1", call, 1.0, FnnValueError, r"momentum must be in \[0, 1\), got 1.0"),
+            Case(entry, "momentum -0.1", call, -0.1, FnnValueError, r"momentum must be in \[0, 1\), got -0.1"),
+            Case(entry, "momentum NaN", call, NaN, FnnValueError, r"momentum must be finite, got nan"),
+            Case(entry, "momentum a string", call, "0.9", FnnTypeError, r"momentum must be a real number, got str"),
+        ]
+    for name in ("b1", "b2"):
+        call = lambda bad, name=name: optim.adam(1e-3, **{name: bad})  # noqa: E731
+        cases += [
+            Case("fnn.optim.adam", f"{name} 1", call, 1.0, FnnValueError, rf"{name} must be in \[0, 1\), got 1.0"),
+            Case("fnn.optim.adam", f"{name} 1.5", call, 1.5, FnnValueError, rf"{name} must be in \[0, 1\), got 1.5"),
+            Case("fnn.optim.adam", f"{name} -0.1", call, -0.1, FnnValueError, rf"{name} must be in \[0, 1\), got -0.1"),
+            Case("fnn.optim.adam", f"{name} NaN", call, NaN, FnnValueError, rf"{name} must be finite, got nan"),
+        ]
+    eps = lambda bad: optim.adam(1e-3, eps=bad)  # noqa: E731
+    cases += [
+        Case("fnn.optim.adam", "eps 0", eps, 0.0, FnnValueError, r"eps must be in \(0, inf\], got 0.0"),
+        Case("fnn.optim.adam", "eps -1e-8", eps, -1e-8, FnnValueError, r"eps must be in \(0, inf\], got -1e-08"),
+        Case("fnn.optim.adam", "eps NaN", eps, NaN, FnnValueError, r"eps must be finite, got nan"),
+    ]
+    exp = optim.exponential_decay
+    cos = optim.cosine_decay
+    cases += [
+        Case("fnn.optim.exponential_decay", "init_value 0", lambda bad: exp(bad, 0.5), 0.0, FnnValueError,
+             r"init_value must be in \(0, inf\], got 0.0"),
+        Case("fnn.optim.exponential_decay", "init_value NaN", lambda bad: exp(bad, 0.5), NaN, FnnValueError,
+             r"init_value must be finite, got nan"),
+        Case("fnn.optim.exponential_decay", "decay_rate 0", lambda bad: exp(0.1, bad), 0.0, FnnValueError,
+             r"decay_rate must be in \(0, inf\], got 0.0"),
+        Case("fnn.optim.exponential_decay", "decay_rate -0.5", lambda bad: exp(0.1, bad), -0.5, FnnValueError,
+             r"decay_rate must be in \(0, inf\], got -0.5"),
+        Case("fnn.optim.exponential_decay", "transition_steps 0", lambda bad: exp(0.1, 0.5, bad), 0, FnnValueError,
+             r"transition_steps must be an integer >= 1, got 0"),
+        Case("fnn.optim.exponential_decay", "transition_steps 1.5", lambda bad: exp(0.1, 0.5, bad), 1.5, FnnTypeError,
+             r"transition_steps must be an integer >= 1, got float 1.5"),
+        Case("fnn.optim.exponential_decay", "end_value -1", lambda bad: exp(0.1, 0.5, end_value=bad), -1.0,
+             FnnValueError, r"end_value must be in \[0, inf\], got -1.0"),
+        Case("fnn.optim.cosine_decay", "init_value -1", lambda bad: cos(bad, 10), -1.0, FnnValueError,
+             r"init_value must be in \(0, inf\], got -1.0"),
+        Case("fnn.optim.cosine_decay", "decay_steps 0", lambda bad: cos(0.1, bad), 0, FnnValueError,
+             r"decay_steps must be an integer >= 1, got 0"),
+        Case("fnn.optim.cosine_decay", "decay_steps 2.5", lambda bad: cos(0.1, bad), 2.5, FnnTypeError,
+             r"decay_steps must be an integer >= 1, got float 2.5"),
+        Case("fnn.optim.cosine_decay", "alpha 1.5", lambda bad: cos(0.1, 10, bad), 1.5, FnnValueError,
+             r"alpha must be in \[0, 1\], got 1.5"),
+        Case("fnn.optim.cosine_decay", "alpha NaN", lambda bad: cos(0.1, 10, bad), NaN, FnnValueError,
+             r"alpha must be finite, got nan"),
+        Case("fnn.optim.clip_by_global_norm", "max_norm 0", optim.clip_by_global_norm, 0.0, FnnValueError,
+             r"max_norm must be in \(0, inf\], got 0.0"),
+        Case("fnn.optim.clip_by_global_norm", "max_norm NaN", optim.clip_by_global_norm, NaN, FnnValueError,
+             r"max_norm must be finite, got nan"),
+        Case("fnn.optim.add_weight_decay", "rate -1e-4", optim.add_weight_decay, -1e-4, FnnValueError,
+             r"weight decay rate must be in \[0, inf\], got -0.0001"),
+        Case("fnn.optim.add_weight_decay", "rate NaN", optim.add_weight_decay, NaN, FnnValueError,
+             r"weight decay rate must be finite, got nan"),
+        Case("fnn.optim.chain", "no parts", lambda bad: optim.chain(*bad), (), FnnValueError,
+             r"chain needs at least one optimizer or transform"),
+        Case("fnn.optim.chain", "a part that is a name", lambda bad: optim.chain(*bad), ("sgd",), FnnTypeError,
+             r"chain part 0 must be an fnn\.optim\.Optimizer"),
+    ]
+    return cases
+
+
+# --------------------------------------------------------------------------- checkpoints
+def _checkpoint_cases() -> list[Case]:
+    save = lambda bad: fnn.save(_scratch() / "out.ckpt", bad)  # noqa: E731
+    load_bytes = lambda bad: fnn.load(_file(bad))  # noqa: E731
+    cases = [
+        Case("fnn.save", "path an int", lambda bad: fnn.save(bad, {}), 3, FnnTypeError,
+             r"save path must be a str or os\.PathLike, got int 3"),
+        Case("fnn.save", "path bytes", lambda bad: fnn.save(bad, {}), b"run.ckpt", FnnTypeError,
+             r"save path must be a str or os\.PathLike, got bytes"),
+        Case("fnn.save", "path a directory", lambda bad: fnn.save(_scratch(), bad), {}, FnnValueError,
+             r"cannot save to .*: it is a directory"),
+        Case("fnn.save", "an object leaf", save, {"f": object()}, FnnTypeError,
+             r"tree leaf \['f'\] has unsupported type object"),
+        Case("fnn.save", "a set", save, {"s": {1, 2}}, FnnTypeError, r"tree leaf \['s'\] has unsupported type set"),
+        Case("fnn.save", "a NaN weight", save, {"w": np.array([1.0, NaN])}, FnnValueError,
+             r"tree leaf \['w'\] contains 1 non-finite value\(s\), the first nan at index \(1,\)"),
+        Case("fnn.save", "an inf float", save, (1.0, INF), FnnValueError,
+             r"tree leaf \[1\] is the non-finite float inf"),
+        Case("fnn.save", "a string array", save, {"names": np.array(["a", "b"])}, FnnTypeError,
+             r"tree leaf \['names'\] is an array of dtype <U1"),
+        Case("fnn.save", "an object array", save, [np.array([1, None], dtype=object)], FnnTypeError,
+             r"tree leaf \[0\] is an object array of dtype object"),
+        Case("fnn.save", "an int dict key", save, {1: np.zeros(2)}, FnnTypeError,
+             r"tree dict <root> has key 1 of type int; checkpoint dict keys must be str"),
+        Case("fnn.save", "metadata a list", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad), [1],
+             FnnTypeError, r"metadata must be a dict or None, got list"),
+        Case("fnn.save", "metadata with NaN", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad),
+             {"lr": NaN}, FnnValueError, r"metadata\['lr'\] is the non-finite float nan"),
+        Case("fnn.checkpoint.read_metadata", "a missing file", lambda bad: checkpoint.read_metadata(_scratch() / bad),
+             "missing.ckpt", CheckpointNotFoundError, r"no checkpoint at .*missing\.ckpt: the file does not exist"),
+        Case("fnn.checkpoint.read_metadata", "a pickle", lambda bad: checkpoint.read_metadata(_file(bad)),
+             pickle.dumps([1]), CheckpointError, r"it looks like a pickle; fnn never unpickles"),
+        Case("fnn.load", "a missing file", lambda bad: fnn.load(_scratch() / bad), "missing.ckpt",
+             CheckpointNotFoundError, r"no checkpoint at .*missing\.ckpt: the file does not exist"),
+        Case("fnn.load", "a directory", lambda bad: fnn.load(_scratch()), None, CheckpointError,
+             r"cannot load .*: it is a directory"),
+        Case("fnn.load", "path an int", fnn.load, 7, FnnTypeError,
+             r"load path must be a str or os\.PathLike, got int 7"),
+        Case("fnn.load", "an empty file", load_bytes, b"", CheckpointError,
+             r"is empty \(0 bytes\), not an fnn checkpoint"),
+        Case("fnn.load", "garbage", load_bytes, bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)),
+             CheckpointError, r"is not an fnn checkpoint: it does not start with b'FNN-CHECKPOINT"),
+        Case("fnn.load", "a pickle", load_bytes, pickle.dumps({"w": [1.0, 2.0]}), CheckpointError,
+             r"it looks like a pickle; fnn never unpickles"),
+        Case("fnn.load", "an .npz archive", load_bytes, b"PK\x03\x04" + bytes(60), CheckpointError,
+             r"it looks like a zip/\.npz archive"),
+        Case("fnn.load", "the magic line cut short", load_bytes, b"FNN-CHECK", CheckpointError,
+             r"is truncated: 9 bytes, shorter than the magic line"),
+        Case("fnn.load", "the last 40 bytes missing", lambda bad: fnn.load(_file(valid_checkpoint()[:-bad])), 40,
+             CheckpointError, r"is truncated \(or its length fields are corrupt\): it has \d+ bytes but its length "
+                              r"fields call for \d+"),
+        Case("fnn.load", "10 trailing bytes", lambda bad: fnn.load(_file(valid_checkpoint() + bad)), bytes(10),
+             CheckpointError, r"is corrupt \(trailing bytes\)"),
+        Case("fnn.load", "one bit flipped in the header",
+             lambda bad: fnn.load(_file(flip_bit(valid_checkpoint(), bad))),
+             60, CheckpointError, r"is corrupt: sha256 of its contents is [0-9a-f]+… but the file records"),
+        Case("fnn.load", "one bit flipped in the payload",
+             lambda bad: fnn.load(_file(flip_bit(valid_checkpoint(), bad))),
+             -40, CheckpointError, r"is corrupt: sha256"),
+        Case("fnn.load", "like of another shape", lambda bad: fnn.load(_file(valid_checkpoint()), like=bad),
+             {"params": _params(fnn.Sequential([fnn.Dense(4), fnn.Dense(1)])), "step": 0}, CheckpointError,
+             r"checkpoint leaf \['params'\]\[0\]\.w has shape \(2, 3\) and dtype float32 but like has shape \(2, 4\)"),
+        Case("fnn.load", "like of another structure", lambda bad: fnn.load(_file(valid_checkpoint()), like=bad),
+             {"params": PARAMS[BIN]}, CheckpointError,
+             r"checkpoint dict <root> does not have like's keys: missing \[\], unexpected \['step'\]"),
+    ]
+    return cases
+
+
+# --------------------------------------------------------------------------- gradcheck and numerical_gradient
+def _quadratic(params, shift):
+    return jnp.sum((params["a"] - shift) ** 2)
+
+
+_POINT = {"a": jnp.asarray([0.5, -1.0], jnp.float32)}
+
+
+def _numerical_cases() -> list[Case]:
+    cases = []
+    for entry, fn in (("fnn.gradcheck", fnn.gradcheck), ("fnn.numerical_gradient", fnn.numerical_gradient)):
+        h = lambda bad, fn=fn: fn(_quadratic, _POINT, 0.3, h=bad)  # noqa: E731
+        cases += [
+            Case(entry, "h 0", h, 0.0, FnnValueError, r"h must be in \(0, inf\], got 0.0"),
+            Case(entry, "h -1e-6", h, -1e-6, FnnValueError, r"h must be in \(0, inf\], got -1e-06"),
+            Case(entry, "h NaN", h, NaN, FnnValueError, r"h must be finite, got nan"),
+            Case(entry, "h '1e-6'", h, "1e-6", FnnTypeError, r"h must be a real number, got str '1e-6'"),
+            Case(entry, "f not callable", lambda bad, fn=fn: fn(bad, _POINT, 0.3), "loss", FnnTypeError,
+                 r"f must be callable, got str"),
+            Case(entry, "params of int dtype", lambda bad, fn=fn: fn(_quadratic, bad, 0.3), {"a": np.array([1, 2])},
+                 FnnTypeError, r"needs floating-point params, got a leaf of dtype int64"),
+            Case(entry, "params with no leaves", lambda bad, fn=fn: fn(_quadratic, bad, 0.3), {}, FnnValueError,
+                 r"params has no array leaves"),
+            Case(entry, "f returning a vector", lambda bad, fn=fn: fn(bad, _POINT, 0.3),
+                 lambda p, s: p["a"] - s, FnnValueError, r"f must return a scalar, got shape \(2,\)"),
+        ]
+    tol = lambda bad: fnn.gradcheck(_quadratic, _POINT, 0.3, tolerance=bad)  # noqa: E731
+    objective = fnn.objective(BIN, "binary_cross_entropy")
+    cases += [
+        Case("fnn.gradcheck", "tolerance -1", tol, -1.0, FnnValueError, r"tolerance must be in \[0, inf\], got -1.0"),
+        Case("fnn.gradcheck", "tolerance NaN", tol, NaN, FnnValueError, r"tolerance must be finite, got nan"),
+        Case("fnn.gradcheck", "grad_fn not callable", lambda bad: fnn.gradcheck(_quadratic, _POINT, 0.3, grad_fn=bad),
+             "jax.grad", FnnTypeError, r"grad_fn must be callable or None, got str"),
+        Case("fnn.gradcheck", "grad_fn of another structure",
+             lambda bad: fnn.gradcheck(_quadratic, _POINT, 0.3, grad_fn=bad), lambda p, s: [p["a"], p["a"]],
+             FnnValueError, r"grad_fn returned a tree of another structure than params"),
+        Case("fnn.gradcheck", "objective of x with NaN",
+             lambda bad: fnn.gradcheck(objective, PARAMS[BIN], bad, Y_BIN), _with(X, (2, 1), NaN), FnnValueError,
+             r"x contains 1 non-finite value\(s\); the first is nan at row 2, column 1"),
+        Case("fnn.gradcheck", "objective of label 2",
+             lambda bad: fnn.gradcheck(objective, PARAMS[BIN], X, bad), np.array([0, 1, 2, 0]), FnnValueError,
+             r"binary_cross_entropy needs labels 0 or 1 in y; found 2 at row 2"),
+    ]
+    return cases
+
+
+# --------------------------------------------------------------------------- fnn.data
+def _data_module_cases() -> list[Case]:
+    circles = lambda **kw: data.circles(kw.pop("key", KEY), **kw)  # noqa: E731
+    spiral = lambda **kw: data.spiral(kw.pop("key", KEY), **kw)  # noqa: E731
+    split = lambda x, y, **kw: data.train_test_split(kw.pop("key", KEY), x, y, **kw)  # noqa: E731
+    return [
+        Case("fnn.data.circles", "key an int", lambda bad: circles(key=bad), 0, FnnTypeError,
+             r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("fnn.data.circles", "n_samples 1", lambda bad: circles(n_samples=bad), 1, FnnValueError,
+             r"n_samples must be an integer >= 2, got 1"),
+        Case("fnn.data.circles", "n_samples 10.5", lambda bad: circles(n_samples=bad), 10.5, FnnTypeError,
+             r"n_samples must be an integer >= 2, got float 10.5"),
+        Case("fnn.data.circles", "noise -0.1", lambda bad: circles(noise=bad), -0.1, FnnValueError,
+             r"noise must be in \[0, inf\], got -0.1"),
+        Case("fnn.data.circles", "noise NaN", lambda bad: circles(noise=bad), NaN, FnnValueError,
+             r"noise must be finite, got nan"),
+        Case("fnn.data.circles", "factor 1", lambda bad: circles(factor=bad), 1.0, FnnValueError,
+             r"factor must be in \[0, 1\), got 1.0"),
+        Case("fnn.data.spiral", "key None", lambda bad: spiral(key=bad), None, FnnTypeError,
+             r"key must be a JAX PRNG key .*got None"),
+        Case("fnn.data.spiral", "n_classes 1", lambda bad: spiral(n_classes=bad), 1, FnnValueError,
+             r"n_classes must be an integer >= 2, got 1"),
+        Case("fnn.data.spiral", "n_classes '3'", lambda bad: spiral(n_classes=bad), "3", FnnTypeError,
+             r"n_classes must be an integer >= 2, got str '3'"),
+        Case("fnn.data.spiral", "fewer samples than classes", lambda bad: spiral(n_samples=bad, n_classes=3), 2,
+             FnnValueError, r"n_samples must be an integer >= 3, got 2"),
+        Case("fnn.data.spiral", "noise inf", lambda bad: spiral(noise=bad), INF, FnnValueError,
+             r"noise must be finite, got inf"),
+        Case("fnn.data.train_test_split", "key an int", lambda bad: split(X, Y_BIN, key=bad), 3, FnnTypeError,
+             r"key must be a JAX PRNG key .*got 3"),
+        Case("fnn.data.train_test_split", "x/y length mismatch", lambda bad: split(X, bad), Y_BIN[:3], FnnValueError,
+             r"x and y have different numbers of samples: 4 and 3"),
+        Case("fnn.data.train_test_split", "x 0-d", lambda bad: split(bad, Y_BIN), np.float32(1.0), FnnValueError,
+             r"x must have one entry per sample, got a scalar"),
+        Case("fnn.data.train_test_split", "y 0-d", lambda bad: split(X, bad), np.int32(1), FnnValueError,
+             r"y must have one entry per sample, got a scalar"),
+        Case("fnn.data.train_test_split", "x of strings", lambda bad: split(bad, Y_BIN), np.array(["a"] * N),
+             FnnTypeError, r"x must have a numeric dtype"),
+        Case("fnn.data.train_test_split", "test_fraction 0", lambda bad: split(X, Y_BIN, test_fraction=bad), 0.0,
+             FnnValueError, r"test_fraction must be in \(0, 1\), got 0.0"),
+        Case("fnn.data.train_test_split", "test_fraction 1", lambda bad: split(X, Y_BIN, test_fraction=bad), 1.0,
+             FnnValueError, r"test_fraction must be in \(0, 1\), got 1.0"),
+        Case("fnn.data.train_test_split", "test_fraction NaN", lambda bad: split(X, Y_BIN, test_fraction=bad), NaN,
+             FnnValueError, r"test_fraction must be finite, got nan"),
+        Case("fnn.data.train_test_split", "an empty test split", lambda bad: split(X, Y_BIN, test_fraction=bad), 0.1,
+             FnnValueError, r"test_fraction=0.1 leaves an empty split of 4 samples"),
+        Case("fnn.data.standardize", "x_train with NaN", data.standardize, _with(X, (1, 0), NaN), FnnValueError,
+             r"x_train contains 1 non-finite value\(s\); the first is nan at row 1, column 0"),
+        Case("fnn.data.standardize", "x_train 3-d", data.standardize, X[None], FnnValueError,
+             r"x_train must be 2-d \(n_samples, n_features\), got shape \(1, 4, 2\)"),
+        Case("fnn.data.standardize", "x_train with 0 samples", data.standardize, X[:0], FnnValueError,
+             r"x_train has 0 samples \(shape \(0, 2\)\)"),
+        Case("fnn.data.standardize", "x_train of strings", data.standardize, np.array([["a", "b"]]), FnnTypeError,
+             r"x_train must have a numeric dtype"),
+        Case("fnn.data.standardize", "another array with 3 features", lambda bad: data.standardize(X, bad),
+             np.ones((2, 3)), FnnValueError, r"others\[0\] has 3 features \(shape \(2, 3\)\) but x_train has 2"),
+        Case("fnn.data.standardize", "another array with inf", lambda bad: data.standardize(X, X, bad),
+             _with(X, (0, 1), INF), FnnValueError, r"others\[1\] contains 1 non-finite value\(s\); the first is inf at "
+                                                   r"row 0, column 1"),
+    ]
+
+
+# --------------------------------------------------------------------------- the table
+CASES: list[Case] = (_model_cases() + _x_cases() + _data_cases() + _loss_cases() + _fit_cases() + _optim_cases()
+                     + _checkpoint_cases() + _numerical_cases() + _data_module_cases())
+ENTRY_POINTS: list[str] = sorted({c.entry for c in CASES})
+FIT_CASES: list[Case] = [c for c in CASES if c.entry == "fnn.fit"]
+
+assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
+
+
+# --------------------------------------------------------------------------- legitimate edge cases
+def _finite(tree) -> bool:
+    return all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(tree))
+
+
+def _trained(result, model, params, epochs=2) -> None:
+    """A fit that ran every epoch to finite params of the right shapes and a finite history."""
+    assert result.stop_reason == "epochs" and result.epochs_run == epochs, result
+    assert [np.shape(leaf) for leaf in jax.tree.leaves(result.params)] == [np.shape(leaf) for leaf in
+                                                                         jax.tree.leaves(params)]
+    assert _finite(result.params) and all(np.isfinite(v).all() for v in result.history.values()), result.history
+    assert all(len(v) == epochs for v in result.history.values())
+
+
+def _same(a, b) -> None:
+    """Bitwise equal trees (or floats)."""
+    la, lb = jax.tree.leaves(a), jax.tree.leaves(b)
+    assert len(la) == len(lb)
+    for u, v in zip(la, lb):
+        np.testing.assert_array_equal(np.asarray(u), np.asarray(v))
+
+
+def _edge_one_sample():
+    r = fit(BIN, PARAMS[BIN], X[:1], Y_BIN[1:2], epochs=2)
+    _trained(r, BIN, PARAMS[BIN])
+
+
+def _edge_one_feature():
+    params = _params(BIN, 3, input_dim=1)
+    r = fit(BIN, params, X[:, :1], Y_BIN, epochs=2)
+    _trained(r, BIN, params)
+    assert np.shape(fnn.predict(BIN, r.params, X[:, :1])) == (N, 1)
+
+
+def _edge_single_class_binary():
+    r = fit(BIN, PARAMS[BIN], X, np.zeros(N, np.int32), epochs=2)
+    _trained(r, BIN, PARAMS[BIN])
+
+
+def _edge_single_class_categorical():
+    r = fit(CAT, PARAMS[CAT], X, np.full(N, 1), epochs=2)
+    _trained(r, CAT, PARAMS[CAT])
+
+
+def _edge_big_batch():
+    r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=2, batch_size=64)
+    _trained(r, BIN, PARAMS[BIN])
+
+
+def _edge_column_targets_fit(loss):
+    model, y = PROBLEMS[loss]
+    column, flat = np.asarray(y).reshape(N, 1), np.asarray(y).reshape(N)
+    a = fit(model, PARAMS[model], X, flat, loss=loss, epochs=2)
+    b = fit(model, PARAMS[model], X, column, loss=loss, epochs=2)
+    _trained(a, model, PARAMS[model])
+    _same((a.params, a.history), (b.params, b.history))
+
+
+def _edge_column_targets(entry, loss):
+    model, y = PROBLEMS[loss]
+    f = DATA_ENTRIES[entry]
+    column, flat = np.asarray(y).reshape(N, 1), np.asarray(y).reshape(N)
+    a, b = f(model, PARAMS[model], X, flat, loss), f(model, PARAMS[model], X, column, loss)
+    assert _finite(a)
+    _same(a, b)
+    if entry == "fnn.objective(...)(params, x, y)":
+        assert np.shape(a) == ()  # a mean over n samples, never an (n, n) broadcast
+
+
+def _edge_loss_column_targets(name):
+    fn, kind, pred = LOSS_FUNCTIONS[name]
+    y = np.asarray(PROBLEMS[kind][1] if kind != "mse" else X[:, :1])
+    a, b = fn(pred, y.reshape(N)), fn(pred, y.reshape(N, 1))
+    assert _finite(a)
+    _same(a, b)
+    if name.endswith("_grad"):
+        assert np.shape(a) == pred.shape
+    else:
+        assert np.shape(a) == ()
+    if kind == "categorical_cross_entropy":  # labels and one-hot rows are the same targets
+        _same(a, fn(pred, np.eye(3, dtype=np.float32)[y]))
+    if kind != "categorical_cross_entropy":  # (n,) predictions are one output too; a gradient keeps their shape
+        _same(a, np.reshape(fn(pred.reshape(N), y.reshape(N)), np.shape(a)))
+
+
+def _edge_single_example(entry):
+    f = X_ENTRIES[entry]
+    one, batch = f(BIN, PARAMS[BIN], X[1]), f(BIN, PARAMS[BIN], X[1:2])
+    _same(one, np.asarray(batch)[0])
+
+
+def _edge_list_and_int_inputs():
+    as_list = fnn.predict(BIN, PARAMS[BIN], [[1, 2], [3, -4]])
+    as_float = fnn.predict(BIN, PARAMS[BIN], np.array([[1.0, 2.0], [3.0, -4.0]], np.float32))
+    _same(as_list, as_float)
+
+
+def _edge_bool_labels():
+    a = fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN.astype(bool))
+    assert a == fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN)
+
+
+def _edge_numpy_integers():
+    assert fnn.Dense(np.int64(3)).units == 3 and type(fnn.Dense(np.int64(3)).units) is int
+    assert optim.sgd(np.float64(0.1)) == optim.sgd(0.1)
+    assert optim.momentum(0.1, np.float32(0.5)) == optim.momentum(0.1, 0.5)
+
+
+def _edge_gradcheck_float32():
+    check = fnn.gradcheck(_quadratic, _POINT, 0.3, h=1e-2, tolerance=1e-4)
+    assert check.ok, check
+
+
+EDGE_CASES: list[Edge] = [
+    Edge("fnn.fit", "one sample (batch_size 2)", _edge_one_sample),
+    Edge("fnn.fit", "one feature", _edge_one_feature),
+    Edge("fnn.fit", "a single class present, binary", _edge_single_class_binary),
+    Edge("fnn.fit", "a single class present, categorical", _edge_single_class_categorical),
+    Edge("fnn.fit", "batch_size 64 for 4 samples", _edge_big_batch),
+    Edge("fnn.predict", "int lists as x", _edge_list_and_int_inputs),
+    Edge("fnn.evaluate", "bool labels", _edge_bool_labels),
+    Edge("fnn.Dense", "numpy integer units and rates", _edge_numpy_integers),
+    Edge("fnn.gradcheck", "float32 params, a large step", _edge_gradcheck_float32),
+]
+EDGE_CASES.append(Edge("fnn.fit", "binary_cross_entropy: (n,) targets train as (n, 1) ones",
+                       functools.partial(_edge_column_targets_fit, "binary_cross_entropy")))
+EDGE_CASES += [Edge(entry, f"{loss}: (n,) targets give what (n, 1) ones give",
+                    functools.partial(_edge_column_targets, entry, loss))
+               for entry in DATA_ENTRIES if entry != "fnn.fit" for loss in PROBLEMS]
+EDGE_CASES += [Edge(f"fnn.losses.{name}", "(n,) targets give what (n, 1) ones give",
+                    functools.partial(_edge_loss_column_targets, name)) for name in LOSS_FUNCTIONS]
+EDGE_CASES += [Edge(entry, "a single example (d,)", functools.partial(_edge_single_example, entry))
+               for entry in sorted(SINGLE_OK)]
+
+
+def run_edge(edge: Edge) -> Outcome:
+    """Run a legitimate corner case: "clear" if it worked, else what went wrong."""
+    try:
+        edge.check()
+    except Exception as e:  # noqa: BLE001
+        return Outcome("raw" if not isinstance(e, (FnnError, AssertionError)) else "wrong_class",
+                       f"{type(e).__qualname__}: {str(e)[:300]}")
+    return Outcome("clear", "")
+
+
+# --------------------------------------------------------------------------- running a case
+class Outcome(NamedTuple):
+    status: str  # clear, wrong_class, wrong_message, traced, raw or silent
+    detail: str  # the exception type and message, or what the call returned
+
+
+STATUSES = ("clear", "wrong_class", "wrong_message", "traced", "raw", "silent")
+_JAX_DIR = os.path.dirname(jax.__file__)
+_TRACING = ("pjit.py", "api.py", "linear_util.py", "partial_eval.py", "ad.py", "batching.py")
+
+
+def _raised_inside_a_trace(e: BaseException) -> bool:
+    """True if a JAX transformation (jit, grad, vmap, ...) was on the stack when `e` was raised."""
+    tb = e.__traceback__
+    while tb is not None:
+        filename = tb.tb_frame.f_code.co_filename
+        if filename.startswith(_JAX_DIR) and os.path.basename(filename) in _TRACING:
+            return True
+        tb = tb.tb_next
+    return False
+
+
+def run(case: Case) -> Outcome:
+    """Call the entry point with the bad input and say what happened (see the module docstring)."""
+    filtering = jax.config.jax_traceback_filtering
+    jax.config.update("jax_traceback_filtering", "off")  # keep JAX's frames, to see if a trace was running
+    try:
+        result = case.call(case.bad)
+    except Exception as e:  # noqa: BLE001 - classifying every failure is the point
+        detail = f"{type(e).__module__}.{type(e).__qualname__}: {str(e)[:300]}"
+        if not isinstance(e, FnnError):
+            return Outcome("raw", detail)
+        if not isinstance(e, case.error):
+            return Outcome("wrong_class", detail)
+        if not re.search(case.match, str(e)):
+            return Outcome("wrong_message", f"{detail}\n  (expected a match for {case.match!r})")
+        if _raised_inside_a_trace(e):
+            return Outcome("traced", detail)
+        return Outcome("clear", detail)
+    finally:
+        jax.config.update("jax_traceback_filtering", filtering)
+    return Outcome("silent", f"returned {type(result).__name__}: {str(result)[:200]}")
+
+
+def tally(cases=None) -> dict:
+    """{status: number of cases}, plus the non-clear cases themselves under "problems"."""
+    counts = dict.fromkeys(STATUSES, 0)
+    problems = []
+    for case in CASES if cases is None else cases:
+        outcome = run(case)
+        counts[outcome.status] += 1
+        if outcome.status != "clear":
+            problems.append((case, outcome))
+    return {"counts": counts, "problems": problems}

@@ -1,0 +1,110 @@
+"""One bad-input battery for every public entry point (the table lives in tests/_battery.py).
+
+Every bad input must raise the expected fnn exception, with a message naming the argument, what
+was expected and what was received, before anything is traced: never a raw JAX/XLA error and
+never a silent success. The legitimate corner cases (one sample, one feature, a single class,
+batch_size larger than the data, (n,) targets) must work.
+"""
+import jax
+import pytest
+
+import fnn
+from fnn import train
+from fnn.errors import FnnError
+
+import _battery as battery
+
+REQUIRED_ENTRY_POINTS = {
+    "fnn.Dense", "fnn.Sequential", "model.init", "model.apply", "fnn.predict", "fnn.predict_classes",
+    *(f"fnn.losses.{name}" for name in ("mse", "binary_cross_entropy", "categorical_cross_entropy",
+                                         "sigmoid_binary_cross_entropy", "softmax_cross_entropy")),
+    *(f"fnn.losses.{name}_grad" for name in ("mse", "binary_cross_entropy", "categorical_cross_entropy",
+                                              "sigmoid_binary_cross_entropy", "softmax_cross_entropy")),
+    "fnn.objective", "fnn.objective(...)(params, x, y)", "fnn.backprop.gradients", "fnn.backprop.backward",
+    "fnn.backprop.deltas", "fnn.backprop.gradient_norms",
+    *(f"fnn.optim.{name}" for name in ("sgd", "momentum", "nesterov", "adam", "constant", "exponential_decay",
+                                        "cosine_decay", "clip_by_global_norm", "add_weight_decay", "chain")),
+    "fnn.fit", "fnn.evaluate", "fnn.save", "fnn.load", "fnn.gradcheck", "fnn.numerical_gradient",
+    *(f"fnn.data.{name}" for name in ("circles", "spiral", "train_test_split", "standardize")),
+}
+
+# what every entry point taking (x, y) must refuse, by the `what` of its cases
+REQUIRED_DATA_CASES = {
+    "x with NaN", "x with inf", "x 0-d", "x 1-d", "x 3-d", "x with 0 samples", "x with 0 features",
+    "x with 3 features", "x of strings", "x of objects", "x complex",
+    *(f"{loss}: {what}" for loss in battery.PROBLEMS
+      for what in ("y with NaN", "y with 0 samples", "y shorter than x", "y of strings", "y complex")),
+    "binary_cross_entropy: label 2", "binary_cross_entropy: label -1",
+    "categorical_cross_entropy: label 3 of 3 classes", "categorical_cross_entropy: label -1",
+    "categorical_cross_entropy: one-hot row summing to 2",
+    "categorical_cross_entropy: one-hot of width 2 for 3 outputs",
+    "mse, 3 outputs: y (n,) for 3 outputs",
+    "binary_cross_entropy: params[1].w of the wrong shape", "binary_cross_entropy: params of 1 layer for 2",
+}
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles():
+    """XLA's cheapest compilation: the edge cases' programs are tiny, run once, and compiling is the cost."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+def _param(case):
+    marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
+    return pytest.param(case, id=case.id, marks=marks)
+
+
+@pytest.mark.parametrize("case", [_param(c) for c in battery.CASES])
+def test_bad_input_raises_a_clear_fnn_error(case):
+    outcome = battery.run(case)
+    assert outcome.status == "clear", f"{outcome.status}: {outcome.detail}"
+
+
+@pytest.mark.parametrize("edge", [pytest.param(e, id=e.id) for e in battery.EDGE_CASES])
+def test_legitimate_edge_case_works(edge):
+    edge.check()
+
+
+def test_bad_fit_input_never_starts_tracing():
+    before = train.TRACE_COUNT["step"]
+    cache = getattr(train, "_compiled", None)
+    calls = cache.cache_info().hits + cache.cache_info().misses if hasattr(cache, "cache_info") else None
+    for case in battery.FIT_CASES:
+        with pytest.raises(FnnError):
+            case.call(case.bad)
+    assert train.TRACE_COUNT["step"] == before
+    if calls is not None:  # not even a cached program was looked up
+        assert cache.cache_info().hits + cache.cache_info().misses == calls
+
+
+def test_the_battery_covers_every_entry_point():
+    assert REQUIRED_ENTRY_POINTS <= set(battery.ENTRY_POINTS), REQUIRED_ENTRY_POINTS - set(battery.ENTRY_POINTS)
+    for entry in battery.DATA_ENTRIES:
+        whats = {c.what for c in battery.CASES if c.entry == entry}
+        assert REQUIRED_DATA_CASES <= whats, (entry, REQUIRED_DATA_CASES - whats)
+    assert len(battery.CASES) >= 1000 and len(battery.EDGE_CASES) >= 40
+
+
+def test_every_expected_error_is_an_fnn_error_of_the_standard_kind():
+    for case in battery.CASES:
+        assert issubclass(case.error, FnnError), case.id
+        assert issubclass(case.error, (ValueError, TypeError, FileNotFoundError)), case.id
+
+
+def test_the_classifier_sees_raw_errors_silence_and_traced_errors():
+    """run() itself: a battery that cannot fail proves nothing."""
+    def raw(bad):
+        return bad["missing"]
+
+    def traced(bad):
+        return jax.jit(lambda x: (_ for _ in ()).throw(fnn.FnnValueError("x is bad")))(bad)
+
+    make = battery.Case
+    assert battery.run(make("t", "raw", raw, {}, fnn.FnnValueError, "")).status == "raw"
+    assert battery.run(make("t", "silent", lambda bad: bad, 1, fnn.FnnValueError, "")).status == "silent"
+    assert battery.run(make("t", "traced", traced, 1.0, fnn.FnnValueError, "x is bad")).status == "traced"
+    assert battery.run(make("t", "message", traced, 1.0, fnn.FnnValueError, "other")).status == "wrong_message"
+    assert battery.run(make("t", "class", traced, 1.0, fnn.FnnTypeError, "x is bad")).status == "wrong_class"

@@ -1,0 +1,47 @@
+"""The gradient tests, tested: each deliberately wrong derivative must be caught.
+
+The checks in tests/_gradient_checks.py (hand-written backprop against jax.grad of the
+objective; loss and gradients exact at logits of ±1e4) pass on the library as it is; here each
+mutant in MUTANTS is swapped in with monkeypatch and the check named for it must fail.
+"""
+import jax
+import pytest
+
+from fnn import activations, backprop, losses
+
+import _gradient_checks as checks
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _quick_compiles():
+    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
+    previous = jax.config.read("jax_disable_most_optimizations")
+    jax.config.update("jax_disable_most_optimizations", True)
+    yield
+    jax.config.update("jax_disable_most_optimizations", previous)
+
+
+@pytest.mark.parametrize("name", list(checks.CHECKS))
+def test_check_passes_on_the_library(name):
+    checks.CHECKS[name]()
+
+
+@pytest.mark.parametrize("mutant", checks.MUTANTS, ids=[m.name for m in checks.MUTANTS])
+def test_mutant_is_caught(mutant, monkeypatch):
+    mutant.apply(monkeypatch)
+    with pytest.raises(AssertionError):
+        checks.CHECKS[mutant.caught_by]()
+
+
+def test_every_check_catches_some_mutant():
+    assert {m.caught_by for m in checks.MUTANTS} == set(checks.CHECKS)
+
+
+def test_the_library_is_restored_after_the_mutants():
+    """monkeypatch undid every swap: the checks pass again and the registry holds the originals."""
+    assert activations.ACTIVATIONS["tanh"].deriv is activations.tanh_deriv
+    assert activations.ACTIVATIONS["softmax"].vjp is activations.softmax_vjp
+    assert losses._FUNCTIONS[(losses.BINARY_CE, True)][0] is losses.sigmoid_binary_cross_entropy
+    assert backprop.dense_vjp.__module__ == "fnn.backprop"
+    for check in checks.CHECKS.values():
+        check()
