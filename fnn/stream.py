@@ -83,7 +83,7 @@ def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100,
     else:
         xv = jnp.zeros((0, n_in), dtype)
         yv = jnp.zeros((0, model.output_dim), dtype)
-    layout = train._Layout(model.shapes(n_in))
+    layout = train._Layout.of(model, n_in)
     theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])
     config = None
     state = None

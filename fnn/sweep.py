@@ -77,7 +77,8 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
                          checkpoint_every=None, resume=None)
     config, layout, data = setup.config, setup.layout, setup.data
     dtype = data[0].dtype
-    thetas = jnp.stack([layout.flatten(model.init(jax.random.key(s), n_in, dtype)) for s in seeds])
+    starts = [layout.flatten(model.init(jax.random.key(s), n_in, dtype)) for s in seeds]
+    thetas = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts)
     shuffle_keys = jnp.stack([jax.random.split(jax.random.key(s))[1] for s in seeds])
 
     # Batched over models, matmuls beat the broadcast sums that suit one tiny network.
@@ -112,9 +113,11 @@ def _sequence(values, name):
 def _result(config, layout, states, rates, seeds, epochs) -> SweepResult:
     host = jax.device_get(states)
     keep = config.keep_best & (np.asarray(host.best_epoch) >= 0)
-    theta = jnp.where(jnp.asarray(keep)[..., None], states.best_params, states.params) if config.keep_best \
-        else states.params
-    params = jax.vmap(jax.vmap(layout.unflatten))(theta)
+    theta = states.params
+    if config.keep_best:
+        theta = jax.tree.map(lambda best, last: jnp.where(keep.reshape(keep.shape + (1,) * (best.ndim - 2)), best, last),
+                             states.best_params, states.params)
+    params = layout.unflatten(theta)
     history = {k: np.asarray(h)[..., :epochs] for k, h in host.history.items()}
     run = np.asarray(host.epoch)
     reasons = tuple(tuple(train.STOP_REASONS[int(r)] for r in row) for row in np.asarray(host.reason))

@@ -98,30 +98,64 @@ def _history_names(spec: losses.LossSpec, validate: bool) -> list[str]:
     return names + ["val_loss", f"val_{metric}"] if validate else names
 
 
+FLAT_LIMIT = 4096  # networks with at most this many parameters train on one flat vector
+
+
 class _Layout(NamedTuple):
-    """Where each layer's w and b sit in the flat parameter vector θ (w row-major, then b)."""
+    """How the params travel through the compiled run: as one flat vector θ (w row-major, then b,
+    layer after layer) for small networks, where one fused pass beats one op per leaf; as the
+    tuple of DenseParams otherwise, where slicing θ back into matrices would cost a copy per step."""
 
     shapes: tuple[tuple[int, int], ...]  # each layer's (n_in, n_out)
+    flat: bool
+
+    @classmethod
+    def of(cls, model, n_in: int) -> "_Layout":
+        shapes = model.shapes(n_in)
+        return cls(shapes, sum(i * o + o for i, o in shapes) <= FLAT_LIMIT)
 
     @property
     def size(self) -> int:
         return sum(i * o + o for i, o in self.shapes)
 
-    def flatten(self, params) -> Array:
+    def flatten(self, params):
+        if not self.flat:
+            return tuple(models.DenseParams(*p) for p in params)
         return jnp.concatenate([leaf.reshape(-1) for p in params for leaf in p])
 
-    def unflatten(self, theta: Array) -> tuple:
+    def unflatten(self, theta) -> tuple:
+        if not self.flat:
+            return theta
         out, at = [], 0
         for n_in, n_out in self.shapes:
-            w = theta[at:at + n_in * n_out].reshape(n_in, n_out)
+            w = theta[..., at:at + n_in * n_out].reshape(theta.shape[:-1] + (n_in, n_out))
             at += n_in * n_out
-            out.append(models.DenseParams(w, theta[at:at + n_out]))
+            out.append(models.DenseParams(w, theta[..., at:at + n_out]))
             at += n_out
         return tuple(out)
 
     def unflatten_state(self, state):
         """An optimizer state over θ as the same state over the params tree (θ-sized leaves unflattened)."""
+        if not self.flat:
+            return state
         return jax.tree.map(lambda leaf: self.unflatten(leaf) if jnp.shape(leaf) == (self.size,) else leaf, state)
+
+    def first_non_finite(self, grads) -> str | None:
+        """The name of the first leaf holding a NaN/inf, e.g. "[2].w", or None."""
+        named = [(f"[{i}].{n}", leaf) for i, p in enumerate(self.unflatten(grads)) for n, leaf in zip("wb", p)]
+        for name, leaf in named:
+            if not np.isfinite(np.asarray(leaf)).all():
+                return name
+        return None
+
+
+def _select(take, new, old):
+    return jax.tree.map(lambda a, b: jnp.where(take, a, b), new, old)
+
+
+def _all_finite(tree) -> Array:
+    """One scalar test: a NaN/inf anywhere makes the sum non-finite."""
+    return jnp.isfinite(sum(jnp.sum(leaf) for leaf in jax.tree.leaves(tree)))
 
 
 def _step_fn(config: _Config, layout: _Layout, epoch):
@@ -143,13 +177,12 @@ def _step_fn(config: _Config, layout: _Layout, epoch):
 
         (loss, out), grads = jax.value_and_grad(batch_loss, has_aux=True)(theta)
         updates, new_opt_state = opt.update(grads, opt_state, theta)
-        new_theta = theta + updates
-        # A NaN/inf gradient or update makes the sum non-finite: one reduction checks the whole step.
-        ok = jnp.isfinite(loss) & jnp.isfinite(jnp.sum(new_theta))
+        new_theta = optim.apply_updates(theta, updates)
+        ok = jnp.isfinite(loss) & _all_finite(new_theta)  # a NaN/inf gradient or update shows here
         ran = ~stopped if w is None else ~stopped & (jnp.sum(w) > 0)  # an all-padding batch is no step
         take = ok & ran
-        theta = jnp.where(take, new_theta, theta)
-        opt_state = jax.tree.map(lambda new, old: jnp.where(take, new, old), new_opt_state, opt_state)
+        theta = _select(take, new_theta, theta)
+        opt_state = _select(take, new_opt_state, opt_state)
         bad = ~ok & ran
         info = jnp.where(bad, jnp.stack([epoch, index]).astype(info.dtype), info)
         bad_loss = jnp.where(bad, loss.astype(bad_loss.dtype), bad_loss)
@@ -198,7 +231,7 @@ def _end_epoch(config: _Config, layout: _Layout, state: _State, carry, xv, yv, t
         best_epoch = jnp.where(improved, epoch, best_epoch)
         wait = jnp.where(improved, 0, wait + 1)
         if config.keep_best:
-            best_params = jnp.where(improved, theta, best_params)
+            best_params = _select(improved, theta, best_params)
         early = ~stopped & (wait >= config.patience)
         reason = jnp.where(early, EARLY_STOPPING, reason)
         stopped = stopped | early
@@ -219,7 +252,7 @@ def _make_run(config: _Config):
     def epoch_body(args):
         state, data, stop_epoch = args
         x, y, xv, yv, key, target, total = data
-        layout = _Layout(config.model.shapes(x.shape[1]))
+        layout = _Layout.of(config.model, x.shape[1])
         n, bs = x.shape[0], config.batch_size
         n_batches = -(-n // bs)
         pad = n_batches * bs - n
@@ -380,7 +413,7 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
                      target=target_loss is not None, patience=patience, min_delta=min_delta,
                      keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
                      verbose=verbose, mesh=mesh)
-    layout = _Layout(model.shapes(x.shape[1]))
+    layout = _Layout.of(model, x.shape[1])
     theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
     if saved is not None:
         state = _resume_state(saved, config, theta, optimizer, dtype)
@@ -553,16 +586,9 @@ def _diagnose(config: _Config, layout: _Layout, state: _State, data, epoch: int,
         return losses.value(spec, models.network_output(model, spec, layout.unflatten(th), x[idx]), y[idx])
 
     loss, grads = jax.jit(jax.value_and_grad(loss_fn))(state.params)
-    bad = np.flatnonzero(~np.isfinite(np.asarray(grads)))
-    if bad.size:
-        at = int(bad[0])
-        for i, (n_in, n_out) in enumerate(layout.shapes):
-            if at < n_in * n_out:
-                return f"[{i}].w"
-            at -= n_in * n_out
-            if at < n_out:
-                return f"[{i}].b"
-            at -= n_out
+    leaf = layout.first_non_finite(grads)
+    if leaf is not None:
+        return leaf
     return "update" if np.isfinite(float(loss)) else "loss"
 
 

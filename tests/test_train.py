@@ -45,12 +45,18 @@ def test_circles_learns_quickly(circles):
     np.testing.assert_allclose(r.history["val_loss"][-1], test["loss"], rtol=1e-5)
 
 
-def test_every_sample_counts_last_partial_batch(tiny):
+WIDE = fnn.Sequential([fnn.Dense(80, activation="tanh"), fnn.Dense(60, activation="relu"),
+                       fnn.Dense(1, activation="sigmoid")])  # > train.FLAT_LIMIT params: trained as a tree
+
+
+@pytest.mark.parametrize("model", [SMALL, WIDE], ids=["flat", "tree"])
+def test_every_sample_counts_last_partial_batch(tiny, model):
     """One unshuffled epoch of SGD over batches [0:4], [4:8], [8:10] equals the steps done by hand."""
     x, y = tiny
-    params = SMALL.init(jax.random.key(3), input_dim=3)
-    r = fnn.fit(SMALL, params, x, y, optimizer=optim.sgd(0.5), epochs=1, batch_size=4, shuffle=False)
-    loss = fnn.objective(SMALL, "binary_cross_entropy")
+    params = model.init(jax.random.key(3), input_dim=3)
+    assert train._Layout.of(model, 3).flat == (model is SMALL)
+    r = fnn.fit(model, params, x, y, optimizer=optim.sgd(0.5), epochs=1, batch_size=4, shuffle=False)
+    loss = fnn.objective(model, "binary_cross_entropy")
     p, losses = params, []
     for lo, hi in ((0, 4), (4, 8), (8, 10)):
         value, g = jax.value_and_grad(loss)(p, x[lo:hi], y[lo:hi])
@@ -139,10 +145,11 @@ def test_early_stopping_restores_best(circles):
     np.testing.assert_allclose(best, min(val), rtol=1e-5)
 
 
-def test_divergence_returns_last_finite_params(circles):
+@pytest.mark.parametrize("width", [8, 80], ids=["flat", "tree"])
+def test_divergence_returns_last_finite_params(circles, width):
     x, y = circles
     params = SEED_NET.init(jax.random.key(0), input_dim=2)
-    reg = fnn.Sequential([fnn.Dense(8, activation="relu"), fnn.Dense(1)])
+    reg = fnn.Sequential([fnn.Dense(width, activation="relu"), fnn.Dense(width, activation="relu"), fnn.Dense(1)])
     rp = reg.init(jax.random.key(0), input_dim=2)
     with pytest.warns(RuntimeWarning, match=r"epoch \d+.*smaller learning rate"):
         r = fnn.fit(reg, rp, x, 1e3 * y, optimizer=optim.sgd(10.0), epochs=50)
