@@ -1,0 +1,1162 @@
+"""Training speed and memory of fnn against hand-written JAX, NumPy and the common frameworks.
+
+Workloads, all float32, with the same data, architecture and initial parameters for every peer:
+  W1  the seed's circles network 2-4-6-6-4-1 (ReLU, sigmoid + binary CE), 1024 samples, batch 32,
+      plus a sweep of batch sizes (SGD + momentum);
+  W2  digits-shaped 64-256-256-10 (ReLU, softmax + categorical CE), batch 128: scikit-learn's
+      digits cut to 1792 = 14·128 samples (synthetic data of that shape without scikit-learn);
+  W3  wide 784-1024-1024-10, synthetic, 2048 samples, batch 256;
+each with SGD + momentum 0.9 (learning rate 0.1 for W1, 0.01 for W2 and W3) and Adam (1e-3).
+
+Peers:
+  fnn       fnn.fit: the whole run one compiled program, cached across calls;
+  jax       the hand-written reference: params a list of (w, b), value_and_grad, the update by
+            hand, one jitted epoch = lax.scan over batches shuffled on device, epochs in Python;
+  jax-step  the same, but a jitted step called from a Python loop over the batches;
+  numpy     forward, backward and updates written out with NumPy matmuls;
+  torch     PyTorch eager: nn.Sequential, torch.optim, a Python loop over index batches;
+  keras     Keras 3 on JAX: model.fit(x, y, batch_size, epochs);
+  flax      Flax linen module, hand-written update, jitted step in a Python loop;
+  equinox   Equinox module, hand-written update, filter_jit step in a Python loop.
+A peer whose package is not installed is skipped, and the table says so.
+
+Protocol for each (workload, optimizer, batch size): every peer's first training call of one
+epoch (compilation included) and a second identical call are timed; each then trains E epochs
+per call (E a power of two, picked per peer so a call lasts about --target-seconds), --reps
+times with the peers interleaved, and µs/step = median time / (E · steps per epoch). A call's
+overhead is its time minus one epoch at the steady rate. GFLOP/s counts 6·batch·Σ n_in·n_out
+per step (2mkn per forward matmul, twice that backward), compared with the best fp32 matmul rate
+of jitted jnp.dot, np.dot and torch.mm at W3's shapes, measured at the start and at the end of
+the run; NumPy and
+PyTorch then train with the thread count (one or all cores) that multiplied faster, since on a
+busy machine a spinning thread pool can lose many times over to one thread. Peak memory is the
+peak resident set (VmHWM, else ru_maxrss) of a fresh subprocess per (peer, workload) that
+imports, makes the data and trains two epochs; "training adds" is that peak less the resident
+set just before training. Only ratios within one run are meaningful: other processes may share
+the machine (the load average at the start is recorded with the machine).
+
+    python experiments/bench.py                       # everything installed, about 10 minutes
+    python experiments/bench.py --quick --out /tmp/b  # < 1 min: fnn, jax, numpy; momentum; 1 rep
+    python experiments/bench.py --workloads W1 --peers fnn,jax,torch --reps 3 --no-memory
+"""
+from __future__ import annotations
+
+import argparse
+import concurrent.futures
+import contextlib
+import functools
+import gc
+import importlib.metadata
+import importlib.util
+import json
+import math
+import os
+import platform
+import resource
+import statistics
+import subprocess
+import sys
+import time
+import traceback
+from typing import Callable, NamedTuple
+
+os.environ.setdefault("KERAS_BACKEND", "jax")  # read once, when keras is first imported
+
+import jax  # noqa: E402
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+
+import fnn  # noqa: E402
+from _common import Summary, output_dir, parser, plt, savefig  # noqa: E402
+
+PEERS = ("fnn", "jax", "jax-step", "numpy", "torch", "keras", "flax", "equinox")
+QUICK_PEERS = ("fnn", "jax", "numpy")
+SWEEP_PEERS = ("fnn", "jax", "jax-step", "numpy")  # the batch-size sweep and its plot
+PACKAGE = {"torch": "torch", "keras": "keras", "flax": "flax", "equinox": "equinox"}  # optional peers
+OPTIMIZERS = ("momentum", "adam")
+MOMENTUM = 0.9
+ADAM = {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
+
+
+class Workload(NamedTuple):
+    name: str
+    sizes: tuple[int, ...]  # (n_in, hidden…, n_out)
+    output: str  # "sigmoid" with binary CE, or "softmax" with categorical CE
+    data: str  # "circles", "digits" or "synthetic"
+    n_samples: int
+    batch_size: int
+    momentum_lr: float
+
+
+WORKLOADS = {
+    "W1": Workload("W1", (2, 4, 6, 6, 4, 1), "sigmoid", "circles", 1024, 32, 0.1),
+    "W2": Workload("W2", (64, 256, 256, 10), "softmax", "digits", 1792, 128, 0.01),
+    "W3": Workload("W3", (784, 1024, 1024, 10), "softmax", "synthetic", 2048, 256, 0.01),
+}
+QUICK_WORKLOADS = {
+    "W1": WORKLOADS["W1"],
+    "W2": Workload("W2", (64, 256, 256, 10), "softmax", "synthetic", 512, 128, 0.01),  # no scikit-learn import
+    "W3": Workload("W3", (784, 256, 256, 10), "softmax", "synthetic", 512, 256, 0.01),
+}
+SWEEP_BATCHES = (8, 16, 32, 64, 128, 256)
+QUICK_SWEEP_BATCHES = (128,)
+
+
+class Settings(NamedTuple):
+    workloads: dict  # name -> Workload
+    peers: tuple[str, ...]
+    optimizers: tuple[str, ...]
+    sweep_batches: tuple[int, ...]
+    reps: int
+    target_seconds: float  # how long one timed call should last
+    max_epochs: int
+    matmul_seconds: float
+    memory_workloads: tuple[str, ...]
+    memory_peers: tuple[str, ...]
+    quick: bool
+    seed: int
+
+
+class Case(NamedTuple):
+    """One measurement: a workload with an optimizer and a batch size, and its data."""
+
+    workload: Workload
+    optimizer: str
+    batch_size: int
+    x: np.ndarray  # (n, n_in) float32
+    y: np.ndarray  # (n,) int32 labels
+    init: tuple  # ((w (n_in, n_out), b (n_out,)), …) float32, shared by every peer
+    seed: int
+    threads: dict | None = None  # {"numpy": n, "torch": n}: threads per peer library; None: its default
+
+    @property
+    def binary(self) -> bool:
+        return self.workload.output == "sigmoid"
+
+    @property
+    def learning_rate(self) -> float:
+        return self.workload.momentum_lr if self.optimizer == "momentum" else ADAM["learning_rate"]
+
+    @property
+    def steps_per_epoch(self) -> int:
+        return self.x.shape[0] // self.batch_size
+
+    @property
+    def flops_per_step(self) -> int:
+        """2mkn per matmul forward, twice that backward (∂w and ∂x): 6·batch·Σ n_in·n_out.
+
+        A nominal count: no peer computes the first layer's ∂x, so the work done is lower by
+        2·batch·n_in·n_out of that layer (14% for W3), and a rate can read above the ceiling.
+        """
+        sizes = self.workload.sizes
+        return 6 * self.batch_size * sum(a * b for a, b in zip(sizes[:-1], sizes[1:]))
+
+
+class PeerUnavailable(Exception):
+    """The peer cannot run here (package missing or unusable); the table says why."""
+
+
+# --------------------------------------------------------------------------- data
+def make_data(workload: Workload, seed: int) -> tuple[np.ndarray, np.ndarray, str]:
+    """x (n, n_in) float32, y (n,) int32 labels, and where they came from."""
+    n = workload.n_samples
+    if workload.data == "circles":
+        x, y = fnn.data.circles(jax.random.key(seed), n, noise=0.1)
+        return np.asarray(x, np.float32), np.asarray(y, np.int32), "fnn.data.circles"
+    if workload.data == "digits":
+        try:
+            x, y = fnn.data.digits()
+        except ImportError:
+            pass
+        else:
+            if x.shape[0] >= n:
+                return x[:n], y[:n], f"scikit-learn digits, first {n} of {x.shape[0]}"
+    # Gaussian inputs labelled by a random linear teacher: learnable, and the same for every peer.
+    rng = np.random.default_rng(seed)
+    n_in, n_out = workload.sizes[0], workload.sizes[-1]
+    x = rng.standard_normal((n, n_in), dtype=np.float32)
+    scores = x @ rng.standard_normal((n_in, max(n_out, 2)), dtype=np.float32)
+    return x, np.argmax(scores, axis=1).astype(np.int32), "synthetic"
+
+
+def initial_params(sizes: tuple[int, ...], seed: int) -> tuple:
+    """He-uniform w before each ReLU, Glorot-uniform before the output, zero b; float32 NumPy."""
+    rng = np.random.default_rng(seed + 1)
+    params = []
+    for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+        last = i == len(sizes) - 2
+        limit = math.sqrt(6.0 / (n_in + n_out)) if last else math.sqrt(6.0 / n_in)
+        params.append((rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32), np.zeros(n_out, np.float32)))
+    return tuple(params)
+
+
+def make_case(workload: Workload, optimizer: str, batch_size: int, seed: int, data=None,
+              threads: dict | None = None) -> Case:
+    x, y, _ = make_data(workload, seed) if data is None else data
+    return Case(workload, optimizer, batch_size, x, y, initial_params(workload.sizes, seed), seed, threads)
+
+
+# --------------------------------------------------------------------------- threads
+def blas_threads(threads: int | None):
+    """A context limiting NumPy's BLAS to `threads` (threadpoolctl); None leaves it as it is."""
+    if threads is None:
+        return contextlib.nullcontext()
+    from threadpoolctl import threadpool_limits
+
+    return threadpool_limits(limits=threads, user_api="blas")
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None):
+    """A context setting torch's intra-op threads (None: leave them)."""
+    import torch
+
+    before = torch.get_num_threads()
+    if threads is not None:
+        torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
+
+
+def thread_options() -> tuple:
+    """The thread counts worth trying: one and all cores, else (with threadpoolctl missing) the default."""
+    cores = os.cpu_count() or 1
+    if cores == 1 or importlib.util.find_spec("threadpoolctl") is None:
+        return (None,)
+    return (1, cores)
+
+
+def peer_threads(case: Case, library: str) -> int | None:
+    return (case.threads or {}).get(library)
+
+
+# --------------------------------------------------------------------------- fnn
+def build_fnn(case: Case) -> Callable[[int], None]:
+    w = case.workload
+    model = fnn.Sequential([fnn.Dense(n, activation="relu") for n in w.sizes[1:-1]]
+                           + [fnn.Dense(w.sizes[-1], activation=w.output)])
+    params = tuple(fnn.DenseParams(jnp.asarray(a), jnp.asarray(b)) for a, b in case.init)
+    loss = "binary_cross_entropy" if case.binary else "categorical_cross_entropy"
+    key = jax.random.key(case.seed)
+
+    def train(epochs: int) -> None:
+        # A fresh optimizer each call, equal by value: the second call must find the compiled program.
+        if case.optimizer == "momentum":
+            opt = fnn.optim.momentum(case.learning_rate, MOMENTUM)
+        else:
+            opt = fnn.optim.adam(ADAM["learning_rate"], ADAM["b1"], ADAM["b2"], ADAM["eps"])
+        result = fnn.fit(model, params, case.x, case.y, loss=loss, optimizer=opt, epochs=epochs,
+                         batch_size=case.batch_size, key=key, verbose=0)
+        jax.block_until_ready(result.params)
+
+    return train
+
+
+# --------------------------------------------------------------------------- hand-written JAX
+class HandOptimizer(NamedTuple):
+    init: Callable  # params -> state
+    update: Callable  # (params, grads, state) -> (params, state)
+
+
+def hand_optimizer(case: Case) -> HandOptimizer:
+    """SGD + momentum or Adam over any pytree of arrays, with jax.tree.map (no optax)."""
+    lr = case.learning_rate
+    if case.optimizer == "momentum":
+        def init(params):
+            return jax.tree.map(jnp.zeros_like, params)
+
+        def update(params, grads, velocity):
+            velocity = jax.tree.map(lambda v, g: MOMENTUM * v - lr * g, velocity, grads)
+            return jax.tree.map(jnp.add, params, velocity), velocity
+
+        return HandOptimizer(init, update)
+    b1, b2, eps = ADAM["b1"], ADAM["b2"], ADAM["eps"]
+
+    def adam_init(params):
+        return jnp.zeros((), jnp.int32), jax.tree.map(jnp.zeros_like, params), jax.tree.map(jnp.zeros_like, params)
+
+    def adam_update(params, grads, state):
+        t, mu, nu = state
+        t = t + 1
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        params = jax.tree.map(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, mu, nu)
+        return params, (t, mu, nu)
+
+    return HandOptimizer(adam_init, adam_update)
+
+
+def mlp_logits(params, x):
+    """ReLU hidden layers; the last layer's pre-activation. params: [(w, b), …]."""
+    for w, b in params[:-1]:
+        x = jax.nn.relu(x @ w + b)
+    w, b = params[-1]
+    return x @ w + b
+
+
+def hand_loss(apply: Callable, binary: bool) -> Callable:
+    """loss(params, x, y) from the logits: binary CE with y (B, 1) floats, else categorical CE with labels."""
+    def loss(params, x, y):
+        z = apply(params, x)
+        if binary:
+            return jnp.mean(jnp.logaddexp(0.0, z) - y * z)  # −y log σ(z) − (1 − y) log(1 − σ(z))
+        return jnp.mean(jax.nn.logsumexp(z, axis=1) - jnp.take_along_axis(z, y[:, None], axis=1)[:, 0])
+
+    return loss
+
+
+def device_data(case: Case):
+    x = jnp.asarray(case.x)
+    y = jnp.asarray(case.y, jnp.float32)[:, None] if case.binary else jnp.asarray(case.y)
+    return x, y
+
+
+@functools.partial(jax.jit, static_argnums=4)
+def shuffled_batches(key, epoch, x, y, batch_size: int):
+    """This epoch's permutation of (x, y) as (n_batches, batch, …) arrays, made on device."""
+    n_batches = x.shape[0] // batch_size
+    perm = jax.random.permutation(jax.random.fold_in(key, epoch), x.shape[0])[:n_batches * batch_size]
+    return x[perm].reshape(n_batches, batch_size, -1), y[perm].reshape(n_batches, batch_size, *y.shape[1:])
+
+
+def build_jax(case: Case) -> Callable[[int], None]:
+    """The reference: one jitted epoch, lax.scan over batches shuffled on device; epochs from Python."""
+    x, y = device_data(case)
+    opt = hand_optimizer(case)
+    loss = hand_loss(mlp_logits, case.binary)
+    key = jax.random.key(case.seed)
+
+    def step(carry, batch):
+        params, state = carry
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        return opt.update(params, grads, state), value
+
+    @functools.partial(jax.jit, donate_argnums=(0, 1))
+    def epoch(params, state, key, index, x, y):
+        batches = shuffled_batches(key, index, x, y, case.batch_size)
+        (params, state), losses = jax.lax.scan(step, (params, state), batches)
+        return params, state, losses
+
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in case.init]
+    carry = {"params": params, "state": opt.init(params), "epoch": 0}
+
+    def train(epochs: int) -> None:
+        params, state = carry["params"], carry["state"]
+        for _ in range(epochs):
+            params, state, _ = epoch(params, state, key, carry["epoch"], x, y)
+            carry["epoch"] += 1
+        jax.block_until_ready(params)
+        carry.update(params=params, state=state)
+
+    return train
+
+
+def python_loop_trainer(case: Case, params, apply: Callable, jit=jax.jit,
+                        value_and_grad=jax.value_and_grad) -> Callable[[int], None]:
+    """A jitted step called once per batch from Python; the epoch's batches shuffled on device."""
+    x, y = device_data(case)
+    opt = hand_optimizer(case)
+    loss = hand_loss(apply, case.binary)
+    key = jax.random.key(case.seed)
+    indices = [jnp.asarray(j, jnp.int32) for j in range(case.steps_per_epoch)]  # arrays: no retrace per j
+
+    @jit
+    def step(params, state, xs, ys, j):
+        value, grads = value_and_grad(loss)(params, xs[j], ys[j])
+        params, state = opt.update(params, grads, state)
+        return params, state, value
+
+    carry = {"params": params, "state": opt.init(params), "epoch": 0}
+
+    def train(epochs: int) -> None:
+        params, state = carry["params"], carry["state"]
+        for _ in range(epochs):
+            xs, ys = shuffled_batches(key, carry["epoch"], x, y, case.batch_size)
+            carry["epoch"] += 1
+            for j in indices:
+                params, state, _ = step(params, state, xs, ys, j)
+        jax.block_until_ready(params)
+        carry.update(params=params, state=state)
+
+    return train
+
+
+def build_jax_step(case: Case) -> Callable[[int], None]:
+    params = [(jnp.asarray(w), jnp.asarray(b)) for w, b in case.init]
+    return python_loop_trainer(case, params, mlp_logits)
+
+
+# --------------------------------------------------------------------------- NumPy by hand
+def build_numpy(case: Case) -> Callable[[int], None]:
+    """Forward, backward and the optimizer written out; updates in place, all float32."""
+    params = [(w.copy(), b.copy()) for w, b in case.init]
+    x = case.x
+    y = case.y.astype(np.float32)[:, None] if case.binary else case.y
+    bs, n_batches, lr = case.batch_size, case.steps_per_epoch, case.learning_rate
+    rng = np.random.default_rng(case.seed)
+    first = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]  # velocity, or Adam's m
+    second = [(np.zeros_like(w), np.zeros_like(b)) for w, b in params]  # Adam's v
+    count = [0]
+
+    def gradients(xb, yb):
+        acts = [xb]
+        for w, b in params[:-1]:
+            acts.append(np.maximum(acts[-1] @ w + b, 0.0))
+        z = acts[-1] @ params[-1][0] + params[-1][1]
+        if case.binary:
+            g = (0.5 * (1.0 + np.tanh(0.5 * z)) - yb) / bs  # σ(z) − y, σ written with tanh: no overflow
+        else:
+            e = np.exp(z - z.max(axis=1, keepdims=True))
+            g = e / e.sum(axis=1, keepdims=True)
+            g[np.arange(bs), yb] -= 1.0
+            g /= bs
+        grads = [None] * len(params)
+        for i in reversed(range(len(params))):
+            grads[i] = (acts[i].T @ g, g.sum(axis=0))
+            if i:
+                g = (g @ params[i][0].T) * (acts[i] > 0)
+        return grads
+
+    def apply(grads):
+        if case.optimizer == "momentum":
+            for p, v, g in zip(params, first, grads):
+                for pj, vj, gj in zip(p, v, g):
+                    vj *= MOMENTUM
+                    vj -= lr * gj
+                    pj += vj
+            return
+        b1, b2, eps = ADAM["b1"], ADAM["b2"], ADAM["eps"]
+        count[0] += 1
+        c1, c2 = 1 - b1 ** count[0], 1 - b2 ** count[0]
+        for p, m, v, g in zip(params, first, second, grads):
+            for pj, mj, vj, gj in zip(p, m, v, g):
+                mj *= b1
+                mj += (1 - b1) * gj
+                vj *= b2
+                vj += (1 - b2) * gj * gj
+                pj -= lr * (mj / c1) / (np.sqrt(vj / c2) + eps)
+
+    def train(epochs: int) -> None:
+        with blas_threads(peer_threads(case, "numpy")):
+            for _ in range(epochs):
+                perm = rng.permutation(x.shape[0])
+                for i in range(n_batches):
+                    idx = perm[i * bs:(i + 1) * bs]
+                    apply(gradients(x[idx], y[idx]))
+
+    return train
+
+
+# --------------------------------------------------------------------------- optional peers
+def build_torch(case: Case) -> Callable[[int], None]:
+    import torch
+
+    torch.set_num_threads(peer_threads(case, "torch") or os.cpu_count() or 1)
+    layers = []
+    for i, (w, b) in enumerate(case.init):
+        linear = torch.nn.Linear(*w.shape)
+        with torch.no_grad():
+            linear.weight.copy_(torch.from_numpy(w.T.copy()))
+            linear.bias.copy_(torch.from_numpy(b))
+        layers += [linear] if i == len(case.init) - 1 else [linear, torch.nn.ReLU()]
+    model = torch.nn.Sequential(*layers)
+    x = torch.tensor(case.x)  # a copy: x may be a read-only view of a JAX array
+    if case.binary:
+        y, loss_fn = torch.tensor(case.y[:, None], dtype=torch.float32), torch.nn.BCEWithLogitsLoss()
+    else:
+        y, loss_fn = torch.tensor(case.y, dtype=torch.int64), torch.nn.CrossEntropyLoss()
+    if case.optimizer == "momentum":
+        opt = torch.optim.SGD(model.parameters(), lr=case.learning_rate, momentum=MOMENTUM)
+    else:
+        opt = torch.optim.Adam(model.parameters(), lr=ADAM["learning_rate"], betas=(ADAM["b1"], ADAM["b2"]),
+                               eps=ADAM["eps"])
+    generator = torch.Generator().manual_seed(case.seed)
+    bs, n_batches = case.batch_size, case.steps_per_epoch
+
+    def train(epochs: int) -> None:
+        for _ in range(epochs):
+            perm = torch.randperm(x.shape[0], generator=generator)
+            for i in range(n_batches):
+                idx = perm[i * bs:(i + 1) * bs]
+                opt.zero_grad(set_to_none=True)
+                loss_fn(model(x[idx]), y[idx]).backward()
+                opt.step()
+
+    return train
+
+
+def build_keras(case: Case) -> Callable[[int], None]:
+    import keras
+
+    if keras.backend.backend() != "jax":
+        raise PeerUnavailable(f"keras runs on {keras.backend.backend()!r}; set KERAS_BACKEND=jax before it loads")
+    sizes = case.workload.sizes
+    model = keras.Sequential([keras.Input((sizes[0],))] + [keras.layers.Dense(n, activation="relu") for n in sizes[1:-1]]
+                             + [keras.layers.Dense(sizes[-1])])
+    model.set_weights([a for wb in case.init for a in wb])
+    if case.binary:
+        y, loss = case.y.astype(np.float32)[:, None], keras.losses.BinaryCrossentropy(from_logits=True)
+    else:
+        y, loss = case.y, keras.losses.SparseCategoricalCrossentropy(from_logits=True)
+    if case.optimizer == "momentum":
+        opt = keras.optimizers.SGD(learning_rate=case.learning_rate, momentum=MOMENTUM)
+    else:
+        opt = keras.optimizers.Adam(learning_rate=ADAM["learning_rate"], beta_1=ADAM["b1"], beta_2=ADAM["b2"],
+                                    epsilon=ADAM["eps"])
+    model.compile(optimizer=opt, loss=loss)
+
+    def train(epochs: int) -> None:
+        model.fit(case.x, y, batch_size=case.batch_size, epochs=epochs, verbose=0, shuffle=True)
+        jax.block_until_ready([v.value for v in model.trainable_variables])
+
+    return train
+
+
+def build_flax(case: Case) -> Callable[[int], None]:
+    from flax import linen as nn
+
+    class MLP(nn.Module):
+        features: tuple[int, ...]
+
+        @nn.compact
+        def __call__(self, x):
+            for n in self.features[:-1]:
+                x = nn.relu(nn.Dense(n)(x))
+            return nn.Dense(self.features[-1])(x)
+
+    module = MLP(case.workload.sizes[1:])
+    params = {"params": {f"Dense_{i}": {"kernel": jnp.asarray(w), "bias": jnp.asarray(b)}
+                         for i, (w, b) in enumerate(case.init)}}
+    return python_loop_trainer(case, params, module.apply)
+
+
+def build_equinox(case: Case) -> Callable[[int], None]:
+    import equinox as eqx
+
+    class MLP(eqx.Module):
+        layers: list
+
+        def __call__(self, x):  # one sample (n_in,)
+            for layer in self.layers[:-1]:
+                x = jax.nn.relu(layer(x))
+            return self.layers[-1](x)
+
+    keys = jax.random.split(jax.random.key(case.seed), len(case.init))
+    layers = []
+    for k, (w, b) in zip(keys, case.init):
+        linear = eqx.nn.Linear(w.shape[0], w.shape[1], key=k)
+        layers.append(eqx.tree_at(lambda m: (m.weight, m.bias), linear, (jnp.asarray(w.T), jnp.asarray(b))))
+    return python_loop_trainer(case, MLP(layers), lambda model, x: jax.vmap(model)(x), jit=eqx.filter_jit,
+                               value_and_grad=eqx.filter_value_and_grad)
+
+
+BUILDERS = {"fnn": build_fnn, "jax": build_jax, "jax-step": build_jax_step, "numpy": build_numpy,
+            "torch": build_torch, "keras": build_keras, "flax": build_flax, "equinox": build_equinox}
+
+
+def unavailable(peer: str) -> str | None:
+    """Why the peer cannot run here, or None."""
+    package = PACKAGE.get(peer)
+    if package is not None and importlib.util.find_spec(package) is None:
+        return f"{package} not installed"
+    return None
+
+
+def load_peer(peer: str) -> None:
+    """Import the peer's package now (so a memory baseline includes it)."""
+    if peer in PACKAGE:
+        importlib.import_module(PACKAGE[peer])
+
+
+# --------------------------------------------------------------------------- timing
+def timed(train: Callable[[int], None], epochs: int) -> float:
+    start = time.perf_counter()
+    train(epochs)
+    return time.perf_counter() - start
+
+
+def pick_epochs(train: Callable[[int], None], one_epoch_s: float, settings: Settings) -> int:
+    """The power of two of epochs for which a call lasts about target_seconds (each try is a warm-up)."""
+    epochs, seconds = 1, one_epoch_s
+    for _ in range(3):
+        per_epoch = seconds / epochs
+        if epochs > 1 and seconds - one_epoch_s > 0.1 * seconds:  # the marginal cost, without the call's own
+            per_epoch = (seconds - one_epoch_s) / (epochs - 1)
+        want = 2 ** max(0, round(math.log2(max(settings.target_seconds / per_epoch, 1.0))))
+        want = min(want, settings.max_epochs)
+        if want <= epochs:
+            break
+        seconds = timed(train, want)
+        if seconds > 3 * per_epoch * want:  # a new epoch count compiled (fnn.fit's bucket): time it again
+            seconds = timed(train, want)
+        epochs = want
+    return epochs
+
+
+def fnn_trace_count() -> int | None:
+    """How often fnn.fit has traced its step (fnn.train.TRACE_COUNT, where it exists)."""
+    counts = getattr(sys.modules.get("fnn.train"), "TRACE_COUNT", None)
+    return counts.get("step") if isinstance(counts, dict) else None
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
+
+
+def measure_case(case: Case, peers: tuple[str, ...], settings: Settings) -> list[dict]:
+    """Rows for each peer: first and second call, then interleaved timed repetitions."""
+    w = case.workload
+    label = f"{w.name} {case.optimizer} batch {case.batch_size}"
+    rows, trainers = {}, {}
+    # A full collection costs 0.2-0.4 s with these libraries loaded: collect once per case, then
+    # freeze what is there, so the collections that fall inside timed calls stay small.
+    gc.unfreeze()
+    gc.collect()
+    gc.freeze()
+    for peer in peers:
+        row = rows[peer] = {"workload": w.name, "optimizer": case.optimizer, "batch_size": case.batch_size,
+                            "peer": peer, "steps_per_epoch": case.steps_per_epoch,
+                            "flops_per_step": case.flops_per_step, "status": "ok"}
+        reason = unavailable(peer)
+        if reason:
+            row["status"] = f"skipped: {reason}"
+            continue
+        try:
+            train = BUILDERS[peer](case)
+            row["first_call_s"] = timed(train, 1)
+            traces = fnn_trace_count()
+            row["second_call_s"] = timed(train, 1)
+            if peer == "fnn" and traces is not None:
+                row["second_call_retraced"] = fnn_trace_count() != traces
+            row["epochs"] = pick_epochs(train, row["second_call_s"], settings)
+        except PeerUnavailable as e:
+            row["status"] = f"skipped: {e}"
+            continue
+        except Exception as e:  # a broken peer is reported, not fatal
+            row["status"] = f"failed: {type(e).__name__}: {e}"
+            traceback.print_exc()
+            continue
+        row["times_s"] = []
+        if peer == "fnn" and row["epochs"] >= 16:
+            row["short_epochs"], row["short_times_s"] = row["epochs"] // 2 + 1, []  # same compiled bucket
+        trainers[peer] = train
+        log(f"  {label}: {peer} first call {row['first_call_s']:.3f} s, second {row['second_call_s']:.4f} s, "
+            f"{row['epochs']} epochs per call")
+    for rep in range(settings.reps):
+        order = list(trainers)
+        order = order[rep % len(order):] + order[:rep % len(order)] if order else order
+        for peer in order:
+            row = rows[peer]
+            try:
+                row["times_s"].append(timed(trainers[peer], row["epochs"]))
+                if "short_epochs" in row:
+                    row["short_times_s"].append(timed(trainers[peer], row["short_epochs"]))
+            except Exception as e:
+                row["status"] = f"failed: {type(e).__name__}: {e}"
+                traceback.print_exc()
+                del trainers[peer]
+    trainers.clear()
+    gc.unfreeze()
+    return [summarize(row) for row in rows.values()]
+
+
+def summarize(row: dict) -> dict:
+    if row["status"] != "ok":
+        return row
+    steps = row["epochs"] * row["steps_per_epoch"]
+    per_step = statistics.median(row["times_s"]) / steps
+    row["us_per_step"] = per_step * 1e6
+    row["us_per_step_min"] = min(row["times_s"]) / steps * 1e6
+    row["us_per_step_max"] = max(row["times_s"]) / steps * 1e6
+    row["samples_per_s"] = row["batch_size"] / per_step
+    row["gflops"] = row["flops_per_step"] / per_step / 1e9
+    epoch_s = per_step * row["steps_per_epoch"]
+    row["first_call_overhead_s"] = row["first_call_s"] - epoch_s  # compilation and the call's own cost
+    row["second_call_overhead_s"] = row["second_call_s"] - epoch_s
+    if row.get("short_times_s"):
+        # Two epoch counts in one compiled bucket: the slope is the cost of a step, the intercept a call's.
+        t_long, t_short = statistics.median(row["times_s"]), statistics.median(row["short_times_s"])
+        marginal = (t_long - t_short) / ((row["epochs"] - row["short_epochs"]) * row["steps_per_epoch"])
+        row["marginal_us_per_step"] = marginal * 1e6
+        row["call_overhead_s"] = t_long - marginal * steps
+    return row
+
+
+# --------------------------------------------------------------------------- matmul ceiling
+def matmul_shapes(workload: Workload, backward: bool = True) -> list[tuple[int, int, int]]:
+    """(m, k, n) of each layer's forward x·w, and backward xᵀ·g and g·wᵀ, at the workload's batch."""
+    bs, shapes = workload.batch_size, []
+    for n_in, n_out in zip(workload.sizes[:-1], workload.sizes[1:]):
+        for shape in ((bs, n_in, n_out), (n_in, bs, n_out), (bs, n_out, n_in))[:3 if backward else 1]:
+            if shape not in shapes:
+                shapes.append(shape)
+    return shapes
+
+
+def best_seconds(run: Callable[[int], None], seconds: float) -> float:
+    """Fastest time per product: batches of k products, k grown until a batch takes seconds/5."""
+    k = 1
+    while True:
+        start = time.perf_counter()
+        run(k)
+        t = time.perf_counter() - start
+        if t >= seconds / 5 or k >= 1 << 16:
+            break
+        k *= 2
+    best = t / k
+    for _ in range(4):
+        start = time.perf_counter()
+        run(k)
+        best = min(best, (time.perf_counter() - start) / k)
+    return best
+
+
+def measure_matmul(workload: Workload, seconds: float, seed: int, backward: bool = True,
+                   torch_too: bool = False) -> dict:
+    """fp32 GFLOP/s of jitted jnp.dot, np.dot (and torch.mm) at the workload's shapes; the best is the ceiling.
+
+    NumPy and PyTorch run with one thread and with all cores: on a busy machine a spinning
+    thread pool can lose many times over to a single thread, and each peer then trains with
+    the better count (on an idle machine, all cores).
+    """
+    rng = np.random.default_rng(seed)
+    dot = jax.jit(jnp.dot)
+    runners = {"numpy": blas_threads}
+    if torch_too:
+        import torch
+
+        default_torch_threads = torch.get_num_threads()
+        runners["torch"] = torch_threads
+    options = thread_options()
+    totals = {(lib, t): 0.0 for lib in runners for t in options}
+    rows = []
+    for m, k, n in matmul_shapes(workload, backward):
+        a = rng.standard_normal((m, k), dtype=np.float32)
+        b = rng.standard_normal((k, n), dtype=np.float32)
+        c = np.empty((m, n), np.float32)
+        aj, bj = jnp.asarray(a), jnp.asarray(b)
+        dot(aj, bj).block_until_ready()
+
+        def run_jax(times):
+            out = None
+            for _ in range(times):
+                out = dot(aj, bj)
+            out.block_until_ready()
+
+        def run_numpy(times):
+            for _ in range(times):
+                np.dot(a, b, out=c)
+
+        run = {"numpy": run_numpy}
+        if torch_too:
+            at, bt, ct = torch.from_numpy(a), torch.from_numpy(b), torch.from_numpy(c)
+
+            def run_torch(times):
+                for _ in range(times):
+                    torch.mm(at, bt, out=ct)
+
+            run["torch"] = run_torch
+        flops = 2 * m * k * n
+        row = {"m": m, "k": k, "n": n, "jax": flops / best_seconds(run_jax, seconds) / 1e9}
+        for lib, limit in runners.items():
+            for threads in options:
+                with limit(threads):
+                    s = best_seconds(run[lib], seconds)
+                totals[lib, threads] += s
+                row[f"{lib} {threads or 'default'} thr"] = flops / s / 1e9
+        rows.append(row)
+    if torch_too:
+        torch.set_num_threads(default_torch_threads)
+    columns = [key for key in rows[0] if key not in ("m", "k", "n")]
+    best_row, best_column = max(((r, col) for r in rows for col in columns), key=lambda rc: rc[0][rc[1]])
+    threads = {lib: min(options, key=lambda t: totals[lib, t]) for lib in runners}
+    return {"workload": workload.name, "shapes": rows, "columns": columns, "best_gflops": best_row[best_column],
+            "best_backend": best_column, "best_shape": [best_row["m"], best_row["k"], best_row["n"]],
+            "threads": threads}
+
+
+# --------------------------------------------------------------------------- peak memory
+def proc_status_mb(field: str) -> float | None:
+    """A memory line of Linux's /proc/self/status (VmRSS, VmHWM) in MB, or None elsewhere."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith(field + ":"):
+                    return int(line.split()[1]) / 1024
+    except OSError:
+        pass
+    return None
+
+
+def peak_rss_mb() -> float:
+    """This process's peak resident set in MB.
+
+    Linux keeps ru_maxrss across execve, so a child started from a big parent would report the
+    parent's peak; VmHWM belongs to the process's own address space, so it is read first.
+    """
+    hwm = proc_status_mb("VmHWM")
+    if hwm is not None:
+        return hwm
+    peak = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    return peak / 2 ** 20 if sys.platform == "darwin" else peak / 1024  # bytes on macOS, KiB on Linux
+
+
+def rss_mb() -> float:
+    """The current resident set in MB, else the peak so far."""
+    current = proc_status_mb("VmRSS")
+    return peak_rss_mb() if current is None else current
+
+
+def memory_child(peer: str, workload: Workload, seed: int) -> dict:
+    """In a fresh process: import, make the data, then train two epochs (SGD + momentum)."""
+    load_peer(peer)
+    case = make_case(workload, "momentum", workload.batch_size, seed)
+    baseline = rss_mb()
+    train = BUILDERS[peer](case)
+    train(1)
+    train(1)
+    return {"peer": peer, "workload": workload.name, "baseline_rss_mb": baseline, "peak_rss_mb": peak_rss_mb()}
+
+
+def memory_in_subprocess(peer: str, name: str, settings: Settings) -> dict:
+    row = {"peer": peer, "workload": name, "status": "ok"}
+    reason = unavailable(peer)
+    if reason:
+        return dict(row, status=f"skipped: {reason}")
+    cmd = [sys.executable, os.path.abspath(__file__), "--memory-child", f"{peer}:{name}",
+           "--seed", str(settings.seed)] + (["--quick"] if settings.quick else [])
+    try:
+        proc = subprocess.run(cmd, capture_output=True, text=True, timeout=600,
+                              env=dict(os.environ, KERAS_BACKEND="jax"))
+        lines = proc.stdout.strip().splitlines()
+        if proc.returncode != 0 or not lines:
+            raise RuntimeError(proc.stderr.strip().splitlines()[-1] if proc.stderr.strip() else
+                               f"exit code {proc.returncode}")
+        row.update(json.loads(lines[-1]))
+        row["training_mb"] = row["peak_rss_mb"] - row["baseline_rss_mb"]
+        log(f"  memory {name} {peer}: peak {row['peak_rss_mb']:.0f} MB")
+    except Exception as e:
+        row["status"] = f"failed: {type(e).__name__}: {e}"
+    return row
+
+
+def measure_memory(settings: Settings) -> list[dict]:
+    """Peak RSS per (peer, workload), each in its own process; two at a time (RSS is per process)."""
+    jobs = [(peer, name) for name in settings.memory_workloads for peer in settings.memory_peers]
+    with concurrent.futures.ThreadPoolExecutor(max_workers=2) as pool:
+        return list(pool.map(lambda job: memory_in_subprocess(*job, settings), jobs))
+
+
+# --------------------------------------------------------------------------- machine
+def machine_info() -> dict:
+    cpu = platform.processor()
+    try:
+        with open("/proc/cpuinfo") as f:
+            cpu = next((line.split(":", 1)[1].strip() for line in f if line.startswith("model name")), cpu)
+    except OSError:
+        pass
+    info = {"platform": platform.platform(), "machine": platform.machine(), "cpu": cpu,
+            "cpu_count": os.cpu_count(), "python": platform.python_version(), "jax": jax.__version__,
+            "jaxlib": importlib.metadata.version("jaxlib"), "numpy": np.__version__, "fnn": fnn.__version__,
+            "device": str(jax.devices()[0]), "backend": jax.default_backend(),
+            "load_average_at_start": list(os.getloadavg()) if hasattr(os, "getloadavg") else None}
+    if hasattr(os, "sched_getaffinity"):
+        info["usable_cpus"] = len(os.sched_getaffinity(0))
+    for package in PACKAGE.values():
+        try:
+            info[package] = importlib.metadata.version(package)
+        except importlib.metadata.PackageNotFoundError:
+            info[package] = None
+    try:
+        import threadpoolctl
+
+        info["numpy_blas"] = [{k: lib.get(k) for k in ("internal_api", "version", "num_threads", "architecture")}
+                              for lib in threadpoolctl.threadpool_info() if lib.get("user_api") == "blas"]
+    except ImportError:
+        pass
+    info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XLA_FLAGS",
+                                                "OMP_NUM_THREADS", "KERAS_BACKEND") if k in os.environ}
+    return info
+
+
+# --------------------------------------------------------------------------- report
+def fmt(value, spec: str) -> str:
+    return "-" if value is None else format(value, spec)
+
+
+def short(status: str, width: int = 60) -> str:
+    """A status for a table cell: the first line, cut to width (the JSON keeps it whole)."""
+    line = status.splitlines()[0]
+    return line if len(line) <= width else line[:width - 1] + "…"
+
+
+def case_table(summary: Summary, rows: list[dict], peak: float) -> None:
+    fnn_us = next((r.get("us_per_step") for r in rows if r["peer"] == "fnn"), None)
+    header = ("peer", "µs/step", "samples/s", "GFLOP/s", "% peak", "fnn/peer", "1st call s", "2nd call s",
+              "2nd ovh ms", "epochs×reps")
+    cells = []
+    for r in rows:
+        if r["status"] != "ok":
+            cells.append((r["peer"], short(r["status"])) + ("",) * (len(header) - 2))
+            continue
+        us = r["us_per_step"]
+        cells.append((r["peer"], fmt(us, ".1f"), fmt(r["samples_per_s"], ",.0f"), fmt(r["gflops"], ".2f"),
+                      fmt(100 * r["gflops"] / peak if peak else None, ".1f"),
+                      fmt(fnn_us / us if fnn_us else None, ".2f"), fmt(r["first_call_s"], ".3f"),
+                      fmt(r["second_call_s"], ".4f"), fmt(1e3 * r["second_call_overhead_s"], ".2f"),
+                      f"{r['epochs']}×{len(r['times_s'])}"))
+    summary.table(header, cells, ["{}"] * len(header))
+
+
+def write_plot(sweep: list[dict], out: str) -> str:
+    fig, axes = plt.subplots(1, 2, figsize=(10, 4))
+    for peer in SWEEP_PEERS:
+        points = sorted((r["batch_size"], r["us_per_step"], r["samples_per_s"]) for r in sweep
+                        if r["peer"] == peer and r["status"] == "ok")
+        if not points:
+            continue
+        batches, us, sps = zip(*points)
+        style = {"fnn": "o-", "jax": "s-", "jax-step": "^--", "numpy": "d-"}.get(peer, "x-")
+        axes[0].plot(batches, us, style, label=peer)
+        axes[1].plot(batches, sps, style, label=peer)
+    ticks = sorted({r["batch_size"] for r in sweep})
+    for ax, ylabel in zip(axes, ("µs per step", "samples per second")):
+        ax.set_xscale("log", base=2)
+        ax.set_xticks(ticks, [str(t) for t in ticks])
+        ax.set_yscale("log")
+        ax.set_xlabel("batch size")
+        ax.set_ylabel(ylabel)
+        ax.grid(alpha=0.3, which="both")
+        if ax.lines:
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "W1 with SGD + momentum was not measured", ha="center", transform=ax.transAxes)
+    axes[0].set_title("W1 (2-4-6-6-4-1), SGD + momentum: time per step")
+    axes[1].set_title("W1: throughput")
+    return savefig(fig, out, "bench_sweep.png")
+
+
+def report(result: dict, summary: Summary, out: str) -> None:
+    peak = max((m["best_gflops"] for m in result["matmul"]), default=None)
+    m = result["machine"]
+    summary.add(f"machine: {m['cpu']}, {m['cpu_count']} cpus, {m['platform']}; jax {m['jax']}, jaxlib "
+                f"{m['jaxlib']}, numpy {m['numpy']}, device {m['device']}; load average at start "
+                f"{m['load_average_at_start']}")
+    for mm in result["matmul"]:
+        summary.add()
+        summary.add(f"fp32 matmul at {mm['workload']}'s shapes, {mm.get('when', '')} of the run (GFLOP/s; best "
+                    f"{mm['best_gflops']:.1f} by {mm['best_backend']} at {tuple(mm['best_shape'])}):")
+        columns = mm["columns"]
+        summary.table(["m×k×n"] + columns, [[f"{s['m']}×{s['k']}×{s['n']}"] + [s[c] for c in columns]
+                                            for s in mm["shapes"]], ["{}"] + ["{:.1f}"] * len(columns))
+        if mm.get("when") == "start":
+            summary.add("threads used by the peers: " + ", ".join(
+                f"{lib} {t or 'default'}" for lib, t in mm["threads"].items()))
+    if peak:
+        summary.add(f"'% peak' below is of {peak:.1f} GFLOP/s, the best of these")
+    main_rows = [r for r in result["results"] if not r.get("sweep")]
+    peers = list(dict.fromkeys(r["peer"] for r in main_rows))
+    summary.add()
+    summary.add("overview: µs/step (fnn/peer)")
+    cells = []
+    for (name, optimizer, batch), rows in group(main_rows).items():
+        by_peer = {r["peer"]: r for r in rows}
+        line = [f"{name} {optimizer} b{batch}"]
+        for p in peers:
+            r = by_peer.get(p, {})
+            us, ratio = r.get("us_per_step"), r.get("ratio_fnn_over_peer")
+            line.append(("-" if r.get("status", "").startswith("skipped") else "failed") if us is None else
+                        f"{us:.1f}" + (f" ({ratio:.2f})" if ratio and p != "fnn" else ""))
+        cells.append(line)
+    summary.table(["case"] + peers, cells, ["{}"] * (len(peers) + 1))
+    for (name, optimizer, batch), rows in group(result["results"]).items():
+        if any(r.get("sweep") for r in rows):
+            continue
+        summary.add()
+        summary.add(f"{name} {optimizer}, batch {batch}, {rows[0]['steps_per_epoch']} steps/epoch, "
+                    f"{rows[0]['flops_per_step'] / 1e6:.3g} MFLOP/step ({result['data'][name]}):")
+        case_table(summary, rows, peak)
+    sweep = [r for r in result["results"] if r["workload"] == "W1" and r["optimizer"] == "momentum"]
+    batches = sorted({r["batch_size"] for r in sweep})
+    if len(batches) > 1:
+        summary.add()
+        summary.add("W1 batch-size sweep, SGD + momentum: µs/step (fnn/peer)")
+        peers = [p for p in SWEEP_PEERS if any(r["peer"] == p for r in sweep)]
+        cells = []
+        for b in batches:
+            by_peer = {r["peer"]: r for r in sweep if r["batch_size"] == b}
+            f = by_peer.get("fnn", {}).get("us_per_step")
+            line = [str(b)]
+            for p in peers:
+                us = by_peer.get(p, {}).get("us_per_step")
+                line.append("-" if us is None else f"{us:.1f}" + (f" ({f / us:.2f})" if f and p != "fnn" else ""))
+            cells.append(line)
+        summary.table(["batch"] + peers, cells, ["{}"] * (len(peers) + 1))
+    fnn_rows = [r for r in result["results"] if r["peer"] == "fnn" and r["status"] == "ok"]
+    if fnn_rows:
+        summary.add()
+        summary.add("fnn.fit per call: first call (compiles), second identical call (retraced?), and the steady "
+                    "cost split into µs/step and a fixed per-call overhead (two epoch counts in one compiled bucket)")
+        retraced = {True: "yes", False: "no", None: "?"}
+        summary.table(("case", "1st call s", "2nd call ms", "retraced", "µs/step all-in", "marginal µs/step",
+                       "call overhead ms"),
+                      [(f"{r['workload']} {r['optimizer']} b{r['batch_size']}", fmt(r["first_call_s"], ".3f"),
+                        fmt(1e3 * r["second_call_s"], ".2f"), retraced[r.get("second_call_retraced")],
+                        fmt(r["us_per_step"], ".1f"), fmt(r.get("marginal_us_per_step"), ".1f"),
+                        fmt(1e3 * r["call_overhead_s"] if "call_overhead_s" in r else None, ".2f"))
+                       for r in fnn_rows], ["{}"] * 7)
+    if result["memory"]:
+        summary.add()
+        summary.add("peak resident memory, a fresh process per (peer, workload), 2 epochs SGD + momentum (MB)")
+        cells = []
+        for r in result["memory"]:
+            if r["status"] == "ok":
+                cells.append((r["workload"], r["peer"], f"{r['peak_rss_mb']:.0f}", f"{r['baseline_rss_mb']:.0f}",
+                              f"{r['training_mb']:.0f}"))
+            else:
+                cells.append((r["workload"], r["peer"], short(r["status"]), "", ""))
+        summary.table(("workload", "peer", "peak RSS", "before training", "training adds"), cells, ["{}"] * 5)
+    summary.add()
+    summary.add(f"json: {result['json']}; plot: {result['plot']}")
+    summary.write(out)
+
+
+def group(rows: list[dict]) -> dict:
+    groups: dict = {}
+    for r in rows:
+        groups.setdefault((r["workload"], r["optimizer"], r["batch_size"]), []).append(r)
+    return groups
+
+
+# --------------------------------------------------------------------------- main
+def parse(argv) -> argparse.Namespace:
+    p = parser("bench", __doc__.splitlines()[0])
+    p.add_argument("--reps", type=int, default=None, help="timed repetitions per peer (default 5, quick 1)")
+    p.add_argument("--workloads", default="W1,W2,W3", help="comma-separated (default: %(default)s)")
+    p.add_argument("--peers", default=None, help=f"comma-separated from {','.join(PEERS)} (default: all; quick: "
+                                                 f"{','.join(QUICK_PEERS)})")
+    p.add_argument("--optimizers", default=None, help="comma-separated (default: momentum,adam; quick: momentum)")
+    p.add_argument("--batch-sizes", default=None, help="the W1 sweep (default 8,16,32,64,128,256; '' for none)")
+    p.add_argument("--target-seconds", type=float, default=None, help="length of one timed call (default 0.2)")
+    p.add_argument("--no-memory", action="store_true", help="skip the peak-memory subprocesses")
+    p.add_argument("--memory-workloads", default=None, help="workloads whose peak memory is measured "
+                                                            "(default: W3; quick: W1)")
+    p.add_argument("--memory-peers", default=None, help="peers whose peak memory is measured (default: all "
+                                                        "selected; quick: numpy)")
+    p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
+    args = p.parse_args(argv)
+    return args
+
+
+def check_names(kind: str, given: tuple, known) -> None:
+    bad = [g for g in given if g not in known]
+    if bad or not given:
+        raise SystemExit(f"bench: unknown or no {kind}s {bad}; choose from {list(known)}")
+
+
+def settings_from(args) -> Settings:
+    table = QUICK_WORKLOADS if args.quick else WORKLOADS
+    names = tuple(dict.fromkeys(s.strip().upper() for s in args.workloads.split(",") if s.strip()))
+    peers = tuple(dict.fromkeys(s.strip().lower() for s in (args.peers or ",".join(
+        QUICK_PEERS if args.quick else PEERS)).split(",") if s.strip()))
+    optimizers = tuple(dict.fromkeys(s.strip().lower() for s in (args.optimizers or (
+        "momentum" if args.quick else ",".join(OPTIMIZERS))).split(",") if s.strip()))
+    check_names("workload", names, table)
+    check_names("peer", peers, PEERS)
+    check_names("optimizer", optimizers, OPTIMIZERS)
+    if args.batch_sizes is None:
+        batches = QUICK_SWEEP_BATCHES if args.quick else SWEEP_BATCHES
+    else:
+        batches = tuple(int(s) for s in args.batch_sizes.split(",") if s.strip())
+    if args.memory_workloads is None:
+        memory = tuple(n for n in (("W1",) if args.quick else ("W3",)) if n in names)
+    else:
+        memory = tuple(s.strip().upper() for s in args.memory_workloads.split(",") if s.strip())
+    if args.no_memory:
+        memory = ()
+    memory_peers = peers if args.memory_peers is None else tuple(
+        s.strip().lower() for s in args.memory_peers.split(",") if s.strip())
+    if args.quick and args.memory_peers is None:
+        memory_peers = tuple(p for p in ("numpy",) if p in peers)
+    if memory:
+        check_names("memory workload", memory, table)
+        check_names("memory peer", memory_peers, PEERS)
+    reps = args.reps if args.reps is not None else (1 if args.quick else 5)
+    if reps < 1:
+        raise SystemExit("bench: --reps must be at least 1")
+    target = args.target_seconds if args.target_seconds is not None else (0.01 if args.quick else 0.2)
+    return Settings(workloads={n: table[n] for n in names}, peers=peers, optimizers=optimizers,
+                    sweep_batches=batches, reps=reps, target_seconds=target, max_epochs=1 if args.quick else 1024,
+                    matmul_seconds=0.02 if args.quick else 0.1, memory_workloads=memory,
+                    memory_peers=memory_peers, quick=args.quick,
+                    seed=args.seed)
+
+
+def run(settings: Settings, out: str) -> dict:
+    start = time.perf_counter()
+    summary = Summary("fnn benchmark: µs per training step (median), fnn/peer < 1 means fnn is faster")
+    result = {"machine": machine_info(), "settings": {k: v for k, v in settings._asdict().items() if k != "workloads"},
+              "workloads": {n: w._asdict() for n, w in settings.workloads.items()}, "data": {}, "matmul": [],
+              "results": [], "memory": []}
+    log(f"bench: peers {', '.join(settings.peers)}; workloads {', '.join(settings.workloads)}")
+    widest = max(settings.workloads.values(), key=lambda w: sum(a * b for a, b in zip(w.sizes[:-1], w.sizes[1:])))
+    torch_too = "torch" in settings.peers and unavailable("torch") is None
+    result["matmul"].append(measure_matmul(widest, settings.matmul_seconds, settings.seed, not settings.quick,
+                                           torch_too))
+    threads = result["matmul"][0]["threads"]
+    result["matmul"][0]["when"] = "start"
+    for name, w in settings.workloads.items():
+        data = make_data(w, settings.seed)
+        result["data"][name] = data[2]
+        for optimizer in settings.optimizers:
+            case = make_case(w, optimizer, w.batch_size, settings.seed, data, threads)
+            result["results"] += measure_case(case, settings.peers, settings)
+        if name == "W1" and "momentum" in settings.optimizers:
+            peers = tuple(p for p in settings.peers if p in SWEEP_PEERS)
+            for batch in settings.sweep_batches:
+                if batch == w.batch_size or batch > w.n_samples:
+                    continue
+                case = make_case(w, "momentum", batch, settings.seed, data, threads)
+                result["results"] += [dict(r, sweep=True) for r in measure_case(case, peers, settings)]
+    if not settings.quick:  # again: the machine's load may have changed since the start
+        result["matmul"].append(dict(measure_matmul(widest, settings.matmul_seconds, settings.seed, True, torch_too),
+                                     when="end"))
+    fnn_us = {(r["workload"], r["optimizer"], r["batch_size"]): r.get("us_per_step")
+              for r in result["results"] if r["peer"] == "fnn"}
+    peak = max(m["best_gflops"] for m in result["matmul"])
+    for r in result["results"]:
+        f = fnn_us.get((r["workload"], r["optimizer"], r["batch_size"]))
+        if r.get("us_per_step"):
+            r["fraction_of_peak"] = r["gflops"] / peak
+            r["ratio_fnn_over_peer"] = f / r["us_per_step"] if f else None
+    if settings.memory_workloads:
+        result["memory"] = measure_memory(settings)
+    out = output_dir(out)
+    sweep = [r for r in result["results"] if r["workload"] == "W1" and r["optimizer"] == "momentum"]
+    result["plot"] = write_plot(sweep, out)
+    result["json"] = os.path.join(out, "bench.json")
+    result["runtime_s"] = time.perf_counter() - start
+    with open(result["json"], "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    report(result, summary, out)
+    return result
+
+
+def main(argv=None) -> dict:
+    args = parse(argv)
+    # float32 throughout, and ordinary broadcasting for the peers, whatever the caller's settings.
+    with jax.enable_x64(False), jax.numpy_rank_promotion("allow"):
+        if args.memory_child:
+            peer, name = args.memory_child.split(":")
+            table = QUICK_WORKLOADS if args.quick else WORKLOADS
+            row = memory_child(peer, table[name], args.seed)
+            print(json.dumps(row), flush=True)
+            return row
+        return run(settings_from(args), args.out)
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
