@@ -16,15 +16,6 @@ ALL = sorted(activations.ACTIVATIONS)
 ELEMENTWISE = sorted(name for name, act in activations.ACTIVATIONS.items() if act.elementwise)
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def run(f, *args):
     """f(*args) compiled once, with numpy leaves out."""
     return jax.tree.map(np.asarray, jax.jit(f)(*args))

@@ -43,15 +43,6 @@ REQUIRED_DATA_CASES = {
 }
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: the edge cases' programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def _param(case):
     marks = [pytest.mark.xfail(strict=True, reason=case.xfail)] if case.xfail else []
     return pytest.param(case, id=case.id, marks=marks)

@@ -17,15 +17,6 @@ RANDOM = ["glorot_normal", "glorot_uniform", "he_normal", "he_uniform"]
 FAN_IN, FAN_OUT = 300, 500  # not square, so swapping fan_in and fan_out shows
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def theory_variance(name, fan_in, fan_out):
     return 2.0 / fan_in if name.startswith("he") else 2.0 / (fan_in + fan_out)
 

@@ -18,15 +18,6 @@ from fnn.errors import FnnTypeError, FnnValueError
 N, K = 6, 3
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def run(f, *args):
     """f(*args) compiled once, with numpy leaves out."""
     return jax.tree.map(np.asarray, jax.jit(f)(*args))

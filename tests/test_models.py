@@ -20,15 +20,6 @@ SEED_MODEL = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(1, activ
 SOFTMAX_MODEL = fnn.Sequential([fnn.Dense(4, activation="tanh"), fnn.Dense(3, activation="softmax")])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 @functools.lru_cache(maxsize=None)
 def seed_params(seed=0):
     return SEED_MODEL.init(jax.random.key(seed), input_dim=2, dtype=jnp.float64)

@@ -12,15 +12,6 @@ from fnn import activations, backprop, losses
 import _gradient_checks as checks
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 @pytest.mark.parametrize("name", list(checks.CHECKS))
 def test_check_passes_on_the_library(name):
     checks.CHECKS[name]()

@@ -12,15 +12,6 @@ A = np.array([[3.0, 1.0, 0.0], [1.0, 2.0, -1.0], [0.0, -1.0, 4.0]])  # symmetric
 C = np.array([[0.5, -2.0], [1.5, 3.0]])
 
 
-@pytest.fixture(autouse=True, scope="module")
-def _quick_compiles():
-    """XLA's cheapest compilation: these programs are tiny, run once, and compiling is the cost."""
-    previous = jax.config.read("jax_disable_most_optimizations")
-    jax.config.update("jax_disable_most_optimizations", True)
-    yield
-    jax.config.update("jax_disable_most_optimizations", previous)
-
-
 def quadratic(params, shift):
     """½ aᵀ A a + Σ C ⊙ (m − shift)² over a pytree {"a": (3,), "m": (2, 2)}."""
     a, m = params["a"], params["m"]
