@@ -56,7 +56,7 @@ def main(argv=None) -> dict:
     ax.set_yscale("log")
     ax.set_xlabel("learning rate (momentum 0.9)")
     ax.set_ylabel(f"validation loss after {epochs} epochs")
-    ax.set_title("circles 2-4-6-6-4-1: too small crawls, too large diverges")
+    ax.set_title("circles 2-4-6-6-4-1: too small crawls, too large stalls or diverges")
     ax.grid(alpha=0.3)
     ax.legend()
     savefig(fig, out, "loss_vs_learning_rate.png")
