@@ -100,7 +100,10 @@ class Sequential:
         return tuple(zip(dims[:-1], dims[1:]))
 
     def init(self, key: Array, input_dim: int, dtype=jnp.float32) -> Params:
-        """Fresh parameters, a tuple of DenseParams(w (n_in, n_out), b (n_out,)); one subkey per layer."""
+        """Fresh parameters, a tuple of DenseParams(w (n_in, n_out), b (n_out,)).
+
+        Every weight comes from one random stream drawn with `key`, split into one slice per layer,
+        so no two layers share values; the same key gives the same parameters."""
         key = _validate.key(key)
         input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
         try:
