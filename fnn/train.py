@@ -414,7 +414,8 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
                      keep_best=patience is not None and bool(restore_best), max_bad_steps=max_bad_steps,
                      verbose=verbose, mesh=mesh)
     layout = _Layout.of(model, x.shape[1])
-    theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])  # a new buffer
+    # Nothing in the run writes to its inputs, so the caller's params stay as they are either way.
+    theta = layout.flatten([[jnp.asarray(leaf, dtype) for leaf in p] for p in params])
     if saved is not None:
         state = _resume_state(saved, config, theta, optimizer, dtype)
     else:
