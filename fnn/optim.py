@@ -172,9 +172,7 @@ def momentum(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimize
     Example:
         >>> opt = fnn.optim.momentum(learning_rate=0.1, momentum=0.9)
     """
-    beta = _validate.real(momentum, "momentum", low=0, high=1, high_open=True)
-    return Optimizer(_Bound(_momentum_init), _Bound(_momentum_update, schedule=_learning_rate(learning_rate),
-                                                    beta=beta, nesterov=False))
+    return _heavy_ball(learning_rate, momentum, nesterov=False)
 
 
 def nesterov(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimizer:
@@ -183,9 +181,13 @@ def nesterov(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimize
     Example:
         >>> opt = fnn.optim.nesterov(learning_rate=0.1, momentum=0.9)
     """
+    return _heavy_ball(learning_rate, momentum, nesterov=True)
+
+
+def _heavy_ball(learning_rate, momentum, nesterov: bool) -> Optimizer:
     beta = _validate.real(momentum, "momentum", low=0, high=1, high_open=True)
     return Optimizer(_Bound(_momentum_init), _Bound(_momentum_update, schedule=_learning_rate(learning_rate),
-                                                    beta=beta, nesterov=True))
+                                                    beta=beta, nesterov=nesterov))
 
 
 def _adam_init(params):
