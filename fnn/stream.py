@@ -11,13 +11,13 @@ does not, or when batches are made on the fly.
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, Iterable
+from typing import Iterable
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, losses, models, optim, train
+from fnn import _validate, models, train
 from fnn.errors import FnnTypeError, FnnValueError
 
 CHUNK = 8  # batches per compiled call
@@ -44,7 +44,6 @@ def _epoch_batches(batches, epoch: int, epochs: int) -> Iterable:
 @functools.lru_cache(maxsize=32)
 def _chunk_fn(config: train._Config, layout: train._Layout):
     def chunk(carry, xs, ys, ws, epoch):
-        carry = carry[:-1] + (jnp.asarray(carry[-1]),)
         carry, _ = jax.lax.scan(train._step_fn(config, layout, epoch), carry, (xs, ys, ws))
         return carry
 
@@ -60,26 +59,15 @@ def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100,
                target_loss=None, patience=None, min_delta=0.0, restore_best=True, max_bad_steps=0, verbose=0,
                chunk: int = CHUNK) -> train.FitResult:
     """fit on a stream of (x_batch, y_batch) pairs; see the module docstring. Returns a FitResult."""
-    models.check_params(model, params)
-    spec = models.resolve_loss(model, train._default_loss(model) if loss is None else loss)
-    optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
-    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    spec, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta = train._check_settings(
+        model, params, loss, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta)
     chunk = _validate.integer(chunk, "chunk", minimum=1)
-    verbose = _validate.integer(verbose, "verbose", minimum=0)
-    max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
-    if patience is not None:
-        patience = _validate.integer(patience, "patience", minimum=1)
-    if target_loss is not None:
-        target_loss = _validate.real(target_loss, "target_loss")
-    min_delta = _validate.real(min_delta, "min_delta", low=0)
     if not (callable(batches) or hasattr(batches, "__iter__")):
         raise FnnTypeError("batches must be a function epoch -> iterable of (x, y), or an iterable of (x, y)")
     dtype = params[0][0].dtype
     n_in = params[0][0].shape[0]
     if validation_data is not None:
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
-        xv, yv = models.prepare(model, spec, params, *validation_data, xname="x_val", yname="y_val")
+        xv, yv = train._validation(model, spec, params, validation_data)
     else:
         xv = jnp.zeros((0, n_in), dtype)
         yv = jnp.zeros((0, model.output_dim), dtype)
@@ -118,7 +106,9 @@ def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100,
         if bool(state.stopped):
             break
     if config is None:  # epochs == 0
-        config = train._Config(model, spec, optimizer, 1, False, 1, False, False, None, 0.0, False, 0, 0)
+        config = train._Config(model=model, spec=spec, optimizer=optimizer, batch_size=1, shuffle=False,
+                               capacity=1, validate=False, target=False, patience=None, min_delta=0.0,
+                               keep_best=False, max_bad_steps=0, verbose=0)
         state = train._initial_state(config, theta, optimizer.init(theta), dtype)
     return train._result(config, layout, state, None)
 

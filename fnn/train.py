@@ -159,8 +159,7 @@ def _all_finite(tree) -> Array:
 
 
 def _step_fn(config: _Config, layout: _Layout, epoch):
-    """One optimizer step on a mini-batch. The params are one flat vector θ, so the update, the
-    finiteness check and the keep-or-discard select are one fused pass each, not one per leaf.
+    """One optimizer step on a mini-batch, on the params as `layout` carries them (see _Layout).
     A non-finite step is not applied."""
     model, spec, opt = config.model, config.spec, config.optimizer
 
@@ -345,15 +344,37 @@ class _Setup(NamedTuple):
     checkpoint_every: int | None
 
 
+def _check_settings(model, params, loss, optimizer, epochs, verbose, max_bad_steps, target_loss, patience,
+                    min_delta):
+    """The checks fit shares with its stream path: (spec, optimizer, epochs, verbose, max_bad_steps,
+    target_loss, patience, min_delta), each validated, with the defaults filled in."""
+    models.check_params(model, params)
+    spec = models.resolve_loss(model, _default_loss(model) if loss is None else loss)
+    optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
+    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    verbose = _validate.integer(verbose, "verbose", minimum=0)
+    max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
+    if target_loss is not None:
+        target_loss = _validate.real(target_loss, "target_loss")
+    if patience is not None:
+        patience = _validate.integer(patience, "patience", minimum=1)
+    min_delta = _validate.real(min_delta, "min_delta", low=0)
+    return spec, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta
+
+
+def _validation(model, spec, params, validation_data):
+    """validation_data=(x_val, y_val), checked and prepared like the training data."""
+    if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+        raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
+    return models.prepare(model, spec, params, *validation_data, xname="x_val", yname="y_val")
+
+
 def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, validation_data, validation_split,
            target_loss, patience, min_delta, restore_best, max_bad_steps, shuffle, verbose, checkpoint,
            checkpoint_every, resume, devices=None) -> _Setup:
     """Check every argument of fit on the host and build the run's static config and initial state."""
-    models.check_params(model, params)
-    loss = _default_loss(model) if loss is None else loss
-    spec = models.resolve_loss(model, loss)
-    optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
-    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    spec, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta = _check_settings(
+        model, params, loss, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta)
     batch_size = _validate.integer(batch_size, "batch_size", minimum=1)
     saved = None
     if resume is not None:
@@ -365,13 +386,6 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
         if key is None:
             key = saved["key"]  # the run's own key, so the resumed epochs shuffle as the first ones did
     key = jax.random.key(0) if key is None else _validate.key(key)
-    verbose = _validate.integer(verbose, "verbose", minimum=0)
-    max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
-    if target_loss is not None:
-        target_loss = _validate.real(target_loss, "target_loss")
-    if patience is not None:
-        patience = _validate.integer(patience, "patience", minimum=1)
-    min_delta = _validate.real(min_delta, "min_delta", low=0)
     if checkpoint_every is not None:
         checkpoint_every = _validate.integer(checkpoint_every, "checkpoint_every", minimum=1)
         if checkpoint is None:
@@ -385,9 +399,7 @@ def _setup(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, val
     if validation_data is not None:
         if validation_split:
             raise FnnValueError("pass validation_data or validation_split, not both")
-        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-            raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
-        xv, yv = models.prepare(model, spec, params, *validation_data, xname="x_val", yname="y_val")
+        xv, yv = _validation(model, spec, params, validation_data)
     elif validation_split:
         fraction = _validate.real(validation_split, "validation_split", low=0, high=1, low_open=True, high_open=True)
         x, y, xv, yv = _split_validation(split_key, x, y, fraction)

@@ -4,7 +4,6 @@ The checks in tests/_gradient_checks.py (hand-written backprop against jax.grad 
 objective; loss and gradients exact at logits of ±1e4) pass on the library as it is; here each
 mutant in MUTANTS is swapped in with monkeypatch and the check named for it must fail.
 """
-import jax
 import pytest
 
 from fnn import activations, backprop, losses
