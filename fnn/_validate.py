@@ -6,8 +6,10 @@ Under a transformation (jit, grad, vmap) values are tracers: only shapes are che
 """
 from __future__ import annotations
 
+import functools
 import math
 import numbers
+import weakref
 from typing import Any
 
 import jax
@@ -15,6 +17,8 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn.errors import FnnTypeError, FnnValueError
+
+Array = jax.Array
 
 
 def is_concrete(a) -> bool:
@@ -68,6 +72,46 @@ def check_finite(a, name: str) -> None:
             "remove or impute NaN/inf before using it")
 
 
+@functools.cache
+def _host_is_the_device() -> bool:
+    """True when jax computes on the CPU: its arrays are then already in host memory."""
+    return all(d.platform == "cpu" for d in jax.devices())
+
+
+@jax.jit
+def _all_finite_on_device(leaves) -> Array:
+    return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in leaves]))
+
+
+# Weak references to the last leaves found finite. A jax array never changes, so predicting
+# again with the same params, or checking them a second time within one fit, costs one identity
+# test per leaf; numpy arrays can be written to, so params holding any are checked every time.
+_last_finite: tuple[weakref.ref, ...] = ()
+
+
+def _all_finite_on_host(arrays) -> bool:
+    flat = [np.ravel(np.asarray(a)) for a in arrays]
+    if len({a.dtype for a in flat}) > 1:  # concatenating would promote, copying every leaf: one pass each
+        return all(np.isfinite(a).all() for a in flat)
+    return not flat or bool(np.isfinite(np.concatenate(flat)).all())
+
+
+def all_finite(leaves: list) -> bool:
+    """True if no leaf (concrete arrays) holds NaN or ±inf: one reduction over all the leaves and
+    at most one device-to-host transfer (numpy over one concatenation for leaves in host memory,
+    one compiled reduction, whose single bool comes back, for leaves on an accelerator)."""
+    global _last_finite
+    if len(leaves) == len(_last_finite) and all(ref() is leaf for ref, leaf in zip(_last_finite, leaves)):
+        return True
+    host, device = [], []
+    for leaf in leaves:
+        (host if _host_is_the_device() or isinstance(leaf, np.ndarray) else device).append(leaf)
+    finite = _all_finite_on_host(host) and (not device or bool(_all_finite_on_device(tuple(device))))
+    if finite and all(isinstance(leaf, jax.Array) for leaf in leaves):
+        _last_finite = tuple(map(weakref.ref, leaves))
+    return finite
+
+
 def features(x, name: str = "x", n_features: int | None = None, allow_single: bool = False):
     """Check a (n, d) input; with allow_single a (d,) example is accepted. Returns (x, single)."""
     x = array(x, name)
@@ -78,7 +122,7 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
         x = x[None, :]
     if x.ndim != 2:
         expect = "(n_samples, n_features) or a single example (n_features,)" if allow_single else "(n_samples, n_features)"
-        hint = " (reshape a single feature column with x.reshape(-1, 1))" if x.ndim == 1 else ""
+        hint = f" ({_reshape_advice(name, x.shape[0], n_features)})" if x.ndim == 1 else ""
         raise FnnValueError(f"{name} must be 2-d {expect}, got shape {tuple(x.shape)}{hint}")
     if x.shape[0] == 0:
         raise FnnValueError(f"{name} has 0 samples (shape {tuple(x.shape)}); pass at least one row")
@@ -89,6 +133,19 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
                             f"first layer expects {n_features}")
     check_finite(x, name)
     return x, single
+
+
+def _reshape_advice(name: str, length: int, n_features: int | None) -> str:
+    """How to make a 1-d input of `length` entries 2-d, given what the model expects (if known)."""
+    column = f"reshape a single feature column with {name}.reshape(-1, 1)"
+    example = f"one example of {length} features is {name}.reshape(1, -1)"
+    if n_features == 1:
+        return column
+    if n_features is not None and length == n_features:
+        return f"the model expects {n_features} features: {example}"
+    if n_features is not None:
+        return f"the model expects {n_features} features: {column}, or {example}"
+    return f"{column}, or {example}"
 
 
 def same_length(x, y, xname: str = "x", yname: str = "y") -> None:
@@ -133,30 +190,49 @@ def real(value: Any, name: str, low: float | None = None, high: float | None = N
     return value
 
 
+MAX_SEED = 2**32 - 1  # larger seeds wrap around without jax_enable_x64: 2**32 would be seed 0
+
+
 def key(k, name: str = "key"):
-    """A JAX PRNG key: a typed key (jax.random.key) or a legacy uint32 (2,) key."""
-    if k is None or isinstance(k, (int, np.integer)) and not isinstance(k, bool):
-        raise FnnTypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0), got {k!r}")
+    """A JAX PRNG key: a typed key (jax.random.key), a legacy uint32 (2,) key, or an integer seed
+    in [0, 2**32 - 1], which becomes jax.random.key(seed)."""
+    expected = f"{name} must be a JAX PRNG key such as jax.random.key(0), or an integer seed >= 0"
+    if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
+        if not 0 <= k <= MAX_SEED:
+            raise FnnValueError(f"{name} as an integer seed must be in [0, 2**32 - 1], got {int(k)}; "
+                                f"pass a seed such as 0, or a key made with jax.random.key")
+        return jax.random.key(int(k))
+    if k is None:
+        raise FnnTypeError(f"{expected}, got None")
+    if isinstance(k, (bool, np.bool_)):
+        raise FnnTypeError(f"{expected}, got bool {k!r}")
     if not hasattr(k, "dtype"):
-        raise FnnTypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0), got {type(k).__name__}")
+        raise FnnTypeError(f"{expected}, got {type(k).__name__}")
     if jnp.issubdtype(k.dtype, jax.dtypes.prng_key):
         if k.shape != ():
             raise FnnValueError(f"{name} must be a single key (shape ()), got a batch of shape {k.shape}")
         return k
     if k.dtype == jnp.uint32 and k.shape == (2,):
         return jax.random.wrap_key_data(k)
-    raise FnnTypeError(f"{name} must be a JAX PRNG key such as jax.random.key(0), "
-                       f"got an array of dtype {k.dtype} and shape {tuple(k.shape)}")
+    raise FnnTypeError(f"{expected}, got an array of dtype {k.dtype} and shape {tuple(k.shape)}")
+
+
+def device(a, dtype=None):
+    """A host array as a jax array: a plain transfer. (jnp.asarray of a NumPy array binds a primitive
+    that compiles a small program per shape and dtype: on a cold start those add up.)"""
+    return jax.device_put(np.asarray(a, dtype))
 
 
 def cast(a, dtype, name: str):
     """`a` as a jax array of the params' dtype, refusing values that overflow it (e.g. 1e39 in float32)."""
+    if not is_concrete(a):
+        return jnp.asarray(a, dtype)
+    if isinstance(a, jax.Array) and a.dtype == jnp.dtype(dtype):
+        return a  # already a jax array of that dtype: checked as it was made
     with np.errstate(over="ignore"):  # an overflow is reported below, by row
-        out = jnp.asarray(a, dtype)
-    if not (is_concrete(a) and is_concrete(out)) or np.asarray(a).dtype.kind != "f":
-        return out
-    if not np.isfinite(np.asarray(out)).all():
-        bad = np.argwhere(~np.isfinite(np.asarray(out)))[0]
+        out = np.asarray(a, dtype)
+    if np.asarray(a).dtype.kind == "f" and not np.isfinite(out).all():
+        bad = np.argwhere(~np.isfinite(out))[0]
         raise FnnValueError(f"{name} has a value too large for the params' dtype {jnp.dtype(dtype).name} at row "
                             f"{int(bad[0])}: {np.asarray(a)[tuple(bad)]}; scale the data (e.g. standardize it)")
-    return out
+    return device(out)

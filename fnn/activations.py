@@ -3,6 +3,9 @@
 Elementwise activations have `*_deriv(z)`, the elementwise f'(z). Softmax is not elementwise:
 it has `softmax_jacobian(z)` (..., k, k) and, like every activation, a `vjp(z, g)` that maps
 ∂L/∂f(z) to ∂L/∂z without building the Jacobian.
+
+NaN in, NaN out, for every function here and its derivative: a NaN must never come out as a
+plausible 0 or 1, or NaN params would give believable predictions.
 """
 from __future__ import annotations
 
@@ -23,19 +26,25 @@ def linear(z: Array) -> Array:
     return z
 
 
+def _nan_through(z: Array, value: Array) -> Array:
+    """`value`, except NaN where z is NaN (a derivative's comparisons alone would map NaN to 0 or 1)."""
+    return jnp.where(jnp.isnan(z), z, value)
+
+
 def linear_deriv(z: Array) -> Array:
     """1, elementwise."""
-    return jnp.ones_like(z)
+    return _nan_through(z, jnp.ones_like(z))
 
 
 def relu(z: Array) -> Array:
-    """max(z, 0), elementwise."""
-    return jnp.where(z > 0, z, jnp.zeros_like(z))
+    """max(z, 0), elementwise; NaN in, NaN out."""
+    # z <= 0 is False for NaN, so a NaN passes through; not 0.0 * z, which turns -inf into NaN
+    return jnp.where(z <= 0, jnp.zeros_like(z), z)
 
 
 def relu_deriv(z: Array) -> Array:
     """d relu/dz, elementwise. 0 at z == 0, matching jax.grad(jax.nn.relu)."""
-    return (z > 0).astype(z.dtype)
+    return _nan_through(z, (z > 0).astype(z.dtype))
 
 
 def leaky_relu(z: Array) -> Array:
@@ -45,7 +54,7 @@ def leaky_relu(z: Array) -> Array:
 
 def leaky_relu_deriv(z: Array) -> Array:
     """1 for z >= 0, 0.01 below; 1 at z == 0, matching jax.grad(jax.nn.leaky_relu)."""
-    return jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, LEAKY_SLOPE))
+    return _nan_through(z, jnp.where(z >= 0, jnp.ones_like(z), jnp.full_like(z, LEAKY_SLOPE)))
 
 
 def sigmoid(z: Array) -> Array:

@@ -11,6 +11,7 @@ from typing import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn import _validate, activations, initializers, layers, losses
 from fnn.errors import FnnTypeError, FnnValueError
@@ -26,20 +27,25 @@ class Dense:
 
     kernel_init: an initializer name; None picks He-uniform before ReLU-family activations and
     Glorot-uniform otherwise. bias_init: the biases' starting value (0 by default; a small
-    positive value keeps more ReLU units alive at the start of a narrow network).
+    positive value keeps more ReLU units alive at the start of a narrow network). input_dim:
+    the width of the model's inputs, as in Keras; only the first layer of a Sequential may
+    declare it, and then `model.init(key)` needs no input_dim.
 
     Example:
         >>> fnn.Dense(4, activation="relu")
-        Dense(units=4, activation='relu', kernel_init=None, bias_init=0.0)
+        Dense(units=4, activation='relu', kernel_init=None, bias_init=0.0, input_dim=None)
     """
 
     units: int
     activation: str | None = "linear"
     kernel_init: str | None = None
     bias_init: float = 0.0
+    input_dim: int | None = None
 
     def __post_init__(self):
         units = _validate.integer(self.units, "Dense units", minimum=1)
+        if self.input_dim is not None:
+            object.__setattr__(self, "input_dim", _validate.integer(self.input_dim, "Dense input_dim", minimum=1))
         name = activations.canonical_name(self.activation)
         if self.kernel_init is not None:
             initializers.get(self.kernel_init)
@@ -61,11 +67,17 @@ class Dense:
 class Sequential:
     """A stack of Dense layers: the composition activation_L(… activation_1(x @ w_1 + b_1) …).
 
+    The input width comes from `init(key, input_dim)` or, as in Keras, from the first layer's
+    `Dense(..., input_dim=n)`.
+
     Example:
         >>> model = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
         >>> params = model.init(jax.random.key(0), input_dim=2)
         >>> model.apply(params, jnp.ones((5, 2))).shape
         (5, 1)
+        >>> keras_like = fnn.Sequential([fnn.Dense(3, input_dim=2, activation="tanh"), fnn.Dense(1)])
+        >>> [p.w.shape for p in keras_like.init(0)]
+        [(2, 3), (3, 1)]
     """
 
     layers: tuple[Dense, ...]
@@ -80,11 +92,22 @@ class Sequential:
         for i, layer in enumerate(layers):
             if not isinstance(layer, Dense):
                 raise FnnTypeError(f"Sequential layer {i} must be a fnn.Dense, got {type(layer).__name__} {layer!r}")
+        for i, layer in enumerate(layers[1:], start=1):
+            if layer.input_dim is not None:
+                raise FnnValueError(
+                    f"Sequential layer {i}, Dense({layer.units}, input_dim={layer.input_dim}), declares input_dim, "
+                    f"but only the first layer may: layer {i}'s inputs are layer {i - 1}'s {layers[i - 1].units} "
+                    f"outputs; remove input_dim from layer {i} (put it on layer 0 to declare the model's input width)")
         object.__setattr__(self, "layers", tuple(layers))
 
     @property
     def activations(self) -> tuple[str, ...]:
         return tuple(layer.activation for layer in self.layers)
+
+    @property
+    def declared_input_dim(self) -> int | None:
+        """The input width the first layer declares (Dense(..., input_dim=n)), or None."""
+        return self.layers[0].input_dim
 
     @property
     def output_dim(self) -> int:
@@ -94,18 +117,37 @@ class Sequential:
     def output_activation(self) -> str:
         return self.layers[-1].activation
 
-    def shapes(self, input_dim: int) -> tuple[tuple[int, int], ...]:
-        """Each layer's w shape (n_in, n_out) for inputs of width input_dim."""
-        dims = (input_dim,) + tuple(layer.units for layer in self.layers)
+    def shapes(self, input_dim: int | None = None) -> tuple[tuple[int, int], ...]:
+        """Each layer's w shape (n_in, n_out) for inputs of width input_dim (by default, the declared one)."""
+        dims = (self._resolve_input_dim(input_dim),) + tuple(layer.units for layer in self.layers)
         return tuple(zip(dims[:-1], dims[1:]))
 
-    def init(self, key: Array, input_dim: int, dtype=jnp.float32) -> Params:
+    def _resolve_input_dim(self, input_dim) -> int:
+        """input_dim as given, else the first layer's; the two must agree when both are given."""
+        declared = self.declared_input_dim
+        if input_dim is None:
+            if declared is None:
+                raise FnnTypeError("input_dim must be an integer >= 1, got None: pass model.init(key, input_dim), "
+                                   "or declare it on the first layer, Dense(..., input_dim=n)")
+            return declared
+        input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
+        if declared is not None and input_dim != declared:
+            first = self.layers[0]
+            raise FnnValueError(f"input_dim={input_dim} disagrees with the first layer's "
+                                f"Dense({first.units}, input_dim={declared}); pass input_dim={declared} "
+                                "or leave it out")
+        return input_dim
+
+    def init(self, key: Array, input_dim: int | None = None, dtype=jnp.float32) -> Params:
         """Fresh parameters, a tuple of DenseParams(w (n_in, n_out), b (n_out,)).
+
+        key: a JAX PRNG key or an integer seed. input_dim: the inputs' width; may be left out when
+        the first layer declares it (Dense(..., input_dim=n)).
 
         Every weight comes from one random stream drawn with `key`, split into one slice per layer,
         so no two layers share values; the same key gives the same parameters."""
         key = _validate.key(key)
-        input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
+        input_dim = self._resolve_input_dim(input_dim)
         try:
             dtype = jnp.dtype(dtype)
         except TypeError:
@@ -163,7 +205,8 @@ def check_model(model) -> Sequential:
 
 
 def check_params(model: Sequential, params) -> None:
-    """Refuse params that do not fit the model, naming the layer and both shapes."""
+    """Refuse params that do not fit the model, naming the layer and both shapes, and concrete
+    params holding NaN or ±inf, naming the leaf (under jit, grad or vmap only structure is checked)."""
     check_model(model)
     if not isinstance(params, (tuple, list)):
         raise FnnTypeError(f"params must be a tuple of DenseParams (one per layer), got {type(params).__name__}; "
@@ -190,15 +233,33 @@ def check_params(model: Sequential, params) -> None:
             if not jnp.issubdtype(leaf.dtype, jnp.floating):
                 raise FnnTypeError(f"params[{i}].{nm} has dtype {leaf.dtype}; parameters must be floating point")
         n_in = layer.units
+    leaves = [leaf for p in params for leaf in p]
+    if all(map(_validate.is_concrete, leaves)) and not _validate.all_finite(leaves):
+        _refuse_non_finite(params)
 
 
-def resolve_loss(model: Sequential, loss: str) -> losses.LossSpec:
+def _refuse_non_finite(params) -> None:
+    """Raise, naming the first leaf holding NaN or ±inf (called only once a check has found one)."""
+    bad = [(f"params[{i}].{nm}", np.asarray(leaf)) for i, p in enumerate(params) for nm, leaf in zip("wb", p)]
+    bad = [(name, values, ~np.isfinite(values)) for name, values in bad if not np.isfinite(values).all()]
+    if not bad:
+        return
+    name, values, mask = bad[0]
+    index = tuple(int(j) for j in np.argwhere(mask)[0])
+    where = f"row {index[0]}, column {index[1]}" if len(index) == 2 else f"index {index[0]}"
+    others = f", as do {', '.join(other for other, _, _ in bad[1:])}" if len(bad) > 1 else ""
+    raise FnnValueError(f"{name} contains {int(mask.sum())} non-finite value(s) (first: {values[index]} at {where})"
+                        f"{others}; the params are unusable: retrain (e.g. with a smaller learning rate), or "
+                        "reload a checkpoint")
+
+
+def resolve_loss(model: Sequential, loss: str | None) -> losses.Loss:
     """The loss paired with the model's output layer (fused on logits where that is exact)."""
     check_model(model)
     return losses.resolve(loss, model.output_activation, model.output_dim)
 
 
-def network_output(model: Sequential, spec: losses.LossSpec, params: Params, x: Array,
+def network_output(model: Sequential, spec: losses.Loss, params: Params, x: Array,
                    small: bool = False) -> Array:
     """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks.
     small: see layers.dense_apply."""
@@ -206,7 +267,7 @@ def network_output(model: Sequential, spec: losses.LossSpec, params: Params, x: 
     return f(model.activations, params, x, small)
 
 
-def prepare(model: Sequential, spec: losses.LossSpec, params: Params, x, y, xname: str = "x", yname: str = "y"):
+def prepare(model: Sequential, spec: losses.Loss, params: Params, x, y, xname: str = "x", yname: str = "y"):
     """Check (params, x, y) against the model and loss; returns x and y as (n, ·) float arrays.
 
     xname, yname: the argument names the messages use (e.g. "x_val" for validation data).

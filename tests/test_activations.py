@@ -170,3 +170,31 @@ def test_non_string_name_is_a_type_error(bad):
         activations.get(bad)
     with pytest.raises(FnnTypeError):
         activations.canonical_name(bad)
+
+
+@pytest.mark.parametrize("name", ALL)
+def test_nan_in_nan_out(name):
+    """A NaN never comes out as a plausible number: not from f, its derivative or its vjp."""
+    act = activations.get(name)
+    z = np.array([[np.nan, 0.0, 1.0], [-1.0, 0.0, 2.0]])
+    out, deriv, vjp = run(lambda z: (act.fn(z), act.deriv(z), act.vjp(z, jnp.ones_like(z))), z)
+    if act.elementwise:  # only the NaN entry is NaN
+        nan = np.isnan(z)
+        for got in (out, deriv, vjp):
+            chex.assert_trees_all_equal(np.isnan(got), nan)
+    else:  # softmax mixes a row: the NaN row is NaN throughout, the other row is untouched
+        for got in (out, deriv, vjp):
+            assert np.isnan(got[0]).all() and np.isfinite(got[1]).all()
+    scalar = run(act.fn, np.float64(np.nan)) if act.elementwise else run(act.fn, np.array([np.nan, 0.0]))
+    assert np.isnan(scalar).all()
+
+
+def test_infinities_keep_their_limits():
+    z = np.array([-np.inf, np.inf])
+    got = run(lambda z: {name: (act.fn(z), act.deriv(z)) for name, act in activations.ACTIVATIONS.items()
+                         if act.elementwise}, z)
+    want = {"linear": ([-np.inf, np.inf], [1.0, 1.0]), "relu": ([0.0, np.inf], [0.0, 1.0]),
+            "leaky_relu": ([-np.inf, np.inf], [0.01, 1.0]), "sigmoid": ([0.0, 1.0], [0.0, 0.0]),
+            "tanh": ([-1.0, 1.0], [0.0, 0.0])}
+    for name, (fn, deriv) in want.items():
+        chex.assert_trees_all_close(got[name], (np.array(fn), np.array(deriv)), rtol=1e-15)

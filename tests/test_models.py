@@ -108,6 +108,83 @@ def test_a_model_can_be_a_static_jit_argument():
                                rtol=1e-13)
 
 
+# --------------------------------------------------------------------------- Keras' first-layer input_dim
+@functools.cache
+def keras_model():
+    return fnn.Sequential([  # the seed's Keras example, transcribed
+        fnn.Dense(4, input_dim=2, activation="relu"),
+        fnn.Dense(6, activation="relu"),
+        fnn.Dense(6, activation="relu"),
+        fnn.Dense(4, activation="relu"),
+        fnn.Dense(1, activation="sigmoid"),
+    ])
+
+
+def test_the_seeds_keras_example_constructs_and_inits():
+    KERAS_MODEL = keras_model()
+    params = KERAS_MODEL.init(0)
+    assert [(p.w.shape, p.b.shape) for p in params] == [((2, 4), (4,)), ((4, 6), (6,)), ((6, 6), (6,)),
+                                                        ((6, 4), (4,)), ((4, 1), (1,))]
+    assert all(p.w.dtype == jnp.float32 for p in params)
+    chex.assert_trees_all_equal(params, KERAS_MODEL.init(jax.random.key(0), input_dim=2))
+    out = np.asarray(KERAS_MODEL.apply(params, data(3)))
+    assert out.shape == (3, 1) and ((out > 0) & (out < 1)).all()
+    assert KERAS_MODEL.declared_input_dim == 2 and KERAS_MODEL.input_dim(params) == 2
+    assert KERAS_MODEL.shapes() == ((2, 4), (4, 6), (6, 6), (6, 4), (4, 1)) == KERAS_MODEL.shapes(2)
+
+
+def test_dense_input_dim_is_a_field():
+    layer = fnn.Dense(4, input_dim=np.int64(2), activation="relu")
+    assert layer.input_dim == 2 and type(layer.input_dim) is int
+    assert fnn.Dense(4).input_dim is None and SEED_MODEL.declared_input_dim is None
+    assert repr(layer) == "Dense(units=4, activation='relu', kernel_init=None, bias_init=0.0, input_dim=2)"
+    assert layer == fnn.Dense(4, activation="relu", input_dim=2)
+    assert hash(layer) == hash(fnn.Dense(4, activation="relu", input_dim=2))
+    assert layer != fnn.Dense(4, activation="relu") and layer != fnn.Dense(4, activation="relu", input_dim=3)
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        layer.input_dim = 3
+
+
+def test_a_model_declaring_its_input_dim_is_a_static_jit_argument():
+    KERAS_MODEL = keras_model()
+    params = numpy_params(KERAS_MODEL, 2)
+    apply = jax.jit(lambda model, p, x: model.apply(p, x), static_argnums=0)
+    np.testing.assert_allclose(np.asarray(apply(KERAS_MODEL, params, data())),
+                               np.asarray(KERAS_MODEL.apply(params, data())), rtol=1e-13)
+
+
+@pytest.mark.parametrize("input_dim, error", [(0, FnnValueError), (-1, FnnValueError), (2.5, FnnTypeError),
+                                              ("2", FnnTypeError), (True, FnnTypeError)])
+def test_dense_refuses_bad_input_dims(input_dim, error):
+    with pytest.raises(error, match=r"Dense input_dim must be an integer >= 1, got "):
+        fnn.Dense(4, input_dim=input_dim)
+
+
+def test_only_the_first_layer_may_declare_input_dim():
+    with pytest.raises(FnnValueError, match=r"Sequential layer 1, Dense\(1, input_dim=4\), declares input_dim, but "
+                                            r"only the first layer may: .*layer 0's 4 outputs; remove input_dim "
+                                            r"from layer 1"):
+        fnn.Sequential([fnn.Dense(4), fnn.Dense(1, input_dim=4)])
+    with pytest.raises(FnnValueError, match=r"Sequential layer 2, Dense\(1, input_dim=3\)"):
+        fnn.Sequential([fnn.Dense(4, input_dim=2), fnn.Dense(3), fnn.Dense(1, input_dim=3)])
+
+
+def test_init_input_dim_must_agree_with_the_first_layers():
+    KERAS_MODEL = keras_model()
+    chex.assert_trees_all_equal(KERAS_MODEL.init(0, 2), KERAS_MODEL.init(0))
+    with pytest.raises(FnnValueError, match=r"input_dim=3 disagrees with the first layer's Dense\(4, input_dim=2\); "
+                                            r"pass input_dim=2 or leave it out"):
+        KERAS_MODEL.init(0, input_dim=3)
+    with pytest.raises(FnnValueError, match=r"input_dim=3 disagrees"):
+        KERAS_MODEL.shapes(3)
+
+
+def test_init_without_any_input_dim_says_where_to_give_one():
+    with pytest.raises(FnnTypeError, match=r"input_dim must be an integer >= 1, got None: pass "
+                                           r"model.init\(key, input_dim\), or declare it on the first layer"):
+        SEED_MODEL.init(0)
+
+
 # --------------------------------------------------------------------------- Sequential
 def test_sequential_refuses_no_layers():
     with pytest.raises(FnnValueError, match=r"at least one layer"):
@@ -157,7 +234,11 @@ def test_legacy_uint32_keys_are_accepted():
 
 
 @pytest.mark.parametrize("key, error, match", [
-    (0, FnnTypeError, r"key must be a JAX PRNG key such as jax.random.key\(0\), got 0"),
+    (-1, FnnValueError, r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
+    (2**32, FnnValueError, r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got 4294967296"),
+    (np.int64(-5), FnnValueError, r"got -5"),
+    (True, FnnTypeError, r"key must be a JAX PRNG key such as jax.random.key\(0\), or an integer seed >= 0, "
+                         r"got bool True"),
     (None, FnnTypeError, r"got None"),
     ("key", FnnTypeError, r"got str"),
     (np.zeros(3, np.uint32), FnnTypeError, r"dtype uint32 and shape \(3,\)"),
@@ -166,6 +247,20 @@ def test_legacy_uint32_keys_are_accepted():
 def test_init_refuses_bad_keys(key, error, match):
     with pytest.raises(error, match=match):
         SEED_MODEL.init(key, input_dim=2)
+
+
+@pytest.mark.parametrize("seed", [0, np.int64(0), np.uint32(0)])
+def test_an_integer_seed_is_the_key_it_names(seed):
+    chex.assert_trees_all_equal(SEED_MODEL.init(seed, input_dim=2, dtype=jnp.float64), seed_params())
+
+
+def test_validate_key_turns_a_seed_into_a_typed_key():
+    from fnn import _validate
+    got = _validate.key(7)
+    assert jnp.issubdtype(got.dtype, jax.dtypes.prng_key) and got.shape == ()
+    chex.assert_trees_all_equal(jax.random.key_data(got), jax.random.key_data(jax.random.key(7)))
+    chex.assert_trees_all_equal(jax.random.key_data(_validate.key(2**32 - 1)),
+                                jax.random.key_data(jax.random.key(2**32 - 1)))
 
 
 def test_init_refuses_a_batch_of_keys():
@@ -250,6 +345,33 @@ def test_apply_refuses_bad_inputs(x, error, match):
         SEED_MODEL.logits(params, x)
 
 
+ONE_FEATURE_MODEL = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
+
+
+@pytest.mark.parametrize("model, n_features, x, advice, wrong", [
+    (SEED_MODEL, 2, np.array([0.5, -1.0]),
+     r"got shape \(2,\) \(the model expects 2 features: one example of 2 features is x\.reshape\(1, -1\)\)$",
+     "reshape(-1, 1)"),
+    (ONE_FEATURE_MODEL, 1, np.arange(5.0), r"got shape \(5,\) \(reshape a single feature column with "
+                                            r"x\.reshape\(-1, 1\)\)$", "reshape(1, -1)"),
+    (SEED_MODEL, 2, np.arange(5.0), r"got shape \(5,\) \(the model expects 2 features: reshape a single feature "
+                                    r"column with x\.reshape\(-1, 1\), or one example of 5 features is "
+                                    r"x\.reshape\(1, -1\)\)$", None),
+], ids=["one-example", "one-column", "neither"])
+def test_a_1d_x_is_told_the_reshape_that_fits_the_model(model, n_features, x, advice, wrong):
+    objective = fnn.objective(model, "mse")
+    with pytest.raises(FnnValueError, match=r"x must be 2-d \(n_samples, n_features\), " + advice) as info:
+        objective(numpy_params(model, n_features), x, np.zeros(len(x)))
+    assert wrong is None or wrong not in str(info.value)
+
+
+def test_a_1d_x_of_unknown_width_is_told_both_reshapes():
+    from fnn import _validate
+    with pytest.raises(FnnValueError, match=r"\(reshape a single feature column with x_train\.reshape\(-1, 1\), "
+                                            r"or one example of 3 features is x_train\.reshape\(1, -1\)\)$"):
+        _validate.features(np.zeros(3), "x_train")
+
+
 def test_wrong_number_of_layers_is_refused():
     params = numpy_params(SEED_MODEL, 2)
     with pytest.raises(FnnValueError, match=r"params has 1 layer entries but the model has 2 layers"):
@@ -283,6 +405,89 @@ def test_wrong_weight_shape_names_the_layer_and_both_shapes():
 def test_params_of_the_wrong_kind_are_refused(params, error, match):
     with pytest.raises(error, match=match):
         SEED_MODEL.apply(params, data())
+
+
+def nan_params(model=SEED_MODEL, **bad):
+    """numpy_params with entries replaced: w1=[((2, 0), np.nan)] puts NaN in params[1].w[2, 0]."""
+    params = [DenseParams(np.array(p.w), np.array(p.b)) for p in numpy_params(model, 2)]
+    for where, entries in bad.items():
+        leaf = getattr(params[int(where[1:])], where[0])
+        for index, value in entries:
+            leaf[index] = value
+    return tuple(DenseParams(jnp.asarray(p.w), jnp.asarray(p.b)) for p in params)
+
+
+NON_FINITE_PARAMS = [
+    (dict(w1=[((2, 0), np.nan)]), r"params\[1\]\.w contains 1 non-finite value\(s\) \(first: nan at row 2, column 0\); "
+                                 r"the params are unusable: retrain .*, or reload a checkpoint"),
+    (dict(b0=[(3, np.inf), (1, -np.inf)]),
+     r"params\[0\]\.b contains 2 non-finite value\(s\) \(first: -inf at index 1\)"),
+    (dict(w0=[((0, 1), np.nan), ((1, 3), np.nan), ((0, 2), np.inf)], b1=[(0, np.nan)]),
+     r"params\[0\]\.w contains 3 non-finite value\(s\) \(first: nan at row 0, column 1\), as do params\[1\]\.b;"),
+]
+
+
+@pytest.mark.parametrize("bad, match", NON_FINITE_PARAMS, ids=["nan-in-w", "inf-in-b", "several-leaves"])
+def test_non_finite_params_are_refused_naming_the_leaf(bad, match):
+    from fnn import models
+    params = nan_params(**bad)
+    with pytest.raises(FnnValueError, match=match):
+        models.check_params(SEED_MODEL, params)
+    for use in (lambda: SEED_MODEL.apply(params, data()), lambda: SEED_MODEL.logits(params, data()),
+                lambda: SEED_MODEL.input_dim(params), lambda: fnn.predict(SEED_MODEL, params, data()),
+                lambda: fnn.objective(SEED_MODEL, "mse")(params, data(), np.zeros(5))):
+        with pytest.raises(FnnValueError, match=match):
+            use()
+
+
+def test_non_finite_numpy_params_are_refused_even_after_passing_once():
+    """numpy leaves can be written to: a check that passed says nothing about the next call."""
+    params = tuple(DenseParams(np.array(p.w), np.array(p.b)) for p in numpy_params(SEED_MODEL, 2))
+    SEED_MODEL.apply(params, data())
+    params[1].w[3, 0] = np.nan
+    with pytest.raises(FnnValueError, match=r"params\[1\]\.w contains 1 non-finite value\(s\) \(first: nan at row 3"):
+        SEED_MODEL.apply(params, data())
+
+
+def test_finite_params_pass_again_and_other_params_are_still_checked():
+    good = numpy_params(SEED_MODEL, 2)
+    for _ in range(2):  # the second check of the same jax arrays is a lookup
+        SEED_MODEL.apply(good, data())
+    bad = (good[0], DenseParams(good[1].w.at[0, 0].set(np.nan), good[1].b))  # shares params[0] with `good`
+    with pytest.raises(FnnValueError, match=r"params\[1\]\.w contains 1 non-finite"):
+        SEED_MODEL.apply(bad, data())
+    SEED_MODEL.apply(good, data())
+
+
+def test_params_of_mixed_float_dtypes_are_checked():
+    from fnn import models
+    params = numpy_params(SEED_MODEL, 2)
+    mixed = (DenseParams(params[0].w.astype(jnp.float32), params[0].b), params[1])
+    models.check_params(SEED_MODEL, mixed)
+    mixed = (mixed[0], DenseParams(params[1].w, params[1].b.at[0].set(np.inf)))
+    with pytest.raises(FnnValueError, match=r"params\[1\]\.b contains 1 non-finite value\(s\) \(first: inf at index 0"):
+        models.check_params(SEED_MODEL, mixed)
+
+
+def test_the_on_device_reduction_refuses_non_finite_params_too(monkeypatch):
+    """Away from the CPU the leaves are reduced on the device to one bool; that path, forced here."""
+    from fnn import _validate, models
+    monkeypatch.setattr(_validate, "_host_is_the_device", lambda: False)
+    monkeypatch.setattr(_validate, "_last_finite", ())
+    models.check_params(SEED_MODEL, numpy_params(SEED_MODEL, 2, seed=5))
+    with pytest.raises(FnnValueError, match=r"params\[1\]\.w contains 1 non-finite value\(s\) \(first: nan at row 2"):
+        models.check_params(SEED_MODEL, nan_params(w1=[((2, 0), np.nan)]))
+
+
+def test_traced_params_are_not_checked_for_values():
+    """Under jit or grad the values are unknown: only the structure is checked, nothing is refused."""
+    from fnn import models
+    params = nan_params(w1=[((2, 0), np.nan)])
+    out = jax.jit(lambda p, x: SEED_MODEL.apply(p, x))(params, data())
+    assert np.isnan(np.asarray(out)).any()  # NaN params give NaN, never plausible numbers
+    jax.jit(lambda p: models.check_params(SEED_MODEL, p))(params)
+    grads = jax.grad(fnn.objective(SEED_MODEL, "mse"))(params, data(), np.zeros(5))
+    assert np.isnan(np.asarray(grads[1].w)).any()
 
 
 def test_apply_refuses_a_non_model():
@@ -352,7 +557,7 @@ def test_objective_refuses_a_non_model():
     with pytest.raises(FnnTypeError, match="model must be a fnn.Sequential"):
         fnn.objective([fnn.Dense(1)], "mse")
     with pytest.raises(FnnTypeError, match="loss must be a name"):
-        fnn.objective(SEED_MODEL, None)
+        fnn.objective(SEED_MODEL, 3)  # None is not refused: it names the output layer's default loss
 
 
 BAD_OBJECTIVE_INPUTS = [
@@ -361,7 +566,7 @@ BAD_OBJECTIVE_INPUTS = [
     (SEED_MODEL, "binary_cross_entropy", data(5), np.zeros((5, 2)), FnnValueError,
      r"y has 2 columns \(shape \(5, 2\)\) but the model has 1 outputs"),
     (SEED_MODEL, "binary_cross_entropy", data(5), np.array([0, 1, 2, 0, 1]), FnnValueError,
-     r"labels 0 or 1 in y; found 2 at row 2"),
+     r"labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 2 at row 2"),
     (SEED_MODEL, "mse", data(5), np.array([0.0, 1.0, np.nan, 0.0, 1.0]), FnnValueError, r"y contains .* row 2"),
     (SEED_MODEL, "mse", data(5, 3), np.zeros(5), FnnValueError, r"x has 3 features"),
     (SEED_MODEL, "mse", data(5)[None], np.zeros(5), FnnValueError, r"x must be 2-d"),
