@@ -7,6 +7,7 @@ only slower, and the tests time nothing.
 import os
 
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+os.environ.setdefault("FNN_CACHE", "off")  # the suite never writes to the user's ~/.cache
 
 import jax  # noqa: E402
 
