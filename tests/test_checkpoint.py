@@ -1,14 +1,18 @@
 """fnn.checkpoint: exact round trips, the documented file layout, atomic saves, refused inputs.
 
 Every damaged file (truncated, bit-flipped, foreign, newer) must raise CheckpointError, never a
-raw zipfile/json/numpy/struct exception and never a wrong tree.
+raw zipfile/json/numpy/struct exception and never a wrong tree; files of format version 1 (before
+safetensors) still load; a model stored with the params is checked and rebuilt.
 """
+import ast
 import collections
+import dataclasses
 import doctest
 import enum
 import hashlib
 import json
 import os
+import pathlib
 import pickle
 import signal
 import struct
@@ -27,8 +31,13 @@ from fnn import checkpoint
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
 
-MAGIC = b"FNN-CHECKPOINT\n"
-PREFIX = len(MAGIC) + 16  # magic, then header and payload lengths as two uint64
+SHA_AT = b'{"__metadata__":{"fnn_sha256":"'
+PREFIX = 8 + len(SHA_AT)  # the fixed opening: the header length, then the header up to the digest
+MAGIC = b"FNN-CHECKPOINT\n"  # format version 1
+PREFIX_V1 = len(MAGIC) + 16  # magic, then header and payload lengths as two uint64
+_KEYS = {"format": "fnn_format", "format_version": "fnn_format_version", "fnn_version": "fnn_version",
+         "jax_version": "jax_version", "tree": "fnn_tree", "metadata": "fnn_metadata", "model": "fnn_model"}
+_JSON_KEYS = ("tree", "metadata", "model")
 
 
 class AdamLikeState(NamedTuple):
@@ -90,16 +99,64 @@ def _round_trip(tmp_path, tree, **kwargs):
     return checkpoint.load(checkpoint.save(tmp_path / "t.ckpt", tree, **kwargs))
 
 
+def _split(data: bytes) -> tuple[dict, bytes]:
+    """A version-2 file's safetensors header (parsed) and its tensor bytes."""
+    (n,) = struct.unpack_from("<Q", data)
+    return json.loads(data[8:8 + n]), data[8 + n:]
+
+
+def _seal(header: dict, buffer: bytes) -> bytes:
+    """The file for this safetensors header and buffer: padded, with fnn_sha256 recomputed."""
+    meta = {"fnn_sha256": "0" * 64, **{k: v for k, v in header["__metadata__"].items() if k != "fnn_sha256"}}
+    text = json.dumps({"__metadata__": meta, **{k: v for k, v in header.items() if k != "__metadata__"}},
+                      separators=(",", ":")).encode()
+    data = struct.pack("<Q", len(text + b" " * (-len(text) % 8))) + text + b" " * (-len(text) % 8) + buffer
+    assert data[:PREFIX].endswith(SHA_AT)
+    return data[:PREFIX] + hashlib.sha256(data).hexdigest().encode() + data[PREFIX + 64:]
+
+
 def _rewrite_header(path, change):
-    """Edit the JSON header in place and re-seal the file with a correct sha256."""
+    """Edit the fnn header in place and re-seal the file with a correct sha256.
+
+    `change` gets the header as format version 1 had it (format, format_version, fnn_version,
+    jax_version, metadata, tree), plus "model" and, for version 2, "tensors": the safetensors
+    entries by name. A key it removes is left out of the file.
+    """
     data = path.read_bytes()
-    header_size, payload_size = struct.unpack_from("<QQ", data, len(MAGIC))
-    header = json.loads(data[PREFIX:PREFIX + header_size])
-    change(header)
-    new = json.dumps(header).encode()
-    body = MAGIC + struct.pack("<QQ", len(new), payload_size) + new + \
-        data[PREFIX + header_size:PREFIX + header_size + payload_size]
+    if data.startswith(MAGIC):
+        header_size, payload_size = struct.unpack_from("<QQ", data, len(MAGIC))
+        header = json.loads(data[PREFIX_V1:PREFIX_V1 + header_size])
+        change(header)
+        new = json.dumps(header).encode()
+        body = MAGIC + struct.pack("<QQ", len(new), payload_size) + new + \
+            data[PREFIX_V1 + header_size:PREFIX_V1 + header_size + payload_size]
+        path.write_bytes(body + hashlib.sha256(body).digest())
+        return
+    header, buffer = _split(data)
+    meta = header["__metadata__"]
+    h = {k: json.loads(meta[name]) if k in _JSON_KEYS else meta[name]
+         for k, name in _KEYS.items() if name in meta}
+    h["format_version"] = int(h["format_version"])
+    h["tensors"] = {k: v for k, v in header.items() if k != "__metadata__"}
+    change(h)
+    new_meta = {"fnn_sha256": meta["fnn_sha256"]}
+    for k, name in _KEYS.items():
+        if k in h:
+            value = h[k]
+            new_meta[name] = json.dumps(value) if k in _JSON_KEYS else str(value)
+    path.write_bytes(_seal({"__metadata__": new_meta, **h["tensors"]}, buffer))
+
+
+def _save_version_1(path, tree, metadata=None):
+    """`tree` in format version 1, as fnn wrote it before safetensors (tests only: save writes 2)."""
+    encoder = checkpoint._Encoder(allow_non_finite=False, named=False)
+    header = {"format": "fnn-checkpoint", "format_version": 1, "fnn_version": "0.1.0",
+              "jax_version": jax.__version__, "metadata": metadata, "tree": encoder.node(tree, "")}
+    header_bytes = json.dumps(header, separators=(",", ":"), allow_nan=False).encode()
+    payload = b"".join(a.tobytes() for a in encoder.arrays)
+    body = MAGIC + struct.pack("<QQ", len(header_bytes), len(payload)) + header_bytes + payload
     path.write_bytes(body + hashlib.sha256(body).digest())
+    return path
 
 
 # ------------------------------------------------------------------------------------ round trips
@@ -405,34 +462,170 @@ def test_save_refuses_non_json_metadata(tmp_path, metadata, error, match):
         checkpoint.save(tmp_path / "t.ckpt", (), metadata=metadata)
 
 
-# ------------------------------------------------------------------- load: damaged and foreign files
+# ------------------------------------------------------------------------ the safetensors layout
 
-@pytest.fixture
-def small(tmp_path):
-    """A small checkpoint with every kind of node, and its bytes."""
-    tree = {"p": (DenseParams(w=jnp.arange(6.0).reshape(2, 3), b=jnp.ones(3, jnp.float32)),),
+def _small_tree():
+    return {"p": (DenseParams(w=jnp.arange(6.0).reshape(2, 3), b=jnp.ones(3, jnp.float32)),),
             "key": jax.random.key(3), "epoch": 2, "lr": 0.5, "name": "x", "none": None,
             "n": np.arange(3, dtype=np.int32)}
-    path = checkpoint.save(tmp_path / "small.ckpt", tree)
-    return path, path.read_bytes(), tree
 
 
-def test_file_layout_matches_the_documented_format(small):
-    path, data, tree = small
-    assert data.startswith(MAGIC)
-    header_size, payload_size = struct.unpack_from("<QQ", data, len(MAGIC))
-    assert len(data) == PREFIX + header_size + payload_size + 32
-    assert data[-32:] == hashlib.sha256(data[:-32]).digest()
-    header = json.loads(data[PREFIX:PREFIX + header_size])
-    assert header["format"] == "fnn-checkpoint" and header["format_version"] == 1
-    assert header["fnn_version"] == fnn.__version__ and header["jax_version"] == jax.__version__
-    w = header["tree"]["items"][0]["items"][0]["items"][0]
-    assert w == {"type": "array", "kind": "jax", "dtype": "float64", "shape": [2, 3]}
-    payload = data[PREFIX + header_size:-32]
-    expected = [np.arange(6.0), np.ones(3, np.float32), np.asarray(jax.random.key_data(tree["key"])),
-                np.arange(3, dtype=np.int32)]
-    assert payload == b"".join(a.astype(a.dtype.newbyteorder("<")).tobytes() for a in expected)
+# _small_tree() in format version 1, header and payload byte for byte as fnn 0.1.0 wrote them.
+SMALL_V1_HEADER = (
+    '{"format":"fnn-checkpoint","format_version":1,"fnn_version":"0.1.0","jax_version":"0.10.2",'
+    '"metadata":{"lr":0.5},"tree":{"type":"dict","keys":["p","key","epoch","lr","name","none","n"],'
+    '"items":[{"type":"tuple","items":[{"type":"namedtuple","module":"fnn.layers","qualname":"DenseParams",'
+    '"fields":["w","b"],"items":[{"type":"array","kind":"jax","dtype":"float64","shape":[2,3]},'
+    '{"type":"array","kind":"jax","dtype":"float32","shape":[3]}]}]},'
+    '{"type":"key","impl":"threefry2x32","dtype":"uint32","shape":[2]},{"type":"int","value":2},'
+    '{"type":"float","value":"0x1.0000000000000p-1"},{"type":"str","value":"x"},{"type":"none"},'
+    '{"type":"array","kind":"numpy","dtype":"int32","shape":[3]}]}}')
+SMALL_PAYLOAD = (np.arange(6.0).astype("<f8").tobytes() + np.ones(3, "<f4").tobytes()
+                 + np.array([0, 3], "<u4").tobytes() + np.arange(3, dtype="<i4").tobytes())
 
+
+@pytest.fixture
+def small_v2(tmp_path):
+    """A small checkpoint with every kind of node, and its bytes."""
+    path = checkpoint.save(tmp_path / "small.ckpt", _small_tree())
+    return path, path.read_bytes(), _small_tree()
+
+
+@pytest.fixture
+def small_v1(tmp_path):
+    """The same tree in format version 1, as fnn 0.1.0 wrote it (metadata {"lr": 0.5})."""
+    header = SMALL_V1_HEADER.encode()
+    body = MAGIC + struct.pack("<QQ", len(header), len(SMALL_PAYLOAD)) + header + SMALL_PAYLOAD
+    path = tmp_path / "small.ckpt"
+    path.write_bytes(body + hashlib.sha256(body).digest())
+    return path, path.read_bytes(), _small_tree()
+
+
+@pytest.fixture(params=["small_v2", "small_v1"])
+def small(request):
+    """Either of them: every damaged-file check holds for both formats."""
+    return request.getfixturevalue(request.param)
+
+
+def test_file_layout_is_safetensors_as_documented(small_v2):
+    path, data, tree = small_v2
+    (n,) = struct.unpack_from("<Q", data)
+    text = data[8:8 + n]
+    assert n % 8 == 0 and text.startswith(SHA_AT) and text.rstrip(b" ").endswith(b"}")
+    header = json.loads(text)
+    meta = header.pop("__metadata__")
+    assert list(meta)[0] == "fnn_sha256" and all(type(v) is str for v in meta.values())
+    assert set(meta) == {"fnn_sha256", "fnn_format", "fnn_format_version", "fnn_version", "jax_version",
+                         "fnn_tree"}
+    assert meta["fnn_format"] == "fnn-checkpoint" and meta["fnn_format_version"] == "2"
+    assert meta["fnn_version"] == fnn.__version__ and meta["jax_version"] == jax.__version__
+    zeroed = data[:PREFIX] + b"0" * 64 + data[PREFIX + 64:]
+    assert data[PREFIX:PREFIX + 64].decode() == meta["fnn_sha256"] == hashlib.sha256(zeroed).hexdigest()
+    assert list(header.items()) == [  # tree order, contiguous, offsets relative to the buffer
+        ("p.0.w", {"dtype": "F64", "shape": [2, 3], "data_offsets": [0, 48]}),
+        ("p.0.b", {"dtype": "F32", "shape": [3], "data_offsets": [48, 60]}),
+        ("key", {"dtype": "U32", "shape": [2], "data_offsets": [60, 68]}),
+        ("n", {"dtype": "I32", "shape": [3], "data_offsets": [68, 80]}),
+    ]
+    assert data[8 + n:] == SMALL_PAYLOAD
+    structure = json.loads(meta["fnn_tree"])
+    assert structure["items"][0]["items"][0]["items"][0] == {
+        "type": "array", "kind": "jax", "dtype": "float64", "shape": [2, 3], "tensor": "p.0.w"}
+    assert structure["items"][1] == {"type": "key", "impl": "threefry2x32", "dtype": "uint32", "shape": [2],
+                                     "tensor": "key"}
+
+
+def test_tensor_names_are_tree_paths_with_unsafe_characters_escaped(tmp_path):
+    one = np.ones(1, np.float32)
+    tree = {"a.b": one, "a": {"b": one}, "": one, "λ ": one, "__metadata__": one, "%": one,
+            "l": [one, (one, None)], "nt": DenseParams(w=one, b=one), "s": 3}
+    path = checkpoint.save(tmp_path / "t.ckpt", tree)
+    names = list(_split(path.read_bytes())[0])[1:]
+    assert names == ["a%2Eb", "a.b", "%", "%CE%BB%20", "%5F_metadata__", "%25", "l.0", "l.1.0", "nt.w",
+                     "nt.b"]
+    assert_identical(checkpoint.load(path), tree)
+    lone = checkpoint.save(tmp_path / "r.ckpt", np.arange(2)).read_bytes()
+    assert list(_split(lone)[0]) == ["__metadata__", "root"]
+
+
+def test_complex_arrays_are_stored_as_real_pairs(tmp_path):
+    tree = {"c64": np.array([1 + 2j, 3 - 4j], np.complex64), "c128": jnp.asarray(5 + 6j, jnp.complex128)}
+    header, buffer = _split(checkpoint.save(tmp_path / "c.ckpt", tree).read_bytes())
+    assert header["c64"] == {"dtype": "F32", "shape": [2, 2], "data_offsets": [0, 16]}
+    assert header["c128"] == {"dtype": "F64", "shape": [2], "data_offsets": [16, 32]}
+    assert np.frombuffer(buffer[:16], "<f4").tolist() == [1, 2, 3, -4]
+    assert_identical(checkpoint.load(tmp_path / "c.ckpt"), tree)
+
+
+def test_the_safetensors_package_reads_every_array_by_name(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    safetensors = pytest.importorskip("safetensors")
+    tree = {"params": _params(jnp.float64), "key": jax.random.key(5), "mask": np.array([True, False]),
+            "step": jnp.asarray(7, jnp.int32), "z": np.array([1 + 2j], np.complex64),
+            "empty": np.zeros((0, 3), np.float32), "epoch": 3}
+    path = checkpoint.save(tmp_path / "t.ckpt", tree)
+    params = tree["params"]
+    expected = {"params.0.w": params[0].w, "params.0.b": params[0].b, "params.1.w": params[1].w,
+                "params.1.b": params[1].b, "key": jax.random.key_data(tree["key"]), "mask": tree["mask"],
+                "step": tree["step"], "z": np.array([[1.0, 2.0]], np.float32), "empty": tree["empty"]}
+    got = st.load_file(str(path))
+    assert sorted(got) == sorted(expected)
+    for name, want in expected.items():
+        want = np.asarray(want)
+        assert (got[name].dtype, got[name].shape) == (want.dtype, want.shape), name
+        assert got[name].tobytes() == want.tobytes(), name
+    with safetensors.safe_open(str(path), framework="np") as f:
+        meta = f.metadata()
+    assert meta["fnn_format"] == "fnn-checkpoint" and json.loads(meta["fnn_tree"])["keys"][-1] == "epoch"
+
+
+def test_the_safetensors_parser_accepts_every_dtype(tmp_path):
+    safetensors = pytest.importorskip("safetensors")
+    tree = {name: np.zeros((2, 1), jnp.dtype(name)) for name in DTYPES}
+    data = checkpoint.save(tmp_path / "t.ckpt", tree).read_bytes()
+    parsed = dict(safetensors.deserialize(data))  # the reference parser: offsets, sizes, dtypes
+    codes = dict(zip(DTYPES, ["BOOL", "I8", "I16", "I32", "I64", "U8", "U16", "U32", "U64",
+                              "F16", "BF16", "F32", "F64", "F32", "F64"]))
+    for name in DTYPES:
+        pair = [2] if name.startswith("complex") else []
+        assert parsed[name]["dtype"] == codes[name] and parsed[name]["shape"] == [2, 1] + pair, name
+        assert bytes(parsed[name]["data"]) == tree[name].tobytes(), name
+
+
+def test_a_safetensors_file_fnn_did_not_write_is_refused(tmp_path):
+    st = pytest.importorskip("safetensors.numpy")
+    path = tmp_path / "foreign.safetensors"
+    for metadata in [None, {"format": "np"}]:
+        st.save_file({"w": np.ones((2, 3), np.float32)}, str(path), metadata=metadata)
+        for read in (checkpoint.load, checkpoint.read_metadata):
+            with pytest.raises(CheckpointError, match="safetensors file without fnn metadata.*"
+                                                      "safetensors.numpy.load_file"):
+                read(path)
+
+
+# ------------------------------------------------------------------------- format version 1
+
+def test_a_version_1_file_still_loads(small_v1):
+    path, data, tree = small_v1
+    assert_identical(checkpoint.load(path), tree)
+    assert checkpoint.read_metadata(path) == {"lr": 0.5} and checkpoint.read_architecture(path) is None
+    assert_identical(checkpoint.load(path, like=_small_tree()), tree)
+    with pytest.raises(CheckpointError, match="stores no model"):
+        checkpoint.load(path, model=fnn.Sequential([fnn.Dense(3)]))
+    checkpoint.save(path, checkpoint.load(path))  # saving again writes version 2
+    assert not path.read_bytes().startswith(MAGIC) and _split(path.read_bytes())[1] == SMALL_PAYLOAD
+    assert_identical(checkpoint.load(path), tree)
+
+
+def test_every_kind_of_node_in_a_version_1_file_loads(tmp_path):
+    tree = {**_state(), "scalars": [True, 2**80, -0.0, "λ", None, np.float32(2.5)], "empty": ((), [], {}),
+            "bf": jnp.array([1.5], jnp.bfloat16), "c": np.array([1 + 2j])}
+    path = _save_version_1(tmp_path / "old.ckpt", tree, metadata={"note": "v1"})
+    assert_identical(checkpoint.load(path), tree)
+    assert checkpoint.read_metadata(path) == {"note": "v1"}
+
+
+# ------------------------------------------------------------------- load: damaged and foreign files
 
 def test_load_never_unpickles(small, monkeypatch):
     def refuse(*args, **kwargs):
@@ -474,7 +667,7 @@ def test_flips_across_a_larger_payload_fail_the_checksum(tmp_path):
     tree = {"w": jnp.asarray(np.random.default_rng(1).normal(size=(256, 128)))}
     path = checkpoint.save(tmp_path / "big.ckpt", tree)
     size = path.stat().st_size
-    for i in np.linspace(PREFIX, size - 1, 200).astype(int):
+    for i in np.linspace(PREFIX, size - 1, 200).astype(int):  # the digest, the header, the tensors
         _flip(path, i, 0x80)
         with pytest.raises(CheckpointError, match="corrupt: sha256"):
             checkpoint.load(path)
@@ -486,10 +679,10 @@ def test_flips_across_a_larger_payload_fail_the_checksum(tmp_path):
             checkpoint.load(path)
 
 
-def test_a_flipped_payload_bit_is_reported_as_a_checksum_mismatch(small, tmp_path):
+def test_a_flipped_payload_bit_is_reported_as_a_checksum_mismatch(small):
     path, data, _ = small
     flipped = bytearray(data)
-    flipped[-40] ^= 1  # inside the last array's bytes
+    flipped[-40] ^= 1  # inside the last arrays' bytes
     path.write_bytes(bytes(flipped))
     with pytest.raises(CheckpointError, match="corrupt: sha256"):
         checkpoint.load(path)
@@ -505,9 +698,15 @@ def test_trailing_bytes_are_a_checkpoint_error(small):
 @pytest.mark.parametrize("content, match", [
     (b"", "empty"),
     (b"FNN-CHE", "truncated"),
+    (b"\x10\x00\x00", "truncated"),
     (np.random.default_rng(0).bytes(4096), "not an fnn checkpoint"),
     (b"hello world\n" * 10, "not an fnn checkpoint"),
     (MAGIC + b"\xff" * 100, "truncated|corrupt"),
+    (struct.pack("<Q", 2**63) + b"{}", "not an fnn checkpoint"),  # a header length past any limit
+    (struct.pack("<Q", 99_000_000) + b'{"__metadata__":', "truncated"),
+    (struct.pack("<Q", 8) + b'{"a":{} ', "safetensors file without fnn metadata"),
+    (struct.pack("<Q", 40) + SHA_AT + b"0" * 9, "corrupt: sha256"),
+    (struct.pack("<Q", 40) + b'{"__metadata__":{"fnn_sha255":"0000000"}', "corrupt: its header"),
 ])
 def test_garbage_and_empty_files(tmp_path, content, match):
     path = tmp_path / "g.ckpt"
@@ -516,6 +715,27 @@ def test_garbage_and_empty_files(tmp_path, content, match):
         checkpoint.load(path)
     with pytest.raises(CheckpointError, match=match):
         checkpoint.read_metadata(path)
+
+
+@pytest.mark.parametrize("start, size, match", [
+    (struct.pack("<Q", 99_999_992) + SHA_AT + b"0" * 64 + b'"}}', 0, "truncated"),  # the header bound
+    (struct.pack("<Q", 2**40) + b"{", 2**30, "not an fnn checkpoint"),
+    (MAGIC + struct.pack("<QQ", 10, 2**40), 2**30, "length fields call for"),
+    (b"\x80\x04\x95", 2**30, "pickle"),
+])
+def test_lengths_and_leading_bytes_are_checked_before_the_file_is_read(tmp_path, start, size, match):
+    import tracemalloc
+    path = tmp_path / "g.ckpt"
+    path.write_bytes(start)
+    os.truncate(path, max(size, len(start)))  # a sparse 1 GiB file costs no disk
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError, match=match):
+            checkpoint.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    assert peak < 1_000_000
 
 
 class _Boom:
@@ -552,23 +772,27 @@ def test_missing_file_and_directory(tmp_path):
 
 def test_newer_format_version_says_to_upgrade(small):
     path = small[0]
-    _rewrite_header(path, lambda h: h.update(format_version=2, fnn_version="9.0"))
-    with pytest.raises(CheckpointError, match="format version 2.*fnn 9.0.*upgrade fnn"):
+    _rewrite_header(path, lambda h: h.update(format_version=3, fnn_version="9.0"))
+    with pytest.raises(CheckpointError, match="format version 3.*fnn 9.0.*upgrade fnn"):
         checkpoint.load(path)
+
+
+def _w(h):
+    return h["tree"]["items"][0]["items"][0]["items"][0]
 
 
 @pytest.mark.parametrize("change, match", [
     (lambda h: h.update(format="other-format"), "format 'other-format'"),
     (lambda h: h.pop("format"), "format None"),
-    (lambda h: h.update(format_version="1"), "invalid format version"),
+    (lambda h: h.update(format_version="x"), "invalid format version"),
     (lambda h: h.update(format_version=0), "invalid format version"),
+    (lambda h: h.update(format_version=2 if "tensors" not in h else 1),  # the other layout's version
+     "invalid format version . for a file"),
     (lambda h: h.update(tree=None), "malformed"),
     (lambda h: h.update(tree={"type": "pickle", "value": "x"}), "unknown type 'pickle'"),
-    (lambda h: h["tree"]["items"][0]["items"][0]["items"][0].update(dtype="object"), r"\['p'\]\[0\]\.w"),
-    (lambda h: h["tree"]["items"][0]["items"][0]["items"][0].update(shape=[2, -3]), "malformed"),
-    (lambda h: h["tree"]["items"][0]["items"][0]["items"][0].update(shape=[1, 3]), "payload"),
-    (lambda h: h["tree"]["items"][0]["items"][0]["items"][0].update(shape=[3, 3]), "runs past"),
-    (lambda h: h["tree"]["items"][0]["items"][0]["items"][0].update(kind="torch"), "kind 'torch'"),
+    (lambda h: _w(h).update(dtype="object"), r"\['p'\]\[0\]\.w"),
+    (lambda h: _w(h).update(shape=[2, -3]), "malformed"),
+    (lambda h: _w(h).update(kind="torch"), "kind 'torch'"),
     (lambda h: h["tree"]["items"][1].update(impl="nope"), "key \\['key'\\] cannot be rebuilt"),
     (lambda h: h["tree"]["items"][2].update(value=2.5), r"\['epoch'\]"),
     (lambda h: h["tree"]["items"][3].update(value="0xnope"), r"\['lr'\]"),
@@ -579,6 +803,60 @@ def test_malformed_headers_with_a_valid_checksum(small, change, match):
     path = small[0]
     _rewrite_header(path, change)
     with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path)
+
+
+def _last_tensor(h, size):
+    """Make the last array ("n", int32) hold `size` values in the tree and the safetensors header."""
+    h["tree"]["items"][6]["shape"] = [size]
+    if "tensors" in h:
+        h["tensors"]["n"].update(shape=[size], data_offsets=[68, 68 + 4 * size])
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: _last_tensor(h, 2), "arrays take .* bytes of a .*-byte payload"),
+    (lambda h: _last_tensor(h, 4), "runs past the payload"),
+])
+def test_arrays_not_filling_the_payload_exactly(small, change, match):
+    path = small[0]
+    _rewrite_header(path, change)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda h: _w(h).update(shape=[3, 2]), "tensor 'p.0.w' is .* calls for"),  # same size: v1 cannot tell
+    (lambda h: h["tensors"]["p.0.w"].update(dtype="F32"), "tensor 'p.0.w' is .* calls for"),
+    (lambda h: h["tensors"]["p.0.b"].update(data_offsets=[49, 61]), "tensor 'p.0.b' is .* calls for"),
+    (lambda h: h["tensors"]["n"].update(shape=[3.0]), "tensor 'n' is .* calls for"),
+    (lambda h: h["tensors"].update(x=h["tensors"].pop("n")),
+     "names tensor 'n', which the safetensors header"),
+    (lambda h: h["tensors"].update(extra={"dtype": "F32", "shape": [0], "data_offsets": [80, 80]}),
+     r"tensors \['extra'\] are not in the tree"),
+    (lambda h: h["tree"]["items"][6].update(tensor="key"), "arrays share tensor 'key'"),
+])
+def test_tree_and_safetensors_entries_that_disagree(small_v2, change, match):
+    path = small_v2[0]
+    _rewrite_header(path, change)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path)
+
+
+def test_malformed_safetensors_metadata_with_a_valid_checksum(small_v2):
+    path, data, _ = small_v2
+    header, buffer = _split(data)
+    cases = [({"fnn_format_version": 2}, "no __metadata__ of str values"),
+             ({"fnn_format_version": "2.0"}, "invalid format version '2.0'"),
+             ({"fnn_tree": "{"}, "malformed header: fnn_tree"),
+             ({"fnn_metadata": "[1"}, "malformed header: fnn_metadata")]
+    for change, match in cases:
+        path.write_bytes(_seal({**header, "__metadata__": {**header["__metadata__"], **change}}, buffer))
+        with pytest.raises(CheckpointError, match=match):
+            checkpoint.load(path)
+    path.write_bytes(_seal(header, buffer[:68] + bytes([2]) + buffer[69:]))  # a bool can only be 0 or 1
+    _rewrite_header(path, lambda h: (h["tree"]["items"][6].update(dtype="bool", shape=[12]),
+                                     h["tensors"]["n"].update(dtype="BOOL", shape=[12])))
+    with pytest.raises(CheckpointError, match=r"\['n'\] is a bool array holding bytes other than 0 and 1"):
         checkpoint.load(path)
 
 
@@ -596,6 +874,246 @@ def test_float64_leaf_with_x64_disabled_is_refused_not_cast(small):
             checkpoint.load(small[0])
     finally:
         jax.config.update("jax_enable_x64", True)
+
+
+# ------------------------------------------------------------------- the model stored with the params
+
+HAS_INPUT_DIM = "input_dim" in {f.name for f in dataclasses.fields(fnn.Dense)}
+RELU = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(4, activation="relu"),
+                       fnn.Dense(1, activation="sigmoid")])
+
+
+def _model_params(model, input_dim=2, dtype=np.float32, seed=0):
+    """Params that fit `model`, from numpy (model.init would compile a program per shape)."""
+    rng = np.random.default_rng(seed)
+    return tuple(DenseParams(w=jnp.asarray(rng.standard_normal(shape), dtype), b=jnp.zeros(shape[1], dtype))
+                 for shape in model.shapes(input_dim))
+
+
+@pytest.fixture
+def relu_file(tmp_path):
+    """RELU's params saved with the model (and a loss), and the params."""
+    params = _model_params(RELU)
+    return checkpoint.save(tmp_path / "relu.ckpt", params, model=RELU, loss="bce"), params
+
+
+def test_the_stored_architecture_holds_every_dense_field(relu_file):
+    path, _ = relu_file
+    record = json.loads(_split(path.read_bytes())[0]["__metadata__"]["fnn_model"])
+    fields = [f.name for f in dataclasses.fields(fnn.Dense)]
+    assert [list(layer["config"]) for layer in record["layers"]] == [fields] * 3
+    assert record["layers"][1] == {"class": "Dense", "config": {
+        name: getattr(RELU.layers[1], name) for name in fields}}
+    assert {k: record[k] for k in ("input_dim", "dtype", "loss")} == {
+        "input_dim": 2, "dtype": "float32", "loss": "binary_cross_entropy"}
+
+
+def test_load_with_the_same_model_and_with_model_round_trip(relu_file):
+    path, params = relu_file
+    assert_identical(checkpoint.load(path, model=RELU, input_dim=2, dtype=jnp.float32), params)
+    loaded, model = checkpoint.load(path, with_model=True)
+    assert model == RELU and type(model) is fnn.Sequential and hash(model) == hash(RELU)
+    assert_identical(loaded, params)
+    like = jax.eval_shape(lambda: params)
+    assert_identical(checkpoint.load(path, like, model=RELU, with_model=True)[0], params)
+    assert checkpoint.read_architecture(path) == (RELU, 2, "float32", "binary_cross_entropy")
+
+
+def _other(change_layer=None, **fields):
+    layers = list(RELU.layers)
+    layers[change_layer] = dataclasses.replace(layers[change_layer], **fields)
+    return fnn.Sequential(layers)
+
+
+@pytest.mark.parametrize("other, kwargs, first_difference", [
+    (_other(1, activation="tanh"), {},
+     "layer 1 activation: the file has 'relu', this model has 'tanh'"),
+    (fnn.Sequential([fnn.Dense(4, activation="tanh"), fnn.Dense(4, activation="tanh"),
+                     fnn.Dense(1, activation="tanh")]),
+     {}, "layer 0 activation: the file has 'relu', this model has 'tanh'"),
+    (_other(0, units=5), {}, "layer 0 units: the file has 4, this model has 5"),
+    (fnn.Sequential(RELU.layers[:2]), {}, "layer count: the file has 3, this model has 2"),
+    (fnn.Sequential(RELU.layers + (fnn.Dense(1),)), {"input_dim": 3},
+     "layer count: the file has 3, this model has 4"),
+    (RELU, {"input_dim": 3}, "input width: the file has 2, input_dim=3 was given"),
+    (_other(2, units=2, activation="softmax"), {"input_dim": 3}, "input width"),
+    (RELU, {"dtype": jnp.float64}, "dtype: the file has float32, dtype=float64 was given"),
+    (_other(2, kernel_init="he_normal"), {"dtype": "float64"},
+     "layer 2 kernel_init: the file has None, this model has 'he_normal'"),
+    (_other(1, bias_init=0.1), {}, "layer 1 bias_init: the file has 0.0, this model has 0.1"),
+    *([(_other(0, input_dim=2), {}, "layer 0 input_dim: the file has None, this model has 2")]
+      if HAS_INPUT_DIM else []),
+    (None, {"input_dim": 5}, "input width: the file has 2, input_dim=5 was given"),
+])
+def test_load_refuses_another_model_naming_the_first_difference(relu_file, other, kwargs, first_difference):
+    path, _ = relu_file
+    with pytest.raises(FnnValueError, match="was saved for another model: " + first_difference):
+        checkpoint.load(path, model=other, **kwargs)
+    with pytest.raises(CheckpointError, match=first_difference):
+        checkpoint.load(path, model=other, with_model=True, **kwargs)
+
+
+def test_relu_params_never_predict_silently_through_a_tanh_model(relu_file):
+    path, params = relu_file
+    tanh = fnn.Sequential([dataclasses.replace(layer, activation="tanh") if layer.activation == "relu"
+                           else layer for layer in RELU.layers])
+    tanh.apply(checkpoint.load(path), np.ones((1, 2), np.float32))  # the shapes alone fit: the danger
+    with pytest.raises(FnnValueError, match="layer 0 activation: the file has 'relu', this model has 'tanh'"):
+        checkpoint.load(path, model=tanh)
+
+
+def test_a_file_without_a_model_loads_as_before_and_refuses_model_checks(tmp_path):
+    path = checkpoint.save(tmp_path / "p.ckpt", _params())
+    assert_identical(checkpoint.load(path), _params())
+    assert checkpoint.read_architecture(path) is None
+    assert "fnn_model" not in _split(path.read_bytes())[0]["__metadata__"]
+    for kwargs in [{"model": RELU}, {"with_model": True}, {"input_dim": 3}, {"dtype": "float32"}]:
+        with pytest.raises(CheckpointError, match="stores no model to check or rebuild"):
+            checkpoint.load(path, **kwargs)
+
+
+def test_a_run_state_saves_with_a_model_given_its_input_width_and_dtype(tmp_path):
+    flat = {"format": "fnn-fit", "state": {"params": jnp.zeros(33, jnp.float64), "epoch": jnp.asarray(3)},
+            "key": jax.random.key(0)}
+    with pytest.raises(FnnValueError, match="holds no tuple of DenseParams .* pass input_dim= and dtype="):
+        checkpoint.save(tmp_path / "run.ckpt", flat, model=RELU, dtype="float64")
+    path = checkpoint.save(tmp_path / "run.ckpt", flat, model=RELU, input_dim=2, dtype=jnp.float64,
+                           loss="mse")
+    assert checkpoint.read_architecture(path) == (RELU, 2, "float64", "mse")
+    assert_identical(checkpoint.load(path, model=RELU, input_dim=2), flat)
+    state = {"params": _model_params(RELU, input_dim=3, dtype=np.float64), "epoch": 1}
+    path = checkpoint.save(tmp_path / "s.ckpt", state, model=RELU)
+    assert checkpoint.read_architecture(path).input_dim == 3
+
+
+@pytest.mark.skipif(not HAS_INPUT_DIM, reason="no Dense.input_dim")
+def test_a_declared_input_width_is_used_and_checked(tmp_path):
+    declared = fnn.Sequential([fnn.Dense(3, activation="relu", input_dim=2), fnn.Dense(1)])
+    path = checkpoint.save(tmp_path / "d.ckpt", {"theta": jnp.zeros(13)}, model=declared, dtype="float32")
+    assert checkpoint.read_architecture(path) == (declared, 2, "float32", None)
+    wider = _model_params(fnn.Sequential([fnn.Dense(3), fnn.Dense(1)]), input_dim=3)
+    with pytest.raises(FnnValueError, match=r"take 3 inputs but model= declares Dense\(.*input_dim=2\)"):
+        checkpoint.save(tmp_path / "e.ckpt", wider, model=declared)
+    with pytest.raises(FnnValueError, match="take 4 inputs"):
+        checkpoint.save(tmp_path / "e.ckpt", {"theta": jnp.zeros(13)}, model=declared, input_dim=4,
+                        dtype="float32")
+    assert not (tmp_path / "e.ckpt").exists()
+
+
+def test_fields_the_file_lacks_count_as_defaults_and_unknown_ones_are_named(relu_file):
+    path, params = relu_file
+    newest = [f.name for f in dataclasses.fields(fnn.Dense)][-1]  # e.g. input_dim, added last
+    _rewrite_header(path, lambda h: [layer["config"].pop(newest) for layer in h["model"]["layers"]])
+    assert checkpoint.load(path, with_model=True)[1] == RELU  # as a file from before Dense had it
+    checkpoint.load(path, model=RELU)
+    _rewrite_header(path, lambda h: h["model"]["layers"][2]["config"].update(dropout=0.5))
+    with pytest.raises(CheckpointError, match="layer 2 dropout: the file has 0.5, this model's Dense has no"):
+        checkpoint.load(path, model=RELU)
+    with pytest.raises(CheckpointError, match=r"layer 2 field\(s\) \['dropout'\] .* upgrade fnn"):
+        checkpoint.load(path, with_model=True)
+
+
+@dataclasses.dataclass(frozen=True)
+class Scaled(fnn.Dense):
+    scale: float = 2.0
+
+
+@dataclasses.dataclass(frozen=True)
+class Tagged(fnn.Dense):
+    tags: tuple = ("a",)
+
+
+def test_dense_subclasses_are_recorded_by_class_and_every_field(tmp_path):
+    model = fnn.Sequential([Scaled(3, scale=0.5), fnn.Dense(1)])
+    path = checkpoint.save(tmp_path / "s.ckpt", _model_params(model), model=model)
+    with pytest.raises(CheckpointError, match="layer 0 class: the file has 'Scaled', this model has 'Dense'"):
+        checkpoint.load(path, model=fnn.Sequential([fnn.Dense(3), fnn.Dense(1)]))
+    with pytest.raises(CheckpointError, match="layer 0 scale: the file has 0.5, this model has 2.0"):
+        checkpoint.load(path, model=fnn.Sequential([Scaled(3), fnn.Dense(1)]))
+    checkpoint.load(path, model=model)
+    with pytest.raises(CheckpointError, match="layer 0 of class 'Scaled', which this fnn does not have"):
+        checkpoint.load(path, with_model=True)
+    tagged = fnn.Sequential([Tagged(1)])
+    with pytest.raises(FnnTypeError, match="layer 0 field 'tags' is \\('a',\\) of type tuple"):
+        checkpoint.save(tmp_path / "t.ckpt", _model_params(tagged), model=tagged)
+    assert not (tmp_path / "t.ckpt").exists()
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"model": "relu"}, FnnTypeError, "model must be a fnn.Sequential, got str"),
+    ({"model": RELU.layers[0]}, FnnTypeError, "model must be a fnn.Sequential, got Dense"),
+    ({"input_dim": 2}, FnnValueError, "pass model= too"),
+    ({"loss": "mse"}, FnnValueError, "pass model= too"),
+    ({"model": RELU, "input_dim": 0}, FnnValueError, "input_dim must be an integer >= 1"),
+    ({"model": RELU, "input_dim": 3}, FnnValueError, "input_dim=3 but the params at tree node <root> have "
+                                                     "input_dim 2"),
+    ({"model": RELU, "dtype": "float64"}, FnnValueError, "dtype='float64' but the params .* have dtype "
+                                                        "'float32'"),
+    ({"model": RELU, "dtype": "int32"}, FnnTypeError, "dtype must be a floating dtype, got int32"),
+    ({"model": RELU, "dtype": "nope"}, FnnTypeError, "dtype must be a floating dtype"),
+    ({"model": RELU, "loss": "hinge"}, FnnValueError, "hinge"),
+    ({"model": RELU, "loss": 3}, FnnTypeError, "loss must be a loss name"),
+    ({"model": RELU, "loss": "categorical_cross_entropy"}, FnnValueError, "softmax"),
+    ({"model": _other(0, units=5)}, FnnValueError,
+     r"params at tree node <root> do not fit model=: params\[0\] has w \(2, 4\) .* calls for \(2, 5\)"),
+    ({"model": fnn.Sequential(RELU.layers[:2])}, FnnValueError, "3 layer entries for a model of 2 layers"),
+])
+def test_save_refuses_a_bad_model_argument_before_touching_disk(tmp_path, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        checkpoint.save(tmp_path / "t.ckpt", _model_params(RELU), **kwargs)
+    assert os.listdir(tmp_path) == []
+
+
+def test_save_checks_the_first_params_in_the_tree_even_if_non_finite(tmp_path):
+    bad = jax.tree.map(np.array, _model_params(RELU))  # writable numpy copies
+    bad[0].w[0, 0] = np.nan
+    tree = {"step": 1, "opt": AdamLikeState(0, bad, bad),
+            "params": (DenseParams(jnp.ones((2, 9)), jnp.ones(9)),)}
+    path = checkpoint.save(tmp_path / "t.ckpt", tree, model=RELU, allow_non_finite=True)
+    assert checkpoint.read_architecture(path).input_dim == 2  # found in opt.mu, first in tree order
+
+
+@pytest.mark.parametrize("kwargs, error, match", [
+    ({"model": "relu"}, FnnTypeError, "model must be a fnn.Sequential, got str"),
+    ({"model": [fnn.Dense(1)]}, FnnTypeError, "model must be a fnn.Sequential, got list"),
+    ({"with_model": 1}, FnnTypeError, "with_model must be True or False, got int 1"),
+    ({"input_dim": 2.0}, FnnTypeError, "input_dim must be an integer"),
+    ({"input_dim": -1}, FnnValueError, "input_dim must be an integer >= 1"),
+    ({"dtype": "int8"}, FnnTypeError, "dtype must be a floating dtype"),
+])
+def test_load_refuses_bad_model_arguments(relu_file, kwargs, error, match):
+    with pytest.raises(error, match=match):
+        checkpoint.load(relu_file[0], **kwargs)
+
+
+@pytest.mark.parametrize("change, match", [
+    (lambda m: m.update(layers=[]), "has no layers"),
+    (lambda m: m.update(layers="Dense"), "has no layers"),
+    (lambda m: m["layers"][1].pop("class"), "malformed layer 1"),
+    (lambda m: m["layers"][1]["config"].update(units=[4]), "layer 1 field 'units' of JSON type list"),
+    (lambda m: m.update(input_dim=0), "input_dim 0"),
+    (lambda m: m.update(input_dim=True), "input_dim True"),
+    (lambda m: m.update(dtype="int32"), "dtype 'int32'"),
+    (lambda m: m.update(loss=1), "loss 1"),
+    (lambda m: m["layers"][1]["config"].update(units=0), "layer 1 that cannot be rebuilt: Dense units"),
+    (lambda m: m["layers"][1]["config"].pop("units"), "layer 1 that cannot be rebuilt"),
+])
+def test_a_malformed_model_record_with_a_valid_checksum(relu_file, change, match):
+    path, _ = relu_file
+    _rewrite_header(path, lambda h: change(h["model"]))
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.load(path, with_model=True)
+    with pytest.raises(CheckpointError, match=match):
+        checkpoint.read_architecture(path)
+
+
+def test_checkpoint_and_models_never_import_each_other_at_import_time():
+    for module, other in [(checkpoint, "models"), (fnn.models, "checkpoint")]:
+        top = [node for node in ast.parse(pathlib.Path(module.__file__).read_text()).body
+               if isinstance(node, (ast.Import, ast.ImportFrom))]
+        imported = [alias.name for node in top for alias in node.names]
+        imported += [node.module for node in top if isinstance(node, ast.ImportFrom) and node.module]
+        assert not any(other in name for name in imported), (module.__name__, imported)
 
 
 # ----------------------------------------------------------------------------- atomic save
