@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import argparse
 import dataclasses
-import functools
 import os
 import time
 from typing import NamedTuple, Sequence
@@ -19,7 +18,6 @@ import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 
 import jax  # noqa: E402
-import jax.numpy as jnp  # noqa: E402
 
 import fnn  # noqa: E402
 
@@ -81,22 +79,14 @@ def savefig(fig, out: str, name: str) -> str:
 # --------------------------------------------------------------------------- training curves
 def plot_history(history: dict, out: str, name: str, title: str, val_label: str = "validation",
                  log_loss: bool = False) -> str:
-    """Loss and the metric (accuracy or mse) per epoch, train and validation side by side."""
-    metric = "accuracy" if "accuracy" in history else "mse"
-    epochs = np.arange(1, len(history["loss"]) + 1)
-    fig, axes = plt.subplots(1, 2, figsize=(10, 3.8))
-    for ax, key in zip(axes, ("loss", metric)):
-        ax.plot(epochs, history[key], label="train")
-        if f"val_{key}" in history:
-            ax.plot(epochs, history[f"val_{key}"], label=val_label)
-        ax.set_xlabel("epoch")
-        ax.set_ylabel(key)
-        if key == "loss" and log_loss or key == "mse":
-            ax.set_yscale("log")
-        ax.grid(alpha=0.3)
-        ax.legend()
-    axes[0].set_title(f"{title}: loss")
-    axes[1].set_title(f"{title}: {metric}")
+    """fnn.plot.history (loss and the metric per epoch, train and validation) saved as <out>/<name>."""
+    fig, ax = plt.subplots(figsize=(7.5, 4))
+    loss_ax, metric_ax = fnn.plot.history(history, ax, val_label=val_label)
+    if log_loss:
+        loss_ax.set_yscale("log")
+    if metric_ax is not None and metric_ax.get_ylabel() == "mse":
+        metric_ax.set_yscale("log")
+    ax.set_title(title)
     return savefig(fig, out, name)
 
 
@@ -161,40 +151,25 @@ def circles_optimizer(cfg: CirclesConfig) -> fnn.optim.Optimizer:
     return fnn.optim.momentum(cfg.learning_rate, cfg.momentum)
 
 
-def circles_fit(model, params, data, cfg: CirclesConfig, shuffle_seed: int, optimizer=None) -> fnn.FitResult:
-    """fnn.fit on the circles training set, the test set as validation data (for the curves only)."""
+def circles_fit(model, params, data, cfg: CirclesConfig, shuffle_seed: int, optimizer=None,
+                **fit_kwargs) -> fnn.FitResult:
+    """fnn.fit on the circles training set, the test set as validation data (for the curves only).
+
+    fit_kwargs go to fnn.fit as they are (e.g. record_every=k)."""
     x_train, y_train, x_test, y_test = data
     return fnn.fit(model, params, x_train, y_train, loss="binary_cross_entropy",
                    optimizer=circles_optimizer(cfg) if optimizer is None else optimizer,
                    epochs=cfg.epochs, batch_size=cfg.batch_size, key=jax.random.key(shuffle_seed),
-                   validation_data=(x_test, y_test))
+                   validation_data=(x_test, y_test), **fit_kwargs)
 
 
 # --------------------------------------------------------------------------- per-layer diagnostics
-class LayerReport(NamedTuple):
-    """Per layer (one entry each): what backprop sees of a network on (x, y)."""
-
-    units: list[int]
-    dead: list[int]  # ReLU units that output 0 for every sample of x
-    mean_abs_delta: list[float]  # mean over samples and units of |δ_l| = |∂L/∂z_l|
-    grad_norm: list[float]  # ‖∂L/∂(w_l, b_l)‖₂
-    loss: float
-
-
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _layer_stats(model, loss, params, x, y):
-    back = fnn.backprop.backward(model, loss, params, x, y)
-    dead = fnn.backprop.dead_units(model, params, x)
-    return (back.loss, [jnp.sum(d) for d in dead], [jnp.mean(jnp.abs(d)) for d in back.deltas],
-            list(back.grad_norms))
+LayerReport = fnn.plot.LayerStats  # per layer: units, dead, mean_abs_delta, grad_norm; and the loss
 
 
 def layer_report(model: fnn.Sequential, params, x, y, loss: str = "binary_cross_entropy") -> LayerReport:
-    """fnn.backprop.backward and dead_units on (x, y), reduced to a few numbers per layer (one compiled call)."""
-    value, dead, delta, norm = jax.device_get(_layer_stats(model, loss, params, x, y))
-    return LayerReport(units=[layer.units for layer in model.layers], dead=[int(d) for d in dead],
-                       mean_abs_delta=[float(d) for d in delta], grad_norm=[float(g) for g in norm],
-                       loss=float(value))
+    """fnn.plot.layer_stats: backprop's δ, gradient norms and dead units, a few numbers per layer."""
+    return fnn.plot.layer_stats(model, params, x, y, loss)
 
 
 def layer_names(model: fnn.Sequential) -> list[str]:
@@ -202,25 +177,5 @@ def layer_names(model: fnn.Sequential) -> list[str]:
 
 
 def bar_groups(ax, groups: dict, labels: Sequence[str], ylabel: str, log: bool = True, floor: float = 1e-12):
-    """Grouped bars, one group per layer and one bar per entry of `groups` (name -> values).
-
-    With a log axis, exact zeros are drawn at `floor` and marked "0".
-    """
-    n = len(groups)
-    width = 0.8 / n
-    pos = np.arange(len(labels))
-    for i, (name, values) in enumerate(groups.items()):
-        values = np.asarray(values, dtype=float)
-        shown = np.maximum(values, floor) if log else values
-        bars = ax.bar(pos + (i - (n - 1) / 2) * width, shown, width, label=name)
-        for bar, v in zip(bars, values):
-            if log and v == 0:
-                ax.text(bar.get_x() + bar.get_width() / 2, floor, "0", ha="center", va="bottom", fontsize=7)
-    ax.set_xticks(pos)
-    ax.set_xticklabels(labels, fontsize=8)
-    ax.set_xlabel("layer")
-    ax.set_ylabel(ylabel)
-    if log:
-        ax.set_yscale("log")
-    ax.grid(alpha=0.3, axis="y")
-    ax.legend(fontsize=7)
+    """fnn.plot.grouped_bars: one group per layer, one bar per entry of `groups` (name -> values)."""
+    return fnn.plot.grouped_bars(groups, labels, ax, ylabel=ylabel, log=log, floor=floor)

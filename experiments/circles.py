@@ -6,10 +6,14 @@ ReLU hidden layers, a sigmoid output, binary cross-entropy, momentum SGD through
 with the library's plain init (zero biases) beside them, and a failed (or deliberately bad)
 start is taken apart layer by layer with fnn.backprop.dead_units and fnn.backprop.deltas.
 
+The run of the default seed records its parameters about 30 times (fit's record_every), and
+fnn.plot.animate turns them into boundary.gif: the decision boundary taking shape epoch by epoch.
+
     python experiments/circles.py --out results/circles
 """
 from __future__ import annotations
 
+import os
 import sys
 
 import numpy as np
@@ -20,22 +24,14 @@ from _common import (CIRCLES_QUICK, CirclesConfig, Summary, bar_groups, circles_
 
 TARGET = 0.99
 BAD_BIAS = -1.0  # the deliberately bad start: every hidden bias at −1, so most ReLUs begin switched off
+FRAMES = 30  # about this many snapshots of the default seed's run make boundary.gif
 
 
 def _decision_panel(ax, model, params, x, y, title):
-    lim = 1.5
-    g = np.linspace(-lim, lim, 201, dtype=np.float32)
-    gx, gy = np.meshgrid(g, g)
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1)
-    prob = np.asarray(fnn.predict(model, params, grid))[:, 0].reshape(gx.shape)
-    cs = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.75)
-    ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1.2)
-    ax.scatter(x[:, 0], x[:, 1], c=y, cmap="RdBu_r", edgecolors="k", linewidths=0.3, s=9)
+    contours, _ = fnn.plot.decision_boundary(model, params, x, y, ax)
     ax.set_aspect("equal")
-    ax.set_xlim(-lim, lim)
-    ax.set_ylim(-lim, lim)
     ax.set_title(title, fontsize=9)
-    return cs
+    return contours
 
 
 def _diagnose(s: Summary, model, label, start, result, x, y):
@@ -87,12 +83,20 @@ def main(argv=None) -> dict:
     model = circles_model()
     seeds = [args.seed + i for i in range(n_seeds)]
 
-    def run(seed, bias):
+    def run(seed, bias, **record):
         start = circles_init(model, seed, bias)
-        result = circles_fit(model, start, data, cfg, shuffle_seed=1000 + seed)
+        result = circles_fit(model, start, data, cfg, shuffle_seed=1000 + seed, **record)
         return start, result, fnn.evaluate(model, result.params, x_test, y_test)["accuracy"]
 
-    runs = {seed: run(seed, cfg.hidden_bias) for seed in seeds}
+    # The default seed's run also records its parameters, for boundary.gif.
+    try:
+        runs = {args.seed: run(args.seed, cfg.hidden_bias, record_every=max(1, cfg.epochs // FRAMES))}
+    except TypeError as e:
+        if "record_every" not in str(e):
+            raise
+        print("boundary.gif skipped: this fnn.fit does not accept record_every")
+        runs = {}
+    runs.update({seed: run(seed, cfg.hidden_bias) for seed in seeds if seed not in runs})
     plain = {seed: run(seed, 0.0) for seed in seeds}
     acc = [runs[k][2] for k in seeds]
     acc_plain = [plain[k][2] for k in seeds]
@@ -182,6 +186,8 @@ def main(argv=None) -> dict:
     fig.colorbar(cs, ax=axes, shrink=0.9, label="P(inner circle)")
     fig.savefig(f"{out}/decision_boundary.png", dpi=110)
     plt.close(fig)
+    if getattr(result, "snapshots", None) is not None:
+        fnn.plot.animate(model, result, x_test, y_test, os.path.join(out, "boundary.gif"), fps=6, resolution=100)
     s.write(out)
 
     return {

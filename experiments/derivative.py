@@ -7,7 +7,8 @@
    left of its error is rounding.
 2. Gradient ascent x ← x + η P'(x) from x = 12 to the critical point x = 3, where P'(3) = 0.
    Since x − 3 ← (1 − 4η)(x − 3), it converges for 0 < η < 0.5, and monotonically for η ≤ 0.25.
-3. Trajectories for a too-small, a good and a too-large learning rate.
+3. Trajectories for a too-small, a good and a too-large learning rate, also drawn on the curve of P
+   (fnn.plot.descent): crawling up one side, climbing to the top, jumping ever further across it.
 
     python experiments/derivative.py --out results/derivative
 """
@@ -19,6 +20,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
+import fnn
 from _common import Summary, output_dir, parser, plt, savefig
 
 
@@ -144,6 +146,13 @@ def _run(args, out, s: Summary) -> dict:
     axes[1].legend(fontsize=8)
     axes[1].grid(alpha=0.3)
     savefig(fig, out, "ascent.png")
+
+    steps = 12  # enough to see each behaviour; the too-large run would otherwise dwarf the parabola
+    fig, axes = plt.subplots(1, 3, figsize=(14, 4.2))
+    for ax, (label, (lr, traj, _, _)) in zip(axes, runs.items()):
+        fnn.plot.descent(P, traj[:steps + 1], ax)
+        ax.set_title(f"η = {lr:g} ({label}): {min(steps, len(traj) - 1)} steps on P", fontsize=10)
+    savefig(fig, out, "descent.png")
     s.write(out)
 
     small, large = runs["too small"], runs["too large"]

@@ -1,0 +1,459 @@
+"""Pictures of a run: training curves, decision boundaries, per-layer signals, learning-rate sweeps.
+
+matplotlib is imported on first use, not with fnn (install it with `pip install 'fnn[experiments]'`).
+Every function draws into `ax` (a new figure when ax is None), returns what it drew and never
+calls plt.show(): call it yourself, or save the figure.
+"""
+from __future__ import annotations
+
+import functools
+import os
+import pathlib
+from typing import Any, Callable, NamedTuple, Sequence
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import _validate, backprop, inference, layers as _layers, models
+from fnn.errors import FnnTypeError, FnnValueError
+
+DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
+MISSING = "fnn.plot needs matplotlib: pip install 'fnn[experiments]' (or pip install matplotlib)"
+
+
+def _pyplot():
+    """matplotlib.pyplot, imported on first use so that `import fnn` never needs matplotlib."""
+    try:
+        import matplotlib.pyplot as plt
+    except ImportError as e:
+        raise ImportError(MISSING) from e
+    return plt
+
+
+def _axes(ax):
+    """`ax`, or the axes of a new figure when ax is None."""
+    plt = _pyplot()
+    if ax is None:
+        return plt.subplots()[1]
+    from matplotlib.axes import Axes
+
+    if not isinstance(ax, Axes):
+        raise FnnTypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
+                           f"got {type(ax).__name__}")
+    return ax
+
+
+# --------------------------------------------------------------------------- training curves
+def history(result, ax=None, *, val_label: str = "validation"):
+    """Loss (left axis) and the metric (right axis) per epoch, training solid, validation dashed.
+
+    result: a FitResult, or its history dict (name -> one float per epoch: "loss", "accuracy"
+    or "mse", and "val_loss", "val_…" with validation data).
+    Returns (loss_ax, metric_ax); metric_ax is None when the history has no metric.
+
+    Example:
+        >>> result = fnn.fit(model, params, x, y, epochs=50, validation_split=0.2)
+        >>> loss_ax, metric_ax = fnn.plot.history(result)
+        >>> loss_ax.set_yscale("log")
+    """
+    hist = result.history if hasattr(result, "history") else result
+    if not isinstance(hist, dict):
+        raise FnnTypeError(f"history needs a FitResult or its history dict, got {type(result).__name__}")
+    if len(hist.get("loss", ())) == 0:
+        raise FnnValueError(f"the history has no 'loss' entries (names: {sorted(hist)}); "
+                            "pass the result of fnn.fit after at least one epoch")
+    for name, values in hist.items():
+        if np.ndim(values) != 1:
+            raise FnnValueError(f"history[{name!r}] has shape {np.shape(values)}, expected one value per epoch; "
+                                "for the stacked history of fnn.sweep use fnn.plot.learning_rates")
+    ax = _axes(ax)
+    epochs = np.arange(1, len(hist["loss"]) + 1)
+    metric = next((k for k in hist if k != "loss" and not k.startswith("val_")), None)
+    lines = []
+
+    def curves(target, name, color):
+        lines.extend(target.plot(epochs, np.asarray(hist[name], float), color=color, label=f"{name} (train)"))
+        if f"val_{name}" in hist:
+            lines.extend(target.plot(epochs, np.asarray(hist[f"val_{name}"], float), color=color, ls="--",
+                                     label=f"{name} ({val_label})"))
+        target.set_ylabel(name, color=color)
+
+    curves(ax, "loss", "C0")
+    metric_ax = None
+    if metric is not None:
+        metric_ax = ax.twinx()
+        curves(metric_ax, metric, "C1")
+    ax.set_xlabel("epoch")
+    ax.grid(alpha=0.3)
+    (metric_ax or ax).legend(lines, [line.get_label() for line in lines], fontsize=8)  # on top of both axes
+    return ax, metric_ax
+
+
+# --------------------------------------------------------------------------- decision boundary
+class _Boundary(NamedTuple):
+    """What every frame of a decision-boundary picture shares: the grid, the labels, the colours."""
+
+    gx: np.ndarray  # (resolution, resolution) first feature
+    gy: np.ndarray  # (resolution, resolution) second feature
+    grid: np.ndarray  # (resolution², 2): the points the model is evaluated at
+    labels: np.ndarray  # (n,) class of each data point
+    n_classes: int  # 2 for one sigmoid unit, else the softmax width
+
+
+def _boundary_setup(model, params, x, y, resolution, where: str) -> _Boundary:
+    models.check_params(model, params)
+    n_in = params[0][0].shape[0]
+    if n_in != 2:
+        raise FnnValueError(f"{where} needs a model with exactly 2 input features (x of shape (n, 2)); "
+                            f"this model takes {n_in}. Plot two features, or use fnn.plot.history instead")
+    act, k = model.output_activation, model.output_dim
+    if not (act == "sigmoid" and k == 1 or act == "softmax"):
+        raise FnnValueError(f"{where} needs a classifier: one sigmoid unit or a softmax output, but the model "
+                            f"ends in Dense({k}, activation={act!r})")
+    x, _ = _validate.features(x, "x", 2)
+    x = np.asarray(x, float)
+    y = _validate.array(y, "y")
+    _validate.check_finite(y, "y")
+    y = np.asarray(y)
+    if y.ndim == 2 and y.shape[1] > 1:
+        labels = np.argmax(y, axis=1)  # one-hot rows
+    elif y.ndim == 2 and y.shape[1] == 1 or y.ndim == 1:
+        labels = y.reshape(-1)
+    else:
+        raise FnnValueError(f"y must be (n,) class labels, (n, 1) or one-hot (n, k), got shape {y.shape}")
+    _validate.same_length(x, labels, "x", "y")
+    resolution = _validate.integer(resolution, "resolution", minimum=2)
+    lo, hi = x.min(axis=0), x.max(axis=0)
+    margin = 0.1 * np.where(hi > lo, hi - lo, 1.0)
+    gx, gy = np.meshgrid(np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
+                         np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution))
+    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(params[0][0].dtype)
+    return _Boundary(gx, gy, grid, labels, 2 if k == 1 else k)
+
+
+def _draw_boundary(ax, setup: _Boundary, x, outputs):
+    """Filled contour of outputs (resolution², n_out) over the grid, the data on top: (contours, points)."""
+    import matplotlib
+
+    gx, gy = setup.gx, setup.gy
+    points = dict(edgecolors="white", linewidths=0.6, s=16)  # a white rim: visible on a fill of its own colour
+    if setup.n_classes == 2 and outputs.shape[1] == 1:
+        prob = outputs[:, 0].reshape(gx.shape)
+        filled = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.75)
+        ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1.2)
+        scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap="RdBu_r", vmin=0, vmax=1, **points)
+    else:
+        k = setup.n_classes
+        cmap = (matplotlib.colors.ListedColormap(matplotlib.colormaps["tab10"].colors[:k]) if k <= 10
+                else matplotlib.colormaps["viridis"].resampled(k))
+        cls = np.argmax(outputs, axis=1).reshape(gx.shape)
+        filled = ax.contourf(gx, gy, cls, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.45)
+        scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap=cmap, vmin=-0.5, vmax=k - 0.5, **points)
+    ax.set_xlim(gx.min(), gx.max())
+    ax.set_ylim(gy.min(), gy.max())
+    ax.set_xlabel("x[:, 0]")
+    ax.set_ylabel("x[:, 1]")
+    return filled, scatter
+
+
+def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolution: int = 200):
+    """The model's prediction over a grid around x (n, 2), with the points (x, y) coloured by label.
+
+    One sigmoid unit: the probability, filled in ten bands, and its 0.5 contour. Softmax: the
+    predicted class (argmax). y: (n,) labels, (n, 1) or one-hot (n, k).
+    Returns (contour set, scatter); pass the contour set to fig.colorbar for a scale.
+
+    Example:
+        >>> contours, points = fnn.plot.decision_boundary(model, result.params, x, y)
+        >>> contours.figure.colorbar(contours, label="P(y = 1)")
+    """
+    setup = _boundary_setup(model, params, x, y, resolution, "decision_boundary")
+    ax = _axes(ax)
+    outputs = np.asarray(inference.predict(model, params, setup.grid))
+    return _draw_boundary(ax, setup, np.asarray(x, float), outputs)
+
+
+@functools.lru_cache(maxsize=16)
+def _snapshot_predictor(model: models.Sequential):
+    """outputs(snapshots, grid): every snapshot's outputs on the grid, (S, n, n_out), one compiled call."""
+    apply = functools.partial(_layers.mlp_apply, model.activations)
+    return jax.jit(jax.vmap(apply, in_axes=(0, None)))
+
+
+def animate(model: models.Sequential, result, x, y, path, fps: float = 10, resolution: int = 100) -> pathlib.Path:
+    """The decision boundary at each recorded epoch, as an animated GIF: one frame per snapshot.
+
+    result: from fnn.fit(..., record_every=k); result.snapshots is the params tree with a leading
+    axis of S snapshots, result.snapshot_epochs the S epochs they belong to. path: a .gif file.
+    Returns the path written.
+
+    Example:
+        >>> result = fnn.fit(model, params, x, y, epochs=120, record_every=4)
+        >>> fnn.plot.animate(model, result, x, y, "boundary.gif")
+        PosixPath('boundary.gif')
+    """
+    snapshots = getattr(result, "snapshots", None)
+    if snapshots is None:
+        raise FnnValueError("result has no snapshots of the parameters; train with "
+                            "fnn.fit(..., record_every=k) to record them every k epochs")
+    epochs = getattr(result, "snapshot_epochs", None)
+    epochs = [] if epochs is None else [int(e) for e in np.asarray(epochs).reshape(-1)]
+    leaves = jax.tree.leaves(snapshots)
+    if not epochs or not leaves or any(np.ndim(leaf) == 0 or leaf.shape[0] != len(epochs) for leaf in leaves):
+        shapes = sorted({tuple(np.shape(leaf)) for leaf in leaves})
+        raise FnnValueError(f"result.snapshots must lead with one entry per snapshot epoch: "
+                            f"{len(epochs)} snapshot_epochs, leaf shapes {shapes}")
+    setup = _boundary_setup(model, jax.tree.map(lambda leaf: leaf[0], snapshots), x, y, resolution, "animate")
+    fps = _validate.real(fps, "fps", low=0, low_open=True)
+    if not isinstance(path, (str, os.PathLike)):
+        raise FnnTypeError(f"path must be a file name (str or pathlib.Path), got {type(path).__name__}")
+    path = pathlib.Path(path)
+    if path.suffix.lower() != ".gif":
+        raise FnnValueError(f"path must end in .gif (animate writes a GIF), got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise FnnValueError(f"the folder {str(path.parent)!r} of path does not exist; create it first")
+    _pyplot()
+    from matplotlib.animation import PillowWriter
+    from matplotlib.figure import Figure
+
+    outputs = np.asarray(_snapshot_predictor(model)(snapshots, jnp.asarray(setup.grid)))  # (S, res², n_out)
+    fig = Figure(figsize=(5, 5), layout="constrained")  # not pyplot's: nothing is left open afterwards
+    ax = fig.add_subplot()
+    x = np.asarray(x, float)
+    writer = PillowWriter(fps=fps)
+    with writer.saving(fig, str(path), dpi=80):
+        for epoch, out in zip(epochs, outputs):
+            ax.clear()
+            _draw_boundary(ax, setup, x, out)
+            ax.set_title(f"epoch {epoch}")
+            writer.grab_frame()
+    return path
+
+
+# --------------------------------------------------------------------------- per-layer signals
+class LayerStats(NamedTuple):
+    """What backprop sees of a network on (x, y), one entry per layer."""
+
+    units: tuple[int, ...]
+    dead: tuple[int, ...]  # ReLU units that output 0 for every sample of x
+    mean_abs_delta: tuple[float, ...]  # mean over samples and units of |δ_l| = |∂L/∂z_l|
+    grad_norm: tuple[float, ...]  # ‖∂L/∂(w_l, b_l)‖₂
+    loss: float
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _layer_stats(model, loss, params, x, y):
+    back = backprop.backward(model, loss, params, x, y)
+    dead = backprop.dead_units(model, params, x)
+    return (back.loss, [jnp.sum(d) for d in dead], [jnp.mean(jnp.abs(d)) for d in back.deltas],
+            list(back.grad_norms))
+
+
+def layer_stats(model: models.Sequential, params, x, y, loss: str) -> LayerStats:
+    """fnn.backprop.backward and dead_units on (x, y), reduced to a few numbers per layer.
+
+    Example:
+        >>> stats = fnn.plot.layer_stats(model, params, x, y, "binary_cross_entropy")
+        >>> stats.dead, stats.mean_abs_delta  # where these are 0, nothing upstream learns
+    """
+    spec = models.resolve_loss(model, loss)
+    x, y = models.prepare(model, spec, params, x, y)  # every check on the host, before tracing
+    value, dead, delta, norm = jax.device_get(_layer_stats(model, loss, params, x, y))
+    return LayerStats(units=tuple(layer.units for layer in model.layers), dead=tuple(int(d) for d in dead),
+                      mean_abs_delta=tuple(float(d) for d in delta), grad_norm=tuple(float(g) for g in norm),
+                      loss=float(value))
+
+
+def _bar_set(ax, slot: int, n_slots: int, values, label: str, log: bool, floor: float, **style):
+    """One bar per group at position slot of n_slots; on a log axis an exact 0 is drawn at floor, marked "0"."""
+    values = np.asarray(values, dtype=float)
+    width = 0.8 / n_slots
+    pos = np.arange(len(values)) + (slot - (n_slots - 1) / 2) * width
+    bars = ax.bar(pos, np.maximum(values, floor) if log else values, width, label=label, **style)
+    for bar, v in zip(bars, values):
+        if log and v == 0:
+            ax.text(bar.get_x() + bar.get_width() / 2, floor, "0", ha="center", va="bottom", fontsize=7)
+    return bars
+
+
+def grouped_bars(groups: dict, labels: Sequence[str], ax=None, *, ylabel: str, log: bool = True,
+                 floor: float = 1e-12, xlabel: str = "layer"):
+    """Bars grouped by layer: one group per entry of labels, one bar per entry of groups (name -> values).
+
+    Use it to set several networks side by side (e.g. LayerStats.mean_abs_delta of each); with a
+    log axis, an exact 0 is drawn at `floor` and marked "0". Returns one BarContainer per group name.
+
+    Example:
+        >>> stats = {name: fnn.plot.layer_stats(model, p, x, y, "binary_cross_entropy") for name, p in nets.items()}
+        >>> fnn.plot.grouped_bars({k: s.grad_norm for k, s in stats.items()}, ["1", "2"], ylabel="‖grad‖")
+    """
+    if not isinstance(groups, dict):
+        raise FnnTypeError(f"groups must be a dict name -> one value per label, got {type(groups).__name__}")
+    if not groups:
+        raise FnnValueError("groups is empty; pass at least one name -> values entry")
+    labels = list(labels)
+    for name, values in groups.items():
+        if np.ndim(values) != 1 or len(values) != len(labels):
+            raise FnnValueError(f"groups[{name!r}] has shape {np.shape(values)}; expected one value per label "
+                                f"({len(labels)})")
+    ax = _axes(ax)
+    bars = [_bar_set(ax, i, len(groups), values, name, log, floor) for i, (name, values) in enumerate(groups.items())]
+    ax.set_xticks(np.arange(len(labels)))
+    ax.set_xticklabels(labels, fontsize=8)
+    ax.set_xlabel(xlabel)
+    ax.set_ylabel(ylabel)
+    if log:
+        ax.set_yscale("log")
+    ax.grid(alpha=0.3, axis="y")
+    ax.legend(fontsize=7)
+    return bars
+
+
+def layers(model: models.Sequential, params, x, y, loss: str, ax=None):
+    """Per layer: mean |δ| and the gradient norm (log axis, left), the fraction of dead units (right).
+
+    Computed by fnn.plot.layer_stats; a layer whose δ is 0 passes no error signal, so nothing below
+    it learns. Returns (delta_bars, grad_norm_bars, dead_bars), one bar per layer each.
+
+    Example:
+        >>> delta_bars, norm_bars, dead_bars = fnn.plot.layers(model, params, x, y, "binary_cross_entropy")
+    """
+    stats = layer_stats(model, params, x, y, loss)
+    ax = _axes(ax)
+    floor = 1e-12
+    delta_bars = _bar_set(ax, 0, 3, stats.mean_abs_delta, "mean |δ| = mean |∂L/∂z|", True, floor, color="C0")
+    norm_bars = _bar_set(ax, 1, 3, stats.grad_norm, "‖∂L/∂(w, b)‖₂", True, floor, color="C1")
+    dead_ax = ax.twinx()
+    dead = [d / u for d, u in zip(stats.dead, stats.units)]
+    dead_bars = _bar_set(dead_ax, 2, 3, dead, "dead units (right axis)", False, floor, color="0.5", hatch="//")
+    ax.set_yscale("log")
+    # The bars fill the lower 60% of the axes, the legend the top: neither axis knows the other's bars.
+    low, high = ax.get_ylim()
+    ax.set_ylim(low, low * (high / low) ** (1 / 0.6))
+    dead_ax.set_ylim(0, 1 / 0.6)
+    dead_ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
+    ax.set_xticks(np.arange(len(model.layers)))
+    ax.set_xticklabels([f"{i + 1}: {layer.units} {layer.activation}" for i, layer in enumerate(model.layers)],
+                       fontsize=8)
+    ax.set_xlabel("layer")
+    ax.set_ylabel("mean |δ|, gradient norm")
+    dead_ax.set_ylabel("fraction of units dead")
+    ax.grid(alpha=0.3, axis="y")
+    bars = (delta_bars, norm_bars, dead_bars)
+    dead_ax.legend(bars, [b.get_label() for b in bars], fontsize=7, loc="upper right")
+    return bars
+
+
+# --------------------------------------------------------------------------- learning-rate sweeps
+def _last_finite(runs: np.ndarray) -> np.ndarray:
+    """(..., epochs) -> (...): each run's last finite value, NaN if it has none."""
+    finite = np.isfinite(runs)
+    last = runs.shape[-1] - 1 - np.argmax(finite[..., ::-1], axis=-1)
+    value = np.take_along_axis(runs, last[..., None], axis=-1)[..., 0]
+    return np.where(finite.any(axis=-1), value, np.nan)
+
+
+def learning_rates(sweep_result, ax=None, metric: str = "loss"):
+    """history[metric] at the end of each run against the learning rate (log axis): the median over
+    seeds as a line, min–max over seeds as a band.
+
+    A run that diverged (stopped on a non-finite loss) is left out of both and counted instead by an
+    x at the top of the axes, with "k/n" runs at that rate. metric: any history name ("loss",
+    "val_loss", "accuracy", …). Returns (median line, band, diverged markers).
+
+    Example:
+        >>> runs = fnn.sweep(model, x, y, optimizer=lambda lr: fnn.optim.momentum(lr, 0.9),
+        ...                  learning_rates=[0.01, 0.1, 1.0, 10.0], seeds=[0, 1, 2], epochs=30)
+        >>> line, band, diverged = fnn.plot.learning_rates(runs)
+    """
+    hist = getattr(sweep_result, "history", None)
+    rates = getattr(sweep_result, "learning_rates", None)
+    if not isinstance(hist, dict) or rates is None:
+        raise FnnTypeError(f"learning_rates needs a fnn.SweepResult (from fnn.sweep), "
+                           f"got {type(sweep_result).__name__}")
+    if metric not in hist:
+        raise FnnValueError(f"metric {metric!r} is not in the sweep's history; choose one of {sorted(hist)}")
+    rates = np.asarray(rates, float)
+    runs = np.asarray(hist[metric], float)
+    if runs.ndim != 3 or runs.shape[0] != len(rates):
+        raise FnnValueError(f"history[{metric!r}] must be (n_rates, n_seeds, epochs) with n_rates = {len(rates)}, "
+                            f"got shape {runs.shape}")
+    last = _last_finite(runs)  # (n_rates, n_seeds)
+    reasons = getattr(sweep_result, "stop_reasons", None)
+    diverged = ~np.isfinite(last)
+    if reasons is not None:  # the last finite value of a diverged run is from before it blew up: not a result
+        diverged |= np.asarray(reasons) == DIVERGED
+    final = np.where(diverged, np.nan, last)
+    finite = np.isfinite(final)
+    some = finite.any(axis=1)
+    # Row by row, so that an all-diverged rate is a gap and not a warning.
+    low, mid, high = (np.array([f(row[ok]) if ok.any() else np.nan for row, ok in zip(final, finite)])
+                      for f in (np.min, np.median, np.max))
+    ax = _axes(ax)
+    n_seeds = runs.shape[1]
+    band = ax.fill_between(rates, low, high, where=some, alpha=0.25, color="C0",
+                           label=f"min–max over {n_seeds} seeds")
+    (line,) = ax.plot(rates, mid, "o-", color="C0", label="median")
+    count = diverged.sum(axis=1)
+    hit = count > 0
+    (markers,) = ax.plot(rates[hit], np.full(hit.sum(), 0.96), "x", color="C3", ms=8, mew=2,
+                         transform=ax.get_xaxis_transform(),
+                         label="diverged (runs at that rate)" if hit.any() else "_diverged")
+    for r, c in zip(rates[hit], count[hit]):
+        ax.annotate(f"{c}/{n_seeds}", (r, 0.96), xycoords=ax.get_xaxis_transform(), xytext=(0, -12),
+                    textcoords="offset points", ha="center", va="top", fontsize=7, color="C3")
+    ax.set_xscale("log")
+    ax.set_xlabel("learning rate")
+    ax.set_ylabel(f"{metric} at the end of the run")
+    ax.grid(alpha=0.3, which="both")
+    ax.legend(fontsize=8)
+    return line, band, markers
+
+
+# --------------------------------------------------------------------------- one variable
+def descent(f: Callable[[Any], Any], path, ax=None):
+    """f drawn over the range of path (with a margin), and the points path visited: gradient descent
+    or ascent on a function of one variable.
+
+    f: elementwise, maps an array of x values to f(x) of the same shape. path: (steps,) x values,
+    the first one the start. Returns (curve, steps, start, end) lines.
+
+    Example:
+        >>> P = lambda x: -2 * x ** 2 + 12 * x - 10
+        >>> xs = [12.0]
+        >>> for _ in range(20):
+        ...     xs.append(xs[-1] + 0.1 * (-4 * xs[-1] + 12))  # x ← x + η P'(x)
+        >>> curve, steps, start, end = fnn.plot.descent(P, xs)
+    """
+    if not callable(f):
+        raise FnnTypeError(f"f must be a function of x, e.g. lambda x: x ** 2, got {type(f).__name__}")
+    path = _validate.array(path, "path")
+    path = np.asarray(path, float)
+    if path.ndim != 1 or path.size == 0:
+        raise FnnValueError(f"path must be a 1-d sequence of x values (at least one), got shape {path.shape}")
+    _validate.check_finite(path, "path")
+    lo, hi = path.min(), path.max()
+    margin = 0.15 * (hi - lo) if hi > lo else max(1.0, 0.15 * abs(lo))
+    xs = np.linspace(lo - margin, hi + margin, 400)
+
+    def values(points):
+        out = np.asarray(f(points), float)
+        if out.shape != points.shape:
+            raise FnnValueError(f"f must be elementwise: f(x) for x of shape {points.shape} returned shape "
+                                f"{out.shape}")
+        return out
+
+    ax = _axes(ax)
+    fx = values(path)
+    name = getattr(f, "__name__", "f")
+    name = name if name.isidentifier() else "f"  # a lambda's name is "<lambda>"
+    (curve,) = ax.plot(xs, values(xs), color="0.3", lw=1.5, label=f"{name}(x)")
+    (steps,) = ax.plot(path, fx, "o-", color="C0", lw=0.7, ms=4, alpha=0.8, label=f"{path.size - 1} steps")
+    (start,) = ax.plot(path[:1], fx[:1], "s", color="C2", ms=9, label=f"start x = {path[0]:.4g}")
+    (end,) = ax.plot(path[-1:], fx[-1:], "*", color="C3", ms=13, label=f"end x = {path[-1]:.4g}")
+    ax.set_xlabel("x")
+    ax.set_ylabel(f"{name}(x)")
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return curve, steps, start, end
