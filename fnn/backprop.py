@@ -84,7 +84,7 @@ def backward(model: models.Sequential, loss: str, params, x: Array, y: Array) ->
     return _backward(model, spec, params, x, y)
 
 
-def _backward(model, spec: losses.LossSpec, params, x, y) -> Backward:
+def _backward(model, spec: losses.Loss, params, x, y) -> Backward:
     names = model.activations
     fwd = forward(names, params, x)
     out = fwd.preactivations[-1] if spec.from_logits else fwd.output

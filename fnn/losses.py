@@ -1,4 +1,4 @@
-"""Losses on (predictions, targets), each beside its gradient ∂L/∂predictions.
+"""Losses on (predictions, targets), each beside its gradient ∂L/∂predictions, and the registry.
 
 Each loss is a mean over the batch (and over output components for MSE and binary CE).
 The `*_grad` functions return ∂L/∂(first argument), shaped like it. Two fused pairs work on
@@ -6,19 +6,21 @@ logits z (the last layer's pre-activation) because σ/softmax followed by a log 
 precision in the tails: sigmoid + binary CE and softmax + categorical CE, whose gradients
 simplify to (ŷ − y) / n.
 
-Targets: `mse` and binary CE take (n, k) or, for one output, (n,); categorical CE takes integer
-class labels (n,) or one-hot/probability rows (n, k). `prepare_targets` turns any accepted
-form into the (n, k) float array the pure functions below compute with.
+`LOSSES` is the registry fit, evaluate and backprop use: one `Loss` record per loss, holding its
+per-sample value, its gradient, its metric, the output activation it pairs with, whether it is
+fused on logits and the targets it takes. A new loss is one new entry; its metric and its
+default pairing follow from the record. Targets: see `fnn.targets`.
 """
 from __future__ import annotations
 
-from typing import NamedTuple
+import warnings
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate
+from fnn import _validate, metrics, targets
 from fnn.errors import FnnTypeError, FnnValueError
 
 Array = jax.Array
@@ -26,26 +28,19 @@ Array = jax.Array
 MSE = "mse"
 BINARY_CE = "binary_cross_entropy"
 CATEGORICAL_CE = "categorical_cross_entropy"
-LOSSES = (MSE, BINARY_CE, CATEGORICAL_CE)
-_ALIASES = {
+ALIASES = {  # Keras' names and common short forms
     "mean_squared_error": MSE,
     "bce": BINARY_CE,
     "binary_crossentropy": BINARY_CE,
     "categorical_crossentropy": CATEGORICAL_CE,
+    "sparse_categorical_crossentropy": CATEGORICAL_CE,
     "sparse_categorical_cross_entropy": CATEGORICAL_CE,
     "cross_entropy": CATEGORICAL_CE,
 }
 
 
-def canonical_name(loss: str) -> str:
-    """The registry name of a loss; unknown names are refused."""
-    if not isinstance(loss, str):
-        raise FnnTypeError(f"loss must be a name (str), got {type(loss).__name__} {loss!r}; "
-                           f"choose one of {list(LOSSES)}")
-    name = _ALIASES.get(loss.lower(), loss.lower())
-    if name not in LOSSES:
-        raise FnnValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
-    return name
+def _pair(pred, y, loss, probabilities=False):
+    return targets.pair(pred, y, LOSSES[loss].targets, probabilities, loss=loss)
 
 
 # --------------------------------------------------------------------------- mean squared error
@@ -125,127 +120,106 @@ def softmax_cross_entropy_grad(logits: Array, y: Array) -> Array:
     return (s * t.sum(axis=-1, keepdims=True) - t) / z.shape[0]
 
 
-# --------------------------------------------------------------------------- targets
-def prepare_targets(y, loss: str, n_outputs: int, dtype=jnp.float32, name: str = "y") -> Array:
-    """Any accepted target form -> (n, n_outputs) array of `dtype`, checked against the loss.
-
-    mse / binary CE: (n, k) or (n,) when k = 1; binary CE labels must be 0 or 1.
-    categorical CE: integer labels (n,) or (n, 1) in [0, k), or (n, k) rows >= 0 summing to 1.
-    Never broadcasts (n,) against (n, 1): ambiguous shapes are refused.
-    """
-    loss = canonical_name(loss)
-    y = _validate.array(y, name)
-    _validate.check_finite(y, name)
-    if y.ndim == 0 or y.ndim > 2:
-        raise FnnValueError(f"{name} must be (n_samples,) or (n_samples, {n_outputs}), got shape {tuple(y.shape)}")
-    if y.shape[0] == 0:
-        raise FnnValueError(f"{name} has 0 samples (shape {tuple(y.shape)})")
-    if loss == CATEGORICAL_CE:
-        return _categorical_targets(y, n_outputs, dtype, name)
-    if y.ndim == 1:
-        if n_outputs != 1:
-            raise FnnValueError(f"{name} has shape {tuple(y.shape)} but the model has {n_outputs} outputs; "
-                                f"pass {name} of shape (n_samples, {n_outputs})")
-        y = y[:, None]
-    elif y.shape[1] != n_outputs:
-        raise FnnValueError(f"{name} has {y.shape[1]} columns (shape {tuple(y.shape)}) but the model has "
-                            f"{n_outputs} outputs")
-    if loss == BINARY_CE and _validate.is_concrete(y):
-        values = np.asarray(y)
-        bad = (values != 0) & (values != 1)
-        if bad.any():
-            i = tuple(int(v) for v in np.argwhere(bad)[0])
-            raise FnnValueError(f"binary_cross_entropy needs labels 0 or 1 in {name}; found {values[i]} at row "
-                                f"{i[0]}; for k classes use softmax with categorical_cross_entropy")
-    return jnp.asarray(y, dtype)
+# --------------------------------------------------------------------------- per sample
+def mse_per_sample(pred: Array, t: Array) -> Array:
+    """(n,): mean over components of (pred − t)²; t prepared (n, k)."""
+    return jnp.mean((pred - t) ** 2, axis=-1)
 
 
-def _categorical_targets(y, k, dtype, name):
-    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and k != 1)
-    if labels:
-        y = y.reshape(-1)
-        if _validate.is_concrete(y):
-            values = np.asarray(y)
-            if values.dtype.kind == "f" and (values != np.round(values)).any():
-                i = int(np.argwhere(values != np.round(values))[0, 0])
-                raise FnnValueError(f"{name} looks like class labels (shape {tuple(y.shape)}) but {name}[{i}] = "
-                                    f"{values[i]} is not an integer")
-            bad = (values < 0) | (values >= k)
-            if bad.any():
-                i = int(np.argwhere(bad)[0, 0])
-                raise FnnValueError(f"class label {name}[{i}] = {values[i]} is out of range: the model has {k} "
-                                    f"output units, so labels must be in 0..{k - 1}")
-        return jax.nn.one_hot(jnp.asarray(y).astype(jnp.int32), k, dtype=dtype)
-    if y.shape[1] != k:
-        raise FnnValueError(f"one-hot {name} has width {y.shape[1]} (shape {tuple(y.shape)}) but the model has {k} "
-                            f"output units; pass (n, {k}) rows or integer labels (n,)")
-    if _validate.is_concrete(y):
-        values = np.asarray(y, dtype=np.float64)
-        sums = values.sum(axis=1)
-        if (values < 0).any():
-            i, j = (int(v) for v in np.argwhere(values < 0)[0])
-            raise FnnValueError(f"one-hot {name} row {i} has a negative entry {values[i, j]:.6g} at column {j}; "
-                                "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
-        bad = np.abs(sums - 1) > 1e-4
-        if bad.any():
-            i = int(np.argwhere(bad)[0, 0])
-            raise FnnValueError(f"one-hot {name} row {i} sums to {sums[i]:.6g}; "
-                                "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
-    return jnp.asarray(y, dtype)
+def sigmoid_binary_cross_entropy_per_sample(logits: Array, t: Array) -> Array:
+    """(n,): mean over components of softplus(z) − t z."""
+    return jnp.mean(jnp.logaddexp(0.0, logits) - t * logits, axis=-1)
 
 
-def _pair(pred, y, loss, probabilities=False):
-    """(pred, y) as (n, k) arrays; y in any accepted form; both checked when concrete
-    (finite, and in [0, 1] for probabilities)."""
-    pred = _validate.array(pred, "predictions")
-    if pred.ndim == 1 and loss != CATEGORICAL_CE:
-        pred = pred[:, None]
-    if pred.ndim != 2:
-        raise FnnValueError(f"predictions must be (n_samples, n_outputs), got shape {tuple(pred.shape)}")
-    if pred.shape[0] == 0:
-        raise FnnValueError(f"predictions has 0 samples (shape {tuple(pred.shape)})")
-    if pred.shape[1] == 0:
-        raise FnnValueError(f"predictions has 0 outputs (shape {tuple(pred.shape)})")
-    _validate.check_finite(pred, "predictions")
-    if probabilities and _validate.is_concrete(pred):
-        values = np.asarray(pred)
-        outside = (values < 0) | (values > 1)
-        if outside.any():
-            i, j = (int(v) for v in np.argwhere(outside)[0])
-            raise FnnValueError(f"predictions must be probabilities in [0, 1]; found {values[i, j]} at row {i}, "
-                                f"column {j}; pass logits to the sigmoid_/softmax_ versions instead")
-    pred = jnp.asarray(pred)
-    if not jnp.issubdtype(pred.dtype, jnp.floating):
-        pred = pred.astype(jnp.float32)
-    t = prepare_targets(y, loss, pred.shape[1], pred.dtype)
-    if t.shape[0] != pred.shape[0]:
-        raise FnnValueError(f"predictions and y have different numbers of samples: {pred.shape[0]} and {t.shape[0]}")
-    return pred, t
+def binary_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
+    """(n,): −mean over components of t log p + (1 − t) log(1 − p), p clipped."""
+    eps = _clip_eps(probs.dtype)
+    p = jnp.clip(probs, eps, 1 - eps)
+    return -jnp.mean(t * jnp.log(p) + (1 - t) * jnp.log1p(-p), axis=-1)
 
 
-# --------------------------------------------------------------------------- pairing with an output layer
-class LossSpec(NamedTuple):
-    """A loss resolved against the output activation: on logits for the fused pairs."""
+def softmax_cross_entropy_per_sample(logits: Array, t: Array) -> Array:
+    """(n,): Σ_j t_j (logsumexp(z) − z_j)."""
+    return -jnp.sum(t * (logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)), axis=-1)
+
+
+def categorical_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
+    """(n,): −Σ_j t_j log p_j, p clipped."""
+    return -jnp.sum(t * jnp.log(jnp.clip(probs, _clip_eps(probs.dtype), 1.0)), axis=-1)
+
+
+# --------------------------------------------------------------------------- the registry
+class Loss(NamedTuple):
+    """One loss: everything fit, evaluate and backprop need. Hashable: a static jit argument."""
 
     name: str
-    from_logits: bool
+    value: Callable[[Array, Array], Array]  # (out, y) -> scalar mean
+    grad: Callable[[Array, Array], Array]  # ∂value/∂out, shaped like out
+    per_sample: Callable[[Array, Array], Array]  # (out, t prepared (n, k)) -> (n,)
+    metric: metrics.Metric
+    activation: str | None  # the output activation it pairs with (None: any)
+    from_logits: bool  # computed from the last layer's pre-activation
+    targets: str  # the targets it takes: a kind of fnn.targets
 
 
-def resolve(loss: str, output_activation: str, n_outputs: int) -> LossSpec:
-    """Pair a loss with the model's output layer; refuse pairs that cannot learn, naming the fix."""
-    name = canonical_name(loss)
-    if name == MSE:
-        return LossSpec(MSE, False)
+LOSSES = {
+    MSE: Loss(MSE, mse, mse_grad, mse_per_sample, metrics.MSE, None, False, targets.REAL),
+    BINARY_CE: Loss(BINARY_CE, sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad,
+                    sigmoid_binary_cross_entropy_per_sample, metrics.BINARY_ACCURACY, "sigmoid", True, targets.BINARY),
+    CATEGORICAL_CE: Loss(CATEGORICAL_CE, softmax_cross_entropy, softmax_cross_entropy_grad,
+                         softmax_cross_entropy_per_sample, metrics.ACCURACY, "softmax", True, targets.CATEGORICAL),
+}
+
+ON_PROBABILITIES = {  # the unfused forms, on σ/softmax outputs: for checking, never for training
+    BINARY_CE: (binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_per_sample),
+    CATEGORICAL_CE: (categorical_cross_entropy, categorical_cross_entropy_grad, categorical_cross_entropy_per_sample),
+}
+
+
+def unfused(loss: Loss) -> Loss:
+    """The same loss computed on probabilities instead of logits."""
+    if not loss.from_logits:
+        return loss
+    value, grad, per_sample = ON_PROBABILITIES[loss.name]
+    return loss._replace(value=value, grad=grad, per_sample=per_sample, from_logits=False)
+
+
+def canonical_name(loss: str) -> str:
+    """The registry name of a loss (Keras' names are aliases); unknown names are refused."""
+    if not isinstance(loss, str):
+        raise FnnTypeError(f"loss must be a name (str), got {type(loss).__name__} {loss!r}; "
+                           f"choose one of {list(LOSSES)}")
+    name = ALIASES.get(loss.lower(), loss.lower())
+    if name not in LOSSES:
+        raise FnnValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
+    return name
+
+
+def default_for(output_activation: str) -> str:
+    """The loss that pairs with an output activation (sigmoid: binary CE, softmax: categorical CE), else mse."""
+    for name, loss in LOSSES.items():
+        if loss.activation == output_activation:
+            return name
+    return MSE
+
+
+def resolve(loss: str | None, output_activation: str, n_outputs: int) -> Loss:
+    """Pair a loss (None: the output's default) with the model's output layer; refuse pairs that
+    cannot learn, naming the fix. k > 1 sigmoid outputs are k independent labels (multi-label)."""
+    name = default_for(output_activation) if loss is None else canonical_name(loss)
+    record = LOSSES[name]
+    if record.activation is None:
+        return record
     if name == BINARY_CE:
-        if output_activation == "sigmoid":
-            return LossSpec(BINARY_CE, True)
         if output_activation == "softmax":
             raise FnnValueError(
                 f"binary_cross_entropy on a softmax output of {n_outputs} units: use "
                 "Dense(1, activation='sigmoid') for two classes, or categorical_cross_entropy with softmax")
-        raise FnnValueError(
-            f"binary_cross_entropy needs probabilities, but the output activation is {output_activation!r}; "
-            "use activation='sigmoid' on the last layer")
+        if output_activation != "sigmoid":
+            raise FnnValueError(
+                f"binary_cross_entropy needs probabilities, but the output activation is {output_activation!r}; "
+                "use activation='sigmoid' on the last layer")
+        return record if n_outputs == 1 else record._replace(metric=metrics.LABEL_ACCURACY)
     if n_outputs < 2:
         raise FnnValueError(
             "categorical_cross_entropy needs a softmax output of k >= 2 units, the model has 1 output unit; "
@@ -254,37 +228,39 @@ def resolve(loss: str, output_activation: str, n_outputs: int) -> LossSpec:
         raise FnnValueError(
             f"categorical_cross_entropy needs a softmax output, but the output activation is "
             f"{output_activation!r}; use Dense({n_outputs}, activation='softmax') as the last layer")
-    return LossSpec(CATEGORICAL_CE, True)
+    return record
 
 
-_FUNCTIONS = {
-    (MSE, False): (mse, mse_grad),
-    (BINARY_CE, False): (binary_cross_entropy, binary_cross_entropy_grad),
-    (BINARY_CE, True): (sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad),
-    (CATEGORICAL_CE, False): (categorical_cross_entropy, categorical_cross_entropy_grad),
-    (CATEGORICAL_CE, True): (softmax_cross_entropy, softmax_cross_entropy_grad),
-}
+def prepare_targets(y, loss: str, n_outputs: int, dtype=jnp.float32, name: str = "y") -> Array:
+    """Any target form `loss` accepts -> (n, n_outputs) array of `dtype` (see fnn.targets)."""
+    loss = canonical_name(loss)
+    return targets.prepare(y, LOSSES[loss].targets, n_outputs, dtype, name, loss=loss)
 
 
-def value(spec: LossSpec, out: Array, y: Array) -> Array:
-    """The loss of `out` (logits when spec.from_logits) against prepared (n, k) targets."""
-    return _FUNCTIONS[tuple(spec)][0](out, y)
+def warn_if_one_class_per_row(loss: Loss, t) -> None:
+    """Several sigmoid outputs with binary CE learn independent yes/no labels (multi-label); rows that
+    are all one-hot suggest one class per row, which softmax learns. Say so once per call."""
+    if loss.name != BINARY_CE or t.ndim != 2 or t.shape[1] < 2 or not _validate.is_concrete(t):
+        return
+    values = np.asarray(t)
+    if np.all((values == 0) | (values == 1)) and np.all(values.sum(axis=1) == 1):
+        warnings.warn(f"every target row is one-hot over {t.shape[1]} columns, but binary_cross_entropy on "
+                      f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
+                      "metrics and predict_classes per column). For one class per row use "
+                      f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
+                      UserWarning, stacklevel=4)
 
 
-def grad(spec: LossSpec, out: Array, y: Array) -> Array:
-    """∂loss/∂out for prepared (n, k) targets; ∂L/∂z = (ŷ − y)/n for the fused pairs."""
-    return _FUNCTIONS[tuple(spec)][1](out, y)
+def value(loss: Loss, out: Array, y: Array) -> Array:
+    """The loss of `out` (logits when loss.from_logits) against targets."""
+    return loss.value(out, y)
 
 
-def per_sample(spec: LossSpec, out: Array, y: Array) -> Array:
-    """(n,) per-sample losses whose mean is `value` (for masked batches): out, y prepared (n, k)."""
-    if spec.name == MSE:
-        return jnp.mean((out - y) ** 2, axis=-1)
-    if spec.name == BINARY_CE:
-        if spec.from_logits:
-            return jnp.mean(jnp.logaddexp(0.0, out) - y * out, axis=-1)
-        p = jnp.clip(out, _clip_eps(out.dtype), 1 - _clip_eps(out.dtype))
-        return -jnp.mean(y * jnp.log(p) + (1 - y) * jnp.log1p(-p), axis=-1)
-    if spec.from_logits:
-        return -jnp.sum(y * (out - jax.scipy.special.logsumexp(out, axis=-1, keepdims=True)), axis=-1)
-    return -jnp.sum(y * jnp.log(jnp.clip(out, _clip_eps(out.dtype), 1.0)), axis=-1)
+def grad(loss: Loss, out: Array, y: Array) -> Array:
+    """∂loss/∂out; ∂L/∂z = (ŷ − y)/n for the fused pairs."""
+    return loss.grad(out, y)
+
+
+def per_sample(loss: Loss, out: Array, t: Array) -> Array:
+    """(n,) per-sample losses whose mean is `value`: out, t prepared (n, k)."""
+    return loss.per_sample(out, t)

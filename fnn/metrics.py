@@ -1,47 +1,65 @@
 """Metrics: pure functions of (outputs, targets).
 
-The public functions take probabilities/values and targets in any form the losses accept.
-`per_sample` is what `fit` accumulates: it works on what the loss sees (logits for the fused
-pairs) and prepared (n, k) targets, so a masked batch can be summed sample by sample.
+A `Metric` is what fit records beside a loss: a name and a per-sample function of what the loss
+sees (logits for the fused pairs, flagged by from_logits) and prepared (n, k) targets, so a masked
+or weighted batch can be summed sample by sample. Each loss in `fnn.losses` names its metric.
+The public functions below take probabilities/values and targets in any form the losses accept.
 """
 from __future__ import annotations
+
+from typing import Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnn import losses
+from fnn import targets
 
 Array = jax.Array
 
-ACCURACY = "accuracy"
-MSE = "mse"
+
+class Metric(NamedTuple):
+    name: str
+    per_sample: Callable[[Array, Array, bool], Array]  # (out, t, from_logits) -> (n,)
 
 
-def name_for(spec: losses.LossSpec) -> str:
-    """The metric fit records beside a loss: accuracy for classification, mse for regression."""
-    return MSE if spec.name == losses.MSE else ACCURACY
+def squared_error(out: Array, t: Array, from_logits: bool = False) -> Array:
+    """(n,): mean over components of (out − t)²."""
+    return jnp.mean((out - t) ** 2, axis=-1)
 
 
-def per_sample(spec: losses.LossSpec, out: Array, y: Array) -> Array:
-    """(n,): 1/0 correctness (or the fraction of correct labels for multi-unit sigmoid), or squared error."""
-    if spec.name == losses.MSE:
-        return jnp.mean((out - y) ** 2, axis=-1)
-    if spec.name == losses.BINARY_CE:
-        threshold = 0.0 if spec.from_logits else 0.5  # σ(z) > 0.5 exactly when z > 0
-        return jnp.mean(((out > threshold) == (y > 0.5)).astype(out.dtype), axis=-1)
-    return (jnp.argmax(out, axis=-1) == jnp.argmax(y, axis=-1)).astype(out.dtype)
+def binary_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
+    """(n,): 1 where (p > 0.5) == (t > 0.5), for one output column."""
+    threshold = 0.0 if from_logits else 0.5  # σ(z) > 0.5 exactly when z > 0
+    return jnp.all((out > threshold) == (t > 0.5), axis=-1).astype(out.dtype)
+
+
+def label_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
+    """(n,): the fraction of a row's k yes/no labels predicted right (multi-label, per column)."""
+    threshold = 0.0 if from_logits else 0.5
+    return jnp.mean(((out > threshold) == (t > 0.5)).astype(out.dtype), axis=-1)
+
+
+def class_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
+    """(n,): 1 where argmax(out) == argmax(t) (softmax is monotone: logits give the same argmax)."""
+    return (jnp.argmax(out, axis=-1) == jnp.argmax(t, axis=-1)).astype(out.dtype)
+
+
+MSE = Metric("mse", squared_error)
+ACCURACY = Metric("accuracy", class_hits)
+BINARY_ACCURACY = Metric("accuracy", binary_hits)
+LABEL_ACCURACY = Metric("label_accuracy", label_hits)  # k sigmoid outputs: k independent labels
 
 
 def binary_accuracy(probs: Array, y: Array) -> Array:
-    """Fraction of (probs > 0.5) == y; probs (n, k) or (n,), labels 0/1."""
-    p, t = losses._pair(probs, y, losses.BINARY_CE)
-    return jnp.mean(per_sample(losses.LossSpec(losses.BINARY_CE, False), p, t))
+    """Fraction of (probs > 0.5) == y over all labels; probs (n, k) or (n,), labels 0/1."""
+    p, t = targets.pair(probs, y, targets.BINARY)
+    return jnp.mean(label_hits(p, t))
 
 
 def categorical_accuracy(probs: Array, y: Array) -> Array:
     """Fraction of argmax(probs) == label; probs (n, k), y labels (n,) or one-hot (n, k)."""
-    p, t = losses._pair(probs, y, losses.CATEGORICAL_CE)
-    return jnp.mean(per_sample(losses.LossSpec(losses.CATEGORICAL_CE, False), p, t))
+    p, t = targets.pair(probs, y, targets.CATEGORICAL)
+    return jnp.mean(class_hits(p, t))
 
 
 def accuracy(probs: Array, y: Array) -> Array:
@@ -54,4 +72,5 @@ def accuracy(probs: Array, y: Array) -> Array:
 
 def mean_squared_error(pred: Array, y: Array) -> Array:
     """mean((pred − y)²), as the mse loss."""
-    return losses.mse(pred, y)
+    p, t = targets.pair(pred, y, targets.REAL)
+    return jnp.mean(squared_error(p, t))

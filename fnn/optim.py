@@ -4,10 +4,13 @@
     updates, state = opt.update(grads, state, params)
     params = apply_updates(params, updates)        # θ ← θ + Δθ
 
-`update` returns the step Δθ, never new params; all memory lives in the state. Learning rates
-take a number or a schedule (step -> rate). Transforms (clip_by_global_norm, add_weight_decay)
-have the same shape and compose with `chain`. Optimizers built with the same hyperparameters
-compare equal, so `fnn.fit` reuses its compiled program across calls.
+`update` returns the step Δθ, never new params; all memory lives in the state — and so do the
+numbers: an optimizer's hyperparameters (learning rate, momentum, betas, eps, clip norm, decay
+rate, a schedule's parameters) are arrays in its state, in the params' dtype, as optax's
+`inject_hyperparams` keeps them. `update` is a function of the optimizer's kind alone, so
+`adam(1e-3)` and `adam(3e-2)` have equal `update`s and `fnn.fit` runs both with one compiled
+program. Learning rates take a number or a schedule (step -> rate). Transforms
+(clip_by_global_norm, add_weight_decay) have the same shape and compose with `chain`.
 """
 from __future__ import annotations
 
@@ -16,6 +19,7 @@ from typing import Any, Callable, NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 
 from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
@@ -23,11 +27,10 @@ from fnn.errors import FnnTypeError, FnnValueError
 Array = jax.Array
 Params = Any
 State = Any
-Schedule = Callable[[Array], Array]
 
 
-class _Bound:
-    """fn with keyword hyperparameters bound; equal by value so jit caches on it (unlike closures)."""
+class Bound:
+    """fn with keyword options bound; equal by value (unlike a closure), so jit caches on it."""
 
     __slots__ = ("fn", "kwargs", "__weakref__")
 
@@ -39,7 +42,7 @@ class _Bound:
         return self.fn(*args, **dict(self.kwargs), **kwargs)
 
     def __eq__(self, other):
-        return type(other) is _Bound and self.fn is other.fn and self.kwargs == other.kwargs
+        return type(other) is Bound and self.fn is other.fn and self.kwargs == other.kwargs
 
     def __hash__(self):
         return hash((self.fn, self.kwargs))
@@ -50,25 +53,58 @@ class _Bound:
 
 
 class Optimizer(NamedTuple):
-    """Two pure functions: gradients in, updates out (never params); all memory in the state."""
+    """Two pure functions: gradients in, updates out (never params); all memory in the state.
+
+    elementwise: update treats every parameter alike whatever leaf it sits in (element by element,
+    or through whole-tree quantities such as the global norm), so fnn may hand it the params as
+    one flat vector. A per-leaf optimizer must leave it False: it then always sees the params tree.
+    """
 
     init: Callable[[Params], State]
     update: Callable[..., tuple[Params, State]]  # (grads, state, params=None) -> (updates, state)
+    elementwise: bool = False
 
 
 # --------------------------------------------------------------------------- schedules
+class Schedule:
+    """step -> rate: a formula (its kind) and its numbers. Called directly it uses its own numbers;
+    inside an optimizer the numbers come from the optimizer's state (`at`), so a new number is no
+    new program."""
+
+    __slots__ = ("formula", "numbers", "options")
+
+    def __init__(self, formula, numbers: dict, **options):
+        self.formula = formula
+        self.numbers = dict(numbers)
+        self.options = tuple(sorted(options.items()))
+
+    def __call__(self, step):
+        return self.at(step, self.numbers)
+
+    def at(self, step, numbers: dict):
+        return self.formula(step, **numbers, **dict(self.options))
+
+    @property
+    def kind(self) -> Bound:
+        return Bound(self.formula, **dict(self.options))
+
+    def __repr__(self):
+        args = ", ".join(f"{k}={v!r}" for k, v in list(self.numbers.items()) + list(self.options))
+        return f"{self.formula.__name__.lstrip('_')}({args})"
+
+
 def _constant(step, value):
     del step
-    return value  # a Python float stays weakly typed: the params' dtype decides the precision
+    return value
 
 
-def _exponential(step, init_value, decay_rate, transition_steps, staircase, end_value):
+def _exponential(step, init_value, decay_rate, transition_steps, end_value=None, *, staircase, floored):
     t = step / transition_steps
     if staircase:
         t = jnp.floor(t)
     rate = init_value * decay_rate ** t
-    if end_value is not None:
-        rate = jnp.maximum(rate, end_value) if decay_rate < 1 else jnp.minimum(rate, end_value)
+    if floored:
+        rate = jnp.where(decay_rate < 1, jnp.maximum(rate, end_value), jnp.minimum(rate, end_value))
     return rate
 
 
@@ -79,94 +115,141 @@ def _cosine(step, init_value, decay_steps, alpha):
 
 def constant(value: float) -> Schedule:
     """step -> value."""
-    return _Bound(_constant, value=_validate.real(value, "learning_rate", low=0, low_open=True))
+    return Schedule(_constant, dict(value=_validate.real(value, "learning_rate", low=0, low_open=True)))
 
 
 def exponential_decay(init_value: float, decay_rate: float, transition_steps: int = 1,
                       staircase: bool = False, end_value: float | None = None) -> Schedule:
     """step -> init_value · decay_rate^(step / transition_steps), floored at end_value if given."""
-    init_value = _validate.real(init_value, "init_value", low=0, low_open=True)
-    decay_rate = _validate.real(decay_rate, "decay_rate", low=0, low_open=True)
-    transition_steps = _validate.integer(transition_steps, "transition_steps", minimum=1)
+    numbers = dict(init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
+                   decay_rate=_validate.real(decay_rate, "decay_rate", low=0, low_open=True),
+                   transition_steps=_validate.integer(transition_steps, "transition_steps", minimum=1))
     if end_value is not None:
-        end_value = _validate.real(end_value, "end_value", low=0)
-    return _Bound(_exponential, init_value=init_value, decay_rate=decay_rate,
-                  transition_steps=transition_steps, staircase=bool(staircase), end_value=end_value)
+        numbers["end_value"] = _validate.real(end_value, "end_value", low=0)
+    return Schedule(_exponential, numbers, staircase=bool(staircase), floored=end_value is not None)
 
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     """step -> init_value · ((1 − alpha) · ½(1 + cos(π · min(step, decay_steps) / decay_steps)) + alpha)."""
-    init_value = _validate.real(init_value, "init_value", low=0, low_open=True)
-    decay_steps = _validate.integer(decay_steps, "decay_steps", minimum=1)
-    alpha = _validate.real(alpha, "alpha", low=0, high=1)
-    return _Bound(_cosine, init_value=init_value, decay_steps=decay_steps, alpha=alpha)
+    return Schedule(_cosine, dict(init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
+                                  decay_steps=_validate.integer(decay_steps, "decay_steps", minimum=1),
+                                  alpha=_validate.real(alpha, "alpha", low=0, high=1)))
 
 
-def _rate(schedule, count):
-    return schedule(count)
+def _learning_rate(learning_rate) -> tuple[Callable, dict]:
+    """(the rate's kind, its numbers): kind(step, **numbers) is the rate at a step."""
+    if isinstance(learning_rate, Schedule):
+        return learning_rate.kind, learning_rate.numbers
+    if callable(learning_rate):  # a user's own step -> rate function: its numbers are its own
+        return Bound(_user_schedule, schedule=learning_rate), {}
+    return Bound(_constant), dict(value=_validate.real(learning_rate, "learning_rate", low=0, low_open=True))
 
 
-# --------------------------------------------------------------------------- optimizers
-class SgdState(NamedTuple):
-    count: Array  # steps taken, int32 ()
+def _user_schedule(step, *, schedule):
+    return schedule(step)
 
 
-class MomentumState(NamedTuple):
-    count: Array
-    velocity: Params  # Δθ, shaped like the params
+# --------------------------------------------------------------------------- numbers in the state
+def _dtype_of(params):
+    """The params' floating dtype: the optimizer's numbers are kept (and computed) in it."""
+    for leaf in jax.tree.leaves(params):
+        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
+            return jnp.result_type(leaf)
+    return jnp.result_type(float)
 
 
-class AdamState(NamedTuple):
-    count: Array
-    mu: Params  # first moment, shaped like the params
-    nu: Params  # second moment
+def _hyper(params, numbers: tuple) -> dict:
+    """The optimizer's numbers as arrays of the params' dtype: {name: array or {name: array}}."""
+    dtype = _dtype_of(params)
+
+    def cast(v):
+        return jnp.asarray(v, dtype) if isinstance(v, jax.core.Tracer) else np.asarray(v, dtype)
+
+    return {k: {n: cast(x) for n, x in v} if isinstance(v, tuple) else cast(v) for k, v in numbers}
+
+
+def _frozen(**numbers) -> dict:
+    """Hashable form of the numbers (dicts as sorted item tuples), for Bound."""
+    return {k: tuple(sorted(v.items())) if isinstance(v, dict) else v for k, v in numbers.items()}
 
 
 def _zeros(params):
-    return jax.tree.map(jnp.zeros_like, params)
+    """Zeros shaped like params; made on the host when the params are concrete (no program to compile)."""
+    def zero(p):
+        if isinstance(p, jax.core.Tracer):
+            return jnp.zeros_like(p)
+        return jax.device_put(np.zeros(np.shape(p), jnp.result_type(p)))
+    return jax.tree.map(zero, params)
 
 
 def _count0():
-    return jnp.zeros((), jnp.int32)
+    return np.zeros((), np.int32)
 
 
 def _scale(tree, factor):
     return jax.tree.map(lambda t: (factor * t).astype(t.dtype), tree)
 
 
-def _sgd_init(params):
-    return SgdState(_count0())
+# --------------------------------------------------------------------------- optimizers
+class SgdState(NamedTuple):
+    count: Array  # steps taken, int32 ()
+    hyper: dict  # learning_rate
+
+
+class MomentumState(NamedTuple):
+    count: Array
+    velocity: Params  # Δθ, shaped like the params
+    hyper: dict  # learning_rate, momentum
+
+
+class AdamState(NamedTuple):
+    count: Array
+    mu: Params  # first moment, shaped like the params
+    nu: Params  # second moment
+    hyper: dict  # learning_rate, b1, b2, eps
+
+
+def _sgd_init(params, *, hyper):
+    return SgdState(_count0(), _hyper(params, hyper))
 
 
 def _sgd_update(grads, state, params=None, *, schedule):
-    lr = _rate(schedule, state.count)
-    return _scale(grads, -lr), SgdState(state.count + 1)
+    lr = schedule(state.count, **state.hyper["learning_rate"])
+    return _scale(grads, -lr), SgdState(state.count + 1, state.hyper)
 
 
-def sgd(learning_rate: float | Schedule) -> Optimizer:
+def _optimizer(init, update, numbers: dict, **options) -> Optimizer:
+    """An fnn optimizer: init binds the numbers (stored in the state), update only the kind."""
+    return Optimizer(Bound(init, hyper=tuple(sorted(_frozen(**numbers).items()))), Bound(update, **options),
+                     elementwise=True)
+
+
+def sgd(learning_rate: float | Schedule = 0.01) -> Optimizer:
     """Δθ = −η ∇L.
 
     Example:
         >>> opt = fnn.optim.sgd(0.1)
     """
-    return Optimizer(_Bound(_sgd_init), _Bound(_sgd_update, schedule=_learning_rate(learning_rate)))
+    kind, lr = _learning_rate(learning_rate)
+    return _optimizer(_sgd_init, _sgd_update, dict(learning_rate=lr), schedule=kind)
 
 
-def _momentum_init(params):
-    return MomentumState(_count0(), _zeros(params))
+def _momentum_init(params, *, hyper):
+    return MomentumState(_count0(), _zeros(params), _hyper(params, hyper))
 
 
-def _momentum_update(grads, state, params=None, *, schedule, beta, nesterov):
-    lr = _rate(schedule, state.count)
+def _momentum_update(grads, state, params=None, *, schedule, nesterov):
+    hyper = state.hyper
+    lr, beta = schedule(state.count, **hyper["learning_rate"]), hyper["momentum"]
     velocity = jax.tree.map(lambda v, g: (beta * v - lr * g).astype(v.dtype), state.velocity, grads)
     if nesterov:  # look ahead: step along the new velocity once more, from the current gradient
         updates = jax.tree.map(lambda v, g: (beta * v - lr * g).astype(v.dtype), velocity, grads)
     else:
         updates = velocity
-    return updates, MomentumState(state.count + 1, velocity)
+    return updates, MomentumState(state.count + 1, velocity, hyper)
 
 
-def momentum(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimizer:
+def momentum(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> Optimizer:
     """Δθ ← α Δθ − η ∇L, then θ ← θ + Δθ (α = momentum; α = 0 is plain SGD).
 
     Example:
@@ -175,7 +258,7 @@ def momentum(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimize
     return _heavy_ball(learning_rate, momentum, nesterov=False)
 
 
-def nesterov(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimizer:
+def nesterov(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> Optimizer:
     """v ← α v − η ∇L;  Δθ = α v − η ∇L (Nesterov's look-ahead, in the Sutskever form).
 
     Example:
@@ -186,17 +269,20 @@ def nesterov(learning_rate: float | Schedule, momentum: float = 0.9) -> Optimize
 
 def _heavy_ball(learning_rate, momentum, nesterov: bool) -> Optimizer:
     beta = _validate.real(momentum, "momentum", low=0, high=1, high_open=True)
-    return Optimizer(_Bound(_momentum_init), _Bound(_momentum_update, schedule=_learning_rate(learning_rate),
-                                                    beta=beta, nesterov=nesterov))
+    kind, lr = _learning_rate(learning_rate)
+    return _optimizer(_momentum_init, _momentum_update, dict(learning_rate=lr, momentum=beta), schedule=kind,
+                      nesterov=nesterov)
 
 
-def _adam_init(params):
-    return AdamState(_count0(), _zeros(params), _zeros(params))
+def _adam_init(params, *, hyper):
+    return AdamState(_count0(), _zeros(params), _zeros(params), _hyper(params, hyper))
 
 
-def _adam_update(grads, state, params=None, *, schedule, b1, b2, eps):
+def _adam_update(grads, state, params=None, *, schedule):
+    hyper = state.hyper
+    b1, b2, eps = hyper["b1"], hyper["b2"], hyper["eps"]
     count = state.count + 1
-    lr = _rate(schedule, state.count)
+    lr = schedule(state.count, **hyper["learning_rate"])
     mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
     nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
 
@@ -208,7 +294,7 @@ def _adam_update(grads, state, params=None, *, schedule, b1, b2, eps):
         return (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(m.dtype)
 
     updates = jax.tree.map(step, mu, nu)
-    return updates, AdamState(count, mu, nu)
+    return updates, AdamState(count, mu, nu, hyper)
 
 
 def adam(learning_rate: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.999, eps: float = 1e-8) -> Optimizer:
@@ -220,23 +306,17 @@ def adam(learning_rate: float | Schedule = 1e-3, b1: float = 0.9, b2: float = 0.
     b1 = _validate.real(b1, "b1", low=0, high=1, high_open=True)
     b2 = _validate.real(b2, "b2", low=0, high=1, high_open=True)
     eps = _validate.real(eps, "eps", low=0, low_open=True)
-    return Optimizer(_Bound(_adam_init), _Bound(_adam_update, schedule=_learning_rate(learning_rate),
-                                                b1=b1, b2=b2, eps=eps))
-
-
-def _learning_rate(learning_rate) -> Schedule:
-    if callable(learning_rate):
-        return learning_rate
-    return constant(_validate.real(learning_rate, "learning_rate", low=0, low_open=True))
+    kind, lr = _learning_rate(learning_rate)
+    return _optimizer(_adam_init, _adam_update, dict(learning_rate=lr, b1=b1, b2=b2, eps=eps), schedule=kind)
 
 
 # --------------------------------------------------------------------------- transforms
-class EmptyState(NamedTuple):
-    pass
+class TransformState(NamedTuple):
+    hyper: dict  # the transform's numbers
 
 
-def _empty_init(params):
-    return EmptyState()
+def _transform_init(params, *, hyper):
+    return TransformState(_hyper(params, hyper))
 
 
 def global_norm(tree) -> Array:
@@ -244,29 +324,30 @@ def global_norm(tree) -> Array:
     return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
 
 
-def _clip_update(grads, state, params=None, *, max_norm):
+def _clip_update(grads, state, params=None):
     norm = global_norm(grads)
-    factor = jnp.minimum(1.0, max_norm / jnp.maximum(norm, 1e-30))
+    factor = jnp.minimum(1.0, state.hyper["max_norm"] / jnp.maximum(norm, 1e-30))
     return _scale(grads, factor), state
 
 
 def clip_by_global_norm(max_norm: float) -> Optimizer:
     """g ← g · min(1, max_norm / ‖g‖), ‖g‖ over the whole tree. Chain it before an optimizer."""
     max_norm = _validate.real(max_norm, "max_norm", low=0, low_open=True)
-    return Optimizer(_Bound(_empty_init), _Bound(_clip_update, max_norm=max_norm))
+    return _optimizer(_transform_init, _clip_update, dict(max_norm=max_norm))
 
 
-def _decay_update(grads, state, params=None, *, rate):
+def _decay_update(grads, state, params=None):
     if params is None:
         raise FnnValueError("add_weight_decay needs the params: call update(grads, state, params)")
-    return jax.tree.map(lambda g, p: g + rate * p, grads, params), state
+    rate = state.hyper["rate"]
+    return jax.tree.map(lambda g, p: (g + rate * p).astype(g.dtype), grads, params), state
 
 
 def add_weight_decay(rate: float) -> Optimizer:
     """g ← g + rate · θ for every parameter (L2 decay, as PyTorch's weight_decay). Chain it before
     an optimizer; before adam it is L2, not AdamW's decoupled decay."""
     rate = _validate.real(rate, "weight decay rate", low=0)
-    return Optimizer(_Bound(_empty_init), _Bound(_decay_update, rate=rate))
+    return _optimizer(_transform_init, _decay_update, dict(rate=rate))
 
 
 class ChainState(NamedTuple):
@@ -280,7 +361,7 @@ def _chain_init(params, *, parts):
 def _chain_update(grads, state, params=None, *, parts):
     states = []
     for part, s in zip(parts, state.states):
-        grads, s = part.update(grads, s, params)
+        grads, s = part(grads, s, params)
         states.append(s)
     return grads, ChainState(tuple(states))
 
@@ -293,15 +374,33 @@ def chain(*parts: Optimizer) -> Optimizer:
     """
     if not parts:
         raise FnnValueError("chain needs at least one optimizer or transform")
-    for i, p in enumerate(parts):
-        check_optimizer(p, f"chain part {i}")
-    return Optimizer(_Bound(_chain_init, parts=tuple(parts)), _Bound(_chain_update, parts=tuple(parts)))
+    parts = tuple(check_optimizer(p, f"chain part {i}") for i, p in enumerate(parts))
+    return Optimizer(Bound(_chain_init, parts=parts), Bound(_chain_update, parts=tuple(p.update for p in parts)),
+                     elementwise=all(p.elementwise for p in parts))
+
+
+# --------------------------------------------------------------------------- by name, and checks
+OPTIMIZERS = {"sgd": sgd, "momentum": momentum, "nesterov": nesterov, "adam": adam}
+
+
+def get(name: str) -> Optimizer:
+    """An optimizer by name with its usual defaults: sgd (0.01), momentum and nesterov (0.01, 0.9),
+    adam (1e-3, 0.9, 0.999, 1e-8), as Keras' `optimizer="adam"`."""
+    key = name.lower()
+    if key not in OPTIMIZERS:
+        raise FnnValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}, or pass "
+                            "fnn.optim.adam(learning_rate=...) and friends")
+    return OPTIMIZERS[key]()
 
 
 def check_optimizer(opt, name: str = "optimizer") -> Optimizer:
-    """Refuse anything that is not an (init, update) pair."""
+    """An Optimizer from an optimizer name, an Optimizer, or a user's (init, update) pair."""
+    if isinstance(opt, str):
+        return get(opt)
+    if isinstance(opt, Optimizer):
+        return opt
     if not (isinstance(opt, tuple) and len(opt) == 2 and callable(opt[0]) and callable(opt[1])):
-        raise FnnTypeError(f"{name} must be an fnn.optim.Optimizer (init, update), e.g. "
+        raise FnnTypeError(f"{name} must be an fnn.optim.Optimizer (init, update) or a name such as 'adam', e.g. "
                            f"fnn.optim.momentum(learning_rate=0.1), got {type(opt).__name__}")
     return Optimizer(*opt)
 

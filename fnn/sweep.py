@@ -1,9 +1,11 @@
-"""Many training runs as one compiled program: learning rates × seeds, vmapped.
+"""Many runs of the engine as one compiled program: learning rates × seeds, vmapped.
 
 Each (learning rate, seed) pair is exactly the run `fnn.fit` would do with
-`params=model.init(jax.random.key(seed), n_in)` and `key=jax.random.key(seed)`; the runs are
-stacked on two leading axes and trained together, each with its own stopping state, so one
-diverging run neither stops nor poisons the others.
+`params=model.init(jax.random.key(seed), n_in)`, `key=jax.random.key(seed)` and
+`optimizer=optimizer(learning_rate)`; the runs are stacked on one leading axis and trained
+together, each with its own stopping state, so one diverging run neither stops nor poisons the
+others. The learning rates live in the optimizer states, so a sweep over other rates (or another
+momentum) runs the same compiled program.
 """
 from __future__ import annotations
 
@@ -14,8 +16,9 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, models, optim, train
+from fnn import _validate, engine, models, optim, train
 from fnn.errors import FnnTypeError, FnnValueError
+from fnn.layers import DenseParams
 
 Array = jax.Array
 
@@ -30,6 +33,8 @@ class SweepResult(NamedTuple):
     stop_reasons: tuple  # (n_rates, n_seeds) nested tuple of fit's stop_reason strings
     epochs_run: np.ndarray  # (n_rates, n_seeds) ints
     score: np.ndarray  # (n_rates, n_seeds): the returned params' val_loss (else loss); nan if diverged
+    snapshots: Any = None  # with record_every=k: leaves (n_rates, n_seeds, epochs // k, ...), nan after a stop
+    snapshot_epochs: tuple | None = None
 
     def run(self, rate_index: int, seed_index: int):
         """The params of one run, as fit returns them."""
@@ -47,11 +52,12 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
           learning_rates: Sequence[float], seeds: Sequence[int] = (0,), loss: str | None = None,
           epochs: int = 100, batch_size: int = 32, validation_data=None, target_loss: float | None = None,
           patience: int | None = None, min_delta: float = 0.0, restore_best: bool = True,
-          max_bad_steps: int = 0, shuffle: bool = True) -> SweepResult:
+          max_bad_steps: int = 0, shuffle: bool = True, record_every: int | None = None) -> SweepResult:
     """Train len(learning_rates) × len(seeds) networks in one compiled call.
 
-    optimizer: learning_rate -> Optimizer, e.g. `lambda lr: fnn.optim.momentum(lr, 0.9)`; it is
-    called with a traced rate, so it must not branch on its value. The other arguments are fit's.
+    optimizer: learning_rate -> Optimizer, e.g. `lambda lr: fnn.optim.momentum(lr, 0.9)`; it must
+    build optimizers of one kind for every rate (fnn's own do: the rate is a number in the state).
+    The other arguments are fit's.
 
     Example:
         >>> runs = fnn.sweep(model, x, y, optimizer=lambda lr: fnn.optim.momentum(lr, 0.9),
@@ -68,37 +74,67 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
     models.check_model(model)
     xs, _ = _validate.features(x, "x")
     n_in = xs.shape[1]
-    first = optim.check_optimizer(optimizer(rates[0]), "optimizer(learning_rates[0])")
+    opts = [optim.check_optimizer(optimizer(r), f"optimizer(learning_rates[{i}])") for i, r in enumerate(rates)]
+    if any(o.update != opts[0].update for o in opts):
+        raise FnnValueError("optimizer(learning_rate) built optimizers of different kinds for different rates; "
+                            "a sweep needs one kind whose numbers differ (e.g. lambda lr: fnn.optim.adam(lr)); "
+                            "for a hand-written optimizer, build its update function once and reuse it")
     params0 = model.init(jax.random.key(seeds[0]), n_in)
-    setup = train._setup(model, params0, x, y, loss=loss, optimizer=first, epochs=epochs, batch_size=batch_size,
-                         key=jax.random.key(seeds[0]), validation_data=validation_data, validation_split=0.0,
-                         target_loss=target_loss, patience=patience, min_delta=min_delta, restore_best=restore_best,
-                         max_bad_steps=max_bad_steps, shuffle=shuffle, verbose=0, checkpoint=None,
-                         checkpoint_every=None, resume=None)
-    config, layout, data = setup.config, setup.layout, setup.data
-    dtype = data[0].dtype
-    starts = [layout.flatten(model.init(jax.random.key(s), n_in, dtype)) for s in seeds]
-    thetas = jax.tree.map(lambda *leaves: jnp.stack(leaves), *starts)
-    shuffle_keys = jnp.stack([jax.random.split(jax.random.key(s))[1] for s in seeds])
-
-    # Batched over models, matmuls beat the broadcast sums that suit one tiny network.
-    runs = _compiled(config._replace(optimizer=None, small_layers=False), optimizer, jnp.dtype(dtype))
-    states = runs(jnp.asarray(rates, dtype), thetas, shuffle_keys, data, jnp.asarray(epochs, jnp.int32))
-    return _result(config, layout, states, rates, seeds, epochs)
+    setup = train.prepare(model, params0, x, y, loss=loss, optimizer=opts[0], epochs=epochs, batch_size=batch_size,
+                          key=jax.random.key(seeds[0]), validation_data=validation_data, validation_split=0.0,
+                          target_loss=target_loss, patience=patience, min_delta=min_delta,
+                          restore_best=restore_best, max_bad_steps=max_bad_steps, shuffle=shuffle, verbose=0,
+                          checkpoint=None, checkpoint_every=None, resume=None, record_every=record_every)
+    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    config = setup.config._replace(small_layers=False)  # batched over runs, matmuls beat the broadcast sums
+    layout, data = config.layout, setup.data
+    dtype = data.x.dtype
+    starts = [layout.flatten(model.init(jax.random.key(s), n_in, dtype), dtype) for s in seeds]
+    states = [engine.initial_state(config, theta, opt.init(theta), dtype) for opt in opts for theta in starts]
+    states = jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *states)
+    keys = jnp.stack([jax.random.key(s) for s in seeds] * len(rates))
+    outcome = _train(config, jax.device_put(states), data._replace(key=keys), setup.settings, epochs)
+    return _result(config, outcome, rates, seeds, epochs)
 
 
 @functools.lru_cache(maxsize=16)
-def _compiled(config, optimizer, dtype):
-    """The vmapped runs, cached on the settings and the optimizer function (by identity)."""
+def compiled(config: engine.RunConfig):
+    """The engine's run vmapped over runs: states and shuffle keys stacked, data and numbers shared."""
+    data_axes = engine.Data(x=None, y=None, w=None, x_val=None, y_val=None, key=0)
+    return jax.jit(jax.vmap(engine.make_run(config), in_axes=(0, data_axes, None, None)))
 
-    def one(rate, theta, shuffle_key, data, epochs):
-        opt = optimizer(rate)
-        cfg = config._replace(optimizer=opt)
-        state = train._initial_state(cfg, theta, opt.init(theta), dtype)
-        return train._make_run(cfg)(state, data[:4] + (shuffle_key,) + data[5:], epochs)
 
-    over_seeds = jax.vmap(one, in_axes=(None, 0, 0, None, None))
-    return jax.jit(jax.vmap(over_seeds, in_axes=(0, None, None, None, None)))
+class _Outcome(NamedTuple):
+    state: engine.State  # every leaf with a leading runs axis
+    history: dict  # name -> (runs, epochs)
+    snapshots: Any  # params (layout form) with leading (runs, epochs // k), or None
+
+
+def _train(config, state, data, settings, epochs) -> _Outcome:
+    """Call the vmapped run until every run has done `epochs` epochs or stopped; one sync per CHUNK."""
+    runs = compiled(config)
+    n_runs = data.key.shape[0]
+    dtype = np.dtype(data.x.dtype)
+    history = {k: np.full((n_runs, epochs), np.nan, dtype) for k in config.history_names}
+    k = config.record_every
+    snapshots = None
+    if k:
+        snapshots = jax.tree.map(lambda p: np.full((p.shape[0], epochs // k) + p.shape[1:], np.nan, p.dtype),
+                                 jax.device_get(state.params))
+    done = np.asarray(state.epoch)
+    while ((done < epochs) & ~np.asarray(state.stopped)).any():
+        state, record = runs(state, data, settings, np.asarray(epochs, np.int32))
+        now = np.asarray(state.epoch)
+        host = jax.device_get(record)
+        for i in range(n_runs):
+            for name, h in history.items():
+                h[i, done[i]:now[i]] = host.history[name][i, :now[i] - done[i]]
+            if k:
+                first, n = done[i] // k, int(host.n_snapshots[i])
+                jax.tree.map(lambda out, got, i=i: out.__setitem__((i, slice(first, first + n)), got[i, :n]),
+                             snapshots, host.snapshots)
+        done = now
+    return _Outcome(state, history, snapshots)
 
 
 def _sequence(values, name):
@@ -110,20 +146,41 @@ def _sequence(values, name):
     return values
 
 
-def _result(config, layout, states, rates, seeds, epochs) -> SweepResult:
-    host = jax.device_get(states)
-    keep = config.keep_best & (np.asarray(host.best_epoch) >= 0)
-    theta = states.params
-    if config.keep_best:
-        theta = jax.tree.map(lambda best, last: jnp.where(keep.reshape(keep.shape + (1,) * (best.ndim - 2)), best, last),
-                             states.best_params, states.params)
-    params = layout.unflatten(theta)
-    history = {k: np.asarray(h)[..., :epochs] for k, h in host.history.items()}
+def _result(config, outcome: _Outcome, rates, seeds, epochs) -> SweepResult:
+    shape = (len(rates), len(seeds))
+    host = jax.device_get(outcome.state)
+    reason = np.asarray(host.reason)
     run = np.asarray(host.epoch)
-    reasons = tuple(tuple(train.STOP_REASONS[int(r)] for r in row) for row in np.asarray(host.reason))
-    monitor = history["val_loss"] if config.validate else history["loss"]
-    at = np.where(keep, np.asarray(host.best_epoch), run - 1) if config.keep_best else run - 1
-    score = np.take_along_axis(monitor, np.maximum(at, 0)[..., None], axis=-1)[..., 0]
-    diverged = np.asarray(host.reason) == train.NON_FINITE
+    diverged = reason == engine.NON_FINITE
+    theta = host.params
+    keep = np.zeros(run.shape, bool)
+    at = run - 1
+    for rule, rule_state in zip(config.rules, host.rules[1:]):
+        if isinstance(rule, engine.EarlyStopping):
+            keep = np.asarray(rule_state[1]) >= 0
+            if rule.keep_best:
+                theta = _where(keep, rule_state[3], theta)
+                at = np.where(keep, np.asarray(rule_state[1]), at)
+    theta = _where(diverged, host.rules[0][2], theta)  # a diverged run returns its best finite epoch's params
+    params = tuple(DenseParams(jnp.asarray(w.reshape(shape + w.shape[1:])), jnp.asarray(b.reshape(shape + b.shape[1:])))
+                   for w, b in config.layout.unflatten(theta))
+    history = {k: h.reshape(shape + (epochs,)) for k, h in outcome.history.items()}
+    monitor = outcome.history["val_loss" if config.validate else "loss"]
+    score = np.take_along_axis(monitor, np.maximum(at, 0)[:, None], axis=-1)[:, 0] if epochs else np.full(run.shape,
+                                                                                                        np.nan)
     score = np.where(diverged | (run == 0), np.nan, score)
-    return SweepResult(tuple(rates), tuple(seeds), params, history, reasons, run, score)
+    reasons = np.asarray(engine.STOP_REASONS)[reason].reshape(shape)
+    snapshots, snapshot_epochs = None, None
+    if config.record_every:
+        k = config.record_every
+        snapshots = tuple(DenseParams(jnp.asarray(w.reshape(shape + w.shape[1:])),
+                                      jnp.asarray(b.reshape(shape + b.shape[1:])))
+                          for w, b in config.layout.unflatten(outcome.snapshots))
+        snapshot_epochs = tuple(range(k, epochs // k * k + 1, k))
+    return SweepResult(tuple(rates), tuple(seeds), params, history, tuple(tuple(r) for r in reasons.tolist()),
+                       run.reshape(shape), score.reshape(shape), snapshots, snapshot_epochs)
+
+
+def _where(take, new, old):
+    """Per run (leading axis): new where take, else old."""
+    return jax.tree.map(lambda a, b: np.where(take.reshape(take.shape + (1,) * (np.ndim(a) - 1)), a, b), new, old)

@@ -104,7 +104,7 @@ def _both(model, loss, params, x, y):
     key, so swapping any of them is seen.
     """
     spec = fnn.models.resolve_loss(model, loss)
-    library = (tuple(activations.ACTIVATIONS[name] for name in model.activations), losses._FUNCTIONS[tuple(spec)],
+    library = (tuple(activations.ACTIVATIONS[name] for name in model.activations), losses.LOSSES[spec.name],
                backprop.dense_vjp, backprop.mlp_backward, backprop.forward, backprop._backward)
     key = (model, loss, np.asarray(x).tobytes(), np.asarray(x).shape, np.asarray(y).tobytes(), np.asarray(y).shape,
            tuple((leaf.shape, str(leaf.dtype)) for leaf in jax.tree.leaves(params)), library)
@@ -237,26 +237,26 @@ def _softmax_vjp_no_subtraction(mp):
 
 def _naive_binary_ce(mp):
     def naive(z, y):  # log σ(z) and log(1 − σ(z)) separately: −inf once σ rounds to 0 or 1
-        z, t = losses._pair(z, y, losses.BINARY_CE)
+        z, t = fnn.targets.pair(z, y, fnn.targets.BINARY)
         s = jax.nn.sigmoid(z)
         return -jnp.mean(t * jnp.log(s) + (1 - t) * jnp.log(1 - s))
 
-    mp.setitem(losses._FUNCTIONS, (losses.BINARY_CE, True), (naive, losses.sigmoid_binary_cross_entropy_grad))
+    mp.setitem(losses.LOSSES, losses.BINARY_CE, losses.LOSSES[losses.BINARY_CE]._replace(value=naive))
 
 
 def _naive_softmax_ce(mp):
     def naive(z, y):  # log Σ exp z without subtracting the max: exp overflows
-        z, t = losses._pair(z, y, losses.CATEGORICAL_CE)
+        z, t = fnn.targets.pair(z, y, fnn.targets.CATEGORICAL)
         return -jnp.sum(t * (z - jnp.log(jnp.sum(jnp.exp(z), axis=-1, keepdims=True)))) / z.shape[0]
 
-    mp.setitem(losses._FUNCTIONS, (losses.CATEGORICAL_CE, True), (naive, losses.softmax_cross_entropy_grad))
+    mp.setitem(losses.LOSSES, losses.CATEGORICAL_CE, losses.LOSSES[losses.CATEGORICAL_CE]._replace(value=naive))
 
 
 def _softmax_ce_grad_without_n(mp):
     def grad(z, y):
         return losses.softmax_cross_entropy_grad(z, y) * jnp.shape(z)[0]
 
-    mp.setitem(losses._FUNCTIONS, (losses.CATEGORICAL_CE, True), (losses.softmax_cross_entropy, grad))
+    mp.setitem(losses.LOSSES, losses.CATEGORICAL_CE, losses.LOSSES[losses.CATEGORICAL_CE]._replace(grad=grad))
 
 
 def _bias_mean(mp):

@@ -443,7 +443,7 @@ BAD_INPUTS = {
     "length-mismatch": (SEED_MODEL, "binary_cross_entropy", features(5, 2), np.array([0, 1, 1, 0]), FnnValueError,
                         r"x and y have different numbers of samples: 5 and 4"),
     "label-not-binary": (SEED_MODEL, "binary_cross_entropy", features(5, 2), np.array([0, 1, 2, 0, 1]),
-                         FnnValueError, r"labels 0 or 1 in y; found 2 at row 2"),
+                         FnnValueError, r"labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 2 at row 2"),
     "label-shape": (SEED_MODEL, "mse", features(5, 2), np.zeros((5, 2)), FnnValueError, r"y has 2 columns"),
     "x-width": (SEED_MODEL, "mse", features(5, 3), np.zeros(5), FnnValueError, r"x has 3 features"),
     "x-nan": (SEED_MODEL, "mse", np.where(np.arange(10).reshape(5, 2) == 7, np.nan, 1.0), np.zeros(5),

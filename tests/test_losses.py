@@ -12,6 +12,7 @@ import jax.numpy as jnp
 import numpy as np
 import pytest
 
+import fnn
 from fnn import activations, losses
 from fnn.errors import FnnTypeError, FnnValueError
 
@@ -235,9 +236,10 @@ def test_prepare_targets_returns_n_by_k_floats():
 
 BAD_TARGETS = [
     # (loss, predictions, y, error, message)
-    ("binary_cross_entropy", (4, 1), [0.0, 1.0, 0.5, 1.0], FnnValueError, r"labels 0 or 1 in y; found 0.5 at row 2"),
-    ("sigmoid_binary_cross_entropy", (4, 1), [0, 2, 1, 0], FnnValueError, r"labels 0 or 1 in y; found 2 at row 1"),
-    ("binary_cross_entropy", (4, 2), [[0, 1], [1, 0], [-1, 0], [0, 0]], FnnValueError, r"labels 0 or 1.*row 2"),
+    ("binary_cross_entropy", (4, 1), [0.0, 1.0, 1.5, 1.0], FnnValueError,
+     r"labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 1.5 at row 2"),
+    ("sigmoid_binary_cross_entropy", (4, 1), [0, 2, 1, 0], FnnValueError, r"labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 2 at row 1"),
+    ("binary_cross_entropy", (4, 2), [[0, 1], [1, 0], [-1, 0], [0, 0]], FnnValueError, r"labels in \[0, 1\].*row 2"),
     ("categorical_cross_entropy", (4, 3), [0, 1, 3, 2], FnnValueError,
      r"class label y\[2\] = 3 is out of range: the model has 3 output units, so labels must be in 0\.\.2"),
     ("softmax_cross_entropy", (4, 3), [0, -1, 1, 2], FnnValueError, r"class label y\[1\] = -1 is out of range"),
@@ -298,14 +300,18 @@ def test_losses_do_not_mutate_their_inputs():
 @pytest.mark.parametrize("activation", ["linear", "relu", "leaky_relu", "tanh", "sigmoid", "softmax"])
 @pytest.mark.parametrize("units", [1, 3])
 def test_mse_pairs_with_any_output(activation, units):
-    assert losses.resolve("mse", activation, units) == losses.LossSpec("mse", False)
+    assert losses.resolve("mse", activation, units) is losses.LOSSES["mse"]
 
 
 def test_fused_pairs():
-    assert losses.resolve("binary_cross_entropy", "sigmoid", 1) == losses.LossSpec("binary_cross_entropy", True)
-    assert losses.resolve("binary_cross_entropy", "sigmoid", 4) == losses.LossSpec("binary_cross_entropy", True)
-    assert losses.resolve("categorical_cross_entropy", "softmax", 3) == \
-        losses.LossSpec("categorical_cross_entropy", True)
+    one = losses.resolve("binary_cross_entropy", "sigmoid", 1)
+    assert one is losses.LOSSES["binary_cross_entropy"] and one.from_logits and one.metric.name == "accuracy"
+    several = losses.resolve("binary_cross_entropy", "sigmoid", 4)  # k independent labels
+    assert several.from_logits and several.metric.name == "label_accuracy"
+    assert losses.resolve("categorical_cross_entropy", "softmax", 3) is losses.LOSSES["categorical_cross_entropy"]
+    assert losses.resolve(None, "softmax", 3) is losses.LOSSES["categorical_cross_entropy"]  # the default pairing
+    assert losses.resolve(None, "sigmoid", 1) is losses.LOSSES["binary_cross_entropy"]
+    assert losses.resolve(None, "tanh", 2) is losses.LOSSES["mse"]
 
 
 @pytest.mark.parametrize("loss, activation, units, match", [
@@ -338,12 +344,12 @@ def test_loss_names_and_aliases():
 
 
 @pytest.mark.parametrize("spec, make_out, make_y", [
-    (losses.LossSpec("mse", False), lambda: rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
-    (losses.LossSpec("binary_cross_entropy", False), lambda: probabilities((N, K)), lambda: binary((N, K))),
-    (losses.LossSpec("binary_cross_entropy", True), lambda: rng().normal(size=(N, K)), lambda: binary((N, K))),
-    (losses.LossSpec("categorical_cross_entropy", False), softmax_rows, lambda: one_hot(labels())),
-    (losses.LossSpec("categorical_cross_entropy", True), lambda: rng().normal(size=(N, K)), lambda: one_hot(labels())),
-], ids=lambda v: "-".join(map(str, v)) if isinstance(v, tuple) else "")
+    (losses.LOSSES["mse"], lambda: rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
+    (losses.unfused(losses.LOSSES["binary_cross_entropy"]), lambda: probabilities((N, K)), lambda: binary((N, K))),
+    (losses.LOSSES["binary_cross_entropy"], lambda: rng().normal(size=(N, K)), lambda: binary((N, K))),
+    (losses.unfused(losses.LOSSES["categorical_cross_entropy"]), softmax_rows, lambda: one_hot(labels())),
+    (losses.LOSSES["categorical_cross_entropy"], lambda: rng().normal(size=(N, K)), lambda: one_hot(labels())),
+], ids=lambda v: f"{v.name}-{v.from_logits}" if isinstance(v, losses.Loss) else "")
 def test_per_sample_losses_average_to_the_loss(spec, make_out, make_y):
     out, y = make_out(), make_y()
     per_sample, value, grad = run(lambda o: (losses.per_sample(spec, o, y), losses.value(spec, o, y),
@@ -351,3 +357,20 @@ def test_per_sample_losses_average_to_the_loss(spec, make_out, make_y):
     assert per_sample.shape == (N,)
     np.testing.assert_allclose(per_sample.mean(), value, rtol=1e-13)
     assert grad.shape == out.shape
+
+
+def test_a_traced_objective_makes_invalid_labels_nan():
+    """Under jit labels cannot be checked: invalid ones turn the loss into NaN, never a plausible number."""
+    soft3 = fnn.Sequential([fnn.Dense(3, activation="softmax")])
+    p3 = soft3.init(jax.random.key(0), 2)
+    x = np.ones((4, 2))
+    ce = jax.jit(fnn.objective(soft3, "categorical_cross_entropy"))
+    assert np.isfinite(float(ce(p3, x, np.array([0, 1, 2, 0]))))
+    assert np.isnan(float(ce(p3, x, np.array([1, 2, 3, 1]))))  # labels 1..3 for 3 classes
+    assert np.isnan(float(ce(p3, x, np.array([0.0, 1.5, 2.0, 0.0]))))
+    assert np.isnan(float(ce(p3, x, np.array([[1.0, 0, 0], [0.5, 0.2, 0], [0, 1, 0], [0, 0, 1]]))))
+    sig = fnn.Sequential([fnn.Dense(1, activation="sigmoid")])
+    bce = jax.jit(fnn.objective(sig, "binary_cross_entropy"))
+    p1 = sig.init(jax.random.key(0), 2)
+    assert np.isfinite(float(bce(p1, x, np.array([0.0, 1.0, 0.3, 1.0]))))  # soft labels are valid
+    assert np.isnan(float(bce(p1, x, np.array([0, 2, 1, 0]))))

@@ -31,7 +31,7 @@ def test_the_library_is_restored_after_the_mutants():
     """monkeypatch undid every swap: the checks pass again and the registry holds the originals."""
     assert activations.ACTIVATIONS["tanh"].deriv is activations.tanh_deriv
     assert activations.ACTIVATIONS["softmax"].vjp is activations.softmax_vjp
-    assert losses._FUNCTIONS[(losses.BINARY_CE, True)][0] is losses.sigmoid_binary_cross_entropy
+    assert losses.LOSSES[losses.BINARY_CE].value is losses.sigmoid_binary_cross_entropy
     assert backprop.dense_vjp.__module__ == "fnn.backprop"
     for check in checks.CHECKS.values():
         check()

@@ -107,7 +107,8 @@ def test_clip_by_global_norm():
     out, _ = clip.update(g, clip.init(g))
     np.testing.assert_allclose(float(optim.global_norm(out)), 1.0, rtol=1e-12)
     np.testing.assert_allclose(out["a"], [0.6, 0.0], rtol=1e-12)
-    small, _ = optim.clip_by_global_norm(10.0).update(g, ())
+    loose = optim.clip_by_global_norm(10.0)
+    small, _ = loose.update(g, loose.init(g))
     chex.assert_trees_all_close(small, g)
 
 
@@ -168,8 +169,42 @@ def test_jittable_and_equal_by_value():
     (lambda: optim.cosine_decay(0.1, 0), "decay_steps"),
     (lambda: optim.cosine_decay(0.1, 10, alpha=2.0), "alpha"),
     (lambda: optim.chain(), "at least one"),
-    (lambda: optim.chain(optim.sgd(0.1), "adam"), "chain part 1"),
+    (lambda: optim.chain(optim.sgd(0.1), 3), "chain part 1"),
+    (lambda: optim.chain(optim.sgd(0.1), "rmsprop"), "unknown optimizer 'rmsprop'"),
 ])
 def test_bad_hyperparameters(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
         make()
+
+
+def test_schedules_compute_in_the_params_dtype():
+    """Adam under cosine_decay in float64 against a float64 NumPy reference, 60 steps."""
+    lr0, steps, b1, b2, eps = 0.05, 40, 0.9, 0.999, 1e-8
+    opt = optim.adam(optim.cosine_decay(lr0, steps, alpha=0.1), b1, b2, eps)
+    th, m, v, expected = np.array([1.0, -2.0]), np.zeros(2), np.zeros(2), []
+    for t in range(60):
+        g = np.array([1.0, 4.0]) * th
+        m, v = b1 * m + (1 - b1) * g, b2 * v + (1 - b2) * g * g
+        lr = lr0 * ((1 - 0.1) * 0.5 * (1 + np.cos(np.pi * min(t, steps) / steps)) + 0.1)
+        th = th - lr * (m / (1 - b1 ** (t + 1))) / (np.sqrt(v / (1 - b2 ** (t + 1))) + eps)
+        expected.append(th)
+    got = jax.jit(lambda th0: _run_scan(opt, th0, 60))(jnp.array([1.0, -2.0], jnp.float64))
+    np.testing.assert_allclose(got, np.stack(expected), rtol=1e-12, atol=1e-14)
+
+
+def _run_scan(opt, theta, steps):
+    def body(carry, _):
+        th, state = carry
+        updates, state = opt.update(grad(th), state, th)
+        th = optim.apply_updates(th, updates)
+        return (th, state), th
+
+    return jax.lax.scan(body, (theta, opt.init(theta)), None, length=steps)[1]
+
+
+def test_optimizers_by_name_with_their_usual_defaults():
+    assert optim.check_optimizer("adam").update == optim.adam().update
+    state = optim.check_optimizer("momentum").init(THETA0)
+    assert float(state.hyper["learning_rate"]["value"]) == 0.01 and float(state.hyper["momentum"]) == 0.9
+    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
+        optim.get("adamw")

@@ -98,11 +98,12 @@ FOUR_DEVICES = textwrap.dedent("""
                                                               jax.tree.leaves(four.params)))
     assert diff < 1e-5, diff
     np.testing.assert_allclose(one.history["loss"], four.history["loss"], rtol=1e-5)
-    setup = fnn.train._setup(model, p, x, y, loss=None, devices=jax.devices(), verbose=0, checkpoint=None,
+    setup = fnn.train.prepare(model, p, x, y, loss=None, devices=jax.devices(), verbose=0, checkpoint=None,
                              checkpoint_every=None, resume=None, validation_data=None, validation_split=0.0,
                              target_loss=None, patience=None, min_delta=0.0, restore_best=True, max_bad_steps=0,
                              shuffle=True, **kw)
-    text = fnn.train._compiled(setup.config).lower(setup.state, setup.data, jnp.int32(5)).compile().as_text()
+    text = fnn.engine.compiled(setup.config).lower(setup.state, setup.data, setup.settings,
+                                                   np.int32(5)).compile().as_text()
     assert "all-reduce" in text  # each device computed part of every batch
     print("ok", diff)
 """)
@@ -144,3 +145,20 @@ def test_two_processes_match_one_process(tmp_path):
         got = fnn.load(out)
         chex.assert_trees_all_close(got["params"], single["params"], rtol=1e-5, atol=1e-6)
         np.testing.assert_allclose(got["loss"], single["loss"], rtol=1e-5)
+
+
+def test_sweep_of_zero_epochs_returns_the_initial_params():
+    x, y = fnn.data.circles(jax.random.key(0), 32, noise=0.05)
+    runs = fnn.sweep(MODEL, x, y, optimizer=fnn.optim.sgd, learning_rates=[0.1, 0.2], seeds=[0], epochs=0)
+    assert runs.history["loss"].shape == (2, 1, 0) and (runs.epochs_run == 0).all()
+    chex.assert_trees_all_close(runs.run(1, 0), MODEL.init(jax.random.key(0), 2))
+    assert runs.stop_reasons == (("epochs",), ("epochs",))
+
+
+def test_sweep_records_snapshots_after_the_rate_and_seed_axes():
+    x, y = fnn.data.circles(jax.random.key(0), 32, noise=0.05)
+    runs = fnn.sweep(MODEL, x, y, optimizer=fnn.optim.adam, learning_rates=[0.01, 0.1], seeds=[0, 1], epochs=6,
+                     record_every=2)
+    assert runs.snapshot_epochs == (2, 4, 6)
+    assert runs.snapshots[0].w.shape == (2, 2, 3) + MODEL.init(jax.random.key(0), 2)[0].w.shape
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[:, :, -1], runs.snapshots), runs.params)

@@ -61,3 +61,11 @@ def test_bad_streams(data):
         fnn.fit(MODEL, p, [(x, y)], None, key=jax.random.key(0))
     with pytest.raises(ValueError, match="y is None"):
         fnn.fit(MODEL, p, x, None)
+
+
+def test_a_later_empty_epoch_is_refused(data):
+    x, y = data
+    p = MODEL.init(jax.random.key(0), 2)
+    gen = ((x[i:i + 20], y[i:i + 20]) for i in range(0, 200, 20))  # a generator: used up after epoch 0
+    with pytest.raises(ValueError, match="batches of epoch 1 were empty.*function epoch -> iterable"):
+        fnn.fit(MODEL, p, lambda epoch: gen, None, epochs=4)

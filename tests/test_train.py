@@ -1,6 +1,8 @@
 """fit / evaluate / predict: learning, compiled once, every sample counted, stopping rules, bad inputs."""
+import sys
 import warnings
 
+import _compiles
 import chex
 import jax
 import jax.numpy as jnp
@@ -8,7 +10,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import optim, train
+from fnn import engine, optim, train
 
 SEED_NET = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(6, activation="relu"),
                            fnn.Dense(6, activation="relu"), fnn.Dense(4, activation="relu"),
@@ -54,7 +56,7 @@ def test_every_sample_counts_last_partial_batch(tiny, model):
     """One unshuffled epoch of SGD over batches [0:4], [4:8], [8:10] equals the steps done by hand."""
     x, y = tiny
     params = model.init(jax.random.key(3), input_dim=3)
-    assert train._Layout.of(model, 3).flat == (model is SMALL)
+    assert engine.Layout.of(model, 3, elementwise=True).flat == (model is SMALL)
     r = fnn.fit(model, params, x, y, optimizer=optim.sgd(0.5), epochs=1, batch_size=4, shuffle=False)
     loss = fnn.objective(model, "binary_cross_entropy")
     p, losses = params, []
@@ -69,13 +71,11 @@ def test_every_sample_counts_last_partial_batch(tiny, model):
 def test_compiles_once_per_fit_and_reuses_program(circles):
     x, y = circles
     params = SEED_NET.init(jax.random.key(0), input_dim=2)
-    opt = optim.adam(0.01)
-    before = train.TRACE_COUNT["step"]
-    fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=7, batch_size=50)
-    assert train.TRACE_COUNT["step"] - before == 1  # traced once for all 7 epochs × 8 batches
-    fnn.fit(SEED_NET, params, x + 0.01, y, optimizer=optim.adam(0.01), epochs=6, batch_size=50,
-            key=jax.random.key(5))
-    assert train.TRACE_COUNT["step"] - before == 1  # same shapes and settings: nothing retraced
+    fnn.fit(SEED_NET, params, x, y, optimizer=optim.adam(0.01), epochs=7, batch_size=50)
+    with _compiles.counting() as counts:
+        fnn.fit(SEED_NET, params, x + 0.01, y, optimizer=optim.adam(0.02), epochs=6, batch_size=50,
+                key=jax.random.key(5))
+    assert counts == {"trace": 0, "compile": 0}  # same structure, other numbers: nothing traced or compiled
 
 
 def _setup(model, params, x, y, **overrides):
@@ -83,12 +83,12 @@ def _setup(model, params, x, y, **overrides):
                   validation_split=0.0, target_loss=None, patience=None, min_delta=0.0, restore_best=True,
                   max_bad_steps=0, shuffle=True, verbose=0, checkpoint=None, checkpoint_every=None, resume=None)
     kwargs.update(overrides)
-    return train._setup(model, params, x, y, **kwargs)
+    return train.prepare(model, params, x, y, **kwargs)
 
 
 def _program_text(setup):
-    run = train._compiled(setup.config)
-    return run.lower(setup.state, setup.data, jnp.int32(4)).compile().as_text()
+    run = engine.compiled(setup.config)
+    return run.lower(setup.state, setup.data, setup.settings, np.int32(4)).compile().as_text()
 
 
 def test_no_host_transfer_inside_the_run(circles):
@@ -228,15 +228,20 @@ def test_edge_cases_train(tiny):
     assert r.epochs_run == 2
 
 
-def test_verbose_output(tiny, capsys):
+def test_verbose_output(tiny, capsys, monkeypatch):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)
     fnn.fit(SMALL, p, x, y, epochs=3, verbose=2)
     out = capsys.readouterr().out
     assert out.count("epoch ") == 3 and "epoch 3/3" in out and "accuracy" in out
+    fnn.fit(SMALL, p, x, y, epochs=3, verbose=1)  # not a terminal: one line per epoch, the loss first
+    lines = capsys.readouterr().out.splitlines()
+    assert len(lines) == 3 and lines[-1].startswith("epoch 3/3 - loss ") and "- accuracy " in lines[-1]
+    assert lines[-1].endswith("/epoch")
+    monkeypatch.setattr(sys.stdout, "isatty", lambda: True)  # a terminal: one progress bar, redrawn
     fnn.fit(SMALL, p, x, y, epochs=3, verbose=1)
     out = capsys.readouterr().out
-    assert "\r" in out and "epoch 3/3 [" in out
+    assert "\r" in out and "epoch 3/3 [" in out and out.count("\n") == 1
     fnn.fit(SMALL, p, x, y, epochs=3, verbose=0)
     assert capsys.readouterr().out == ""
 
@@ -266,7 +271,7 @@ def _bad_fit_cases(x, y, p):
         (dict(x=x[:0], y=y[:0]), "0 samples"),
         (dict(x=x[:, :2]), "features"),
         (dict(y=y[:7]), "numbers of samples"),
-        (dict(y=2 * y), "0 or 1"),
+        (dict(y=2 * y), r"labels in \[0, 1\]"),
         (dict(y=np.stack([y, y], 1)), "columns"),
         (dict(x=x.astype(str)), "dtype"),
         (dict(x=x.astype(np.complex64)), "complex"),
@@ -275,10 +280,17 @@ def _bad_fit_cases(x, y, p):
         (dict(epochs=-1), "epochs"),
         (dict(params=p[:1]), "layer"),
         (dict(params=(p[0], p[1]._replace(w=p[1].w[:4]))), r"params\[1\].w.*\(4, 1\).*\(8, 1\)"),
-        (dict(optimizer="adam"), "optimizer"),
+        (dict(optimizer="rmsprop"), "unknown optimizer"),
+        (dict(optimizer=3), "optimizer"),
         (dict(loss="hinge"), "unknown loss"),
         (dict(loss="categorical_cross_entropy"), "softmax"),
-        (dict(key=3), "key"),
+        (dict(key="3"), "key"),
+        (dict(opt_state=(1, 2)), "opt_state"),
+        (dict(sample_weight=np.ones(3)), "sample_weight"),
+        (dict(sample_weight=-np.ones(10)), "negative"),
+        (dict(class_weight={5: 1.0}), "class_weight key 5"),
+        (dict(class_weight=[1.0]), "class_weight must be"),
+        (dict(record_every=0), "record_every"),
         (dict(target_loss=float("nan")), "target_loss"),
         (dict(patience=0), "patience"),
         (dict(validation_data=(x[:, :2], y)), "features"),
@@ -291,15 +303,15 @@ def _bad_fit_cases(x, y, p):
 def test_fit_bad_inputs_raise_before_compiling(tiny):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)
-    before = train.TRACE_COUNT["step"]
-    for override, match in _bad_fit_cases(x, y, p):
-        kwargs = dict(x=x, y=y, params=p)
-        kwargs.update(override)
-        args = (kwargs.pop("params"), kwargs.pop("x"), kwargs.pop("y"))
-        with pytest.raises((ValueError, TypeError), match=match) as info:
-            fnn.fit(SMALL, *args, epochs=kwargs.pop("epochs", 1), **kwargs)
-        assert isinstance(info.value, fnn.FnnError), (override, info.value)
-    assert train.TRACE_COUNT["step"] == before
+    with _compiles.counting() as counts:
+        for override, match in _bad_fit_cases(x, y, p):
+            kwargs = dict(x=x, y=y, params=p)
+            kwargs.update(override)
+            args = (kwargs.pop("params"), kwargs.pop("x"), kwargs.pop("y"))
+            with pytest.raises((ValueError, TypeError), match=match) as info:
+                fnn.fit(SMALL, *args, epochs=kwargs.pop("epochs", 1), **kwargs)
+            assert isinstance(info.value, fnn.FnnError), (override, info.value)
+    assert counts["compile"] == 0
 
 
 def test_categorical_bad_labels():
@@ -330,8 +342,8 @@ def test_evaluate_and_predict_bad_inputs(tiny):
             fn(x[None])
     with pytest.raises(ValueError, match="numbers of samples"):
         fnn.evaluate(SMALL, p, x, y[:3])
-    with pytest.raises(ValueError, match="0 or 1"):
-        fnn.evaluate(SMALL, p, x, y + 0.5)
+    with pytest.raises(ValueError, match=r"labels in \[0, 1\]"):
+        fnn.evaluate(SMALL, p, x, y + 0.75)
     with pytest.raises(ValueError, match="layer"):
         fnn.predict(SMALL, p[:1], x)
     with pytest.raises(TypeError, match="Sequential"):
@@ -361,3 +373,124 @@ def test_checkpoint_and_resume_bitwise(tmp_path, circles):
         fnn.fit(model, p, x, y, epochs=10, resume=tmp_path / "params.fnn")
     with pytest.raises(FileNotFoundError):
         fnn.fit(model, p, x, y, epochs=10, resume=tmp_path / "missing.fnn")
+
+
+# --------------------------------------------------------------------------- defects found on real data
+def test_rejected_steps_are_left_out_of_the_figures_and_reported():
+    rng = np.random.RandomState(0)
+    x = rng.randn(64, 2).astype(np.float32)
+    y = (x @ np.array([1.0, -2.0]) + 0.5).astype(np.float32)
+    x[17] = [3e30, 3e30]  # one poisoned row: its batch's loss overflows every epoch
+    reg = fnn.Sequential([fnn.Dense(8, activation="relu"), fnn.Dense(1)])
+    p = reg.init(jax.random.key(0), 2)
+    with pytest.warns(RuntimeWarning, match=r"step\(s\) had a non-finite loss .* skipped .* first at epoch 1"):
+        r = fnn.fit(reg, p, x, y, loss="mse", optimizer=optim.adam(1e-2), epochs=40, batch_size=16,
+                    max_bad_steps=2, target_loss=0.5, shuffle=False)
+    assert all(np.isfinite(r.history["loss"]))  # the clean rows' loss, not inf
+    assert r.stop_reason == "target_loss" and r.history["loss"][-1] <= 0.5
+    assert r.rejected_steps == r.epochs_run and r.first_rejected == (0, 1)  # row 17 sits in batch 1
+    clean = np.delete(np.arange(64), 17)
+    assert fnn.evaluate(reg, r.params, x[clean], y[clean])["loss"] < 1.0
+
+
+def test_a_run_whose_every_step_is_rejected_says_so():
+    x = np.full((8, 1), 3e30, np.float32)  # every batch overflows
+    y = np.ones(8, np.float32)
+    reg = fnn.Sequential([fnn.Dense(1)])
+    p = reg.init(jax.random.key(0), 1)
+    with pytest.warns(RuntimeWarning, match="8 step"):
+        r = fnn.fit(reg, p, x, y, optimizer=optim.sgd(0.1), epochs=4, batch_size=4, max_bad_steps=1000)
+    assert r.rejected_steps == 8 and r.stop_reason == "epochs"
+    assert all(np.isnan(r.history["loss"]))  # no accepted step: no figure, never a plausible number
+    with pytest.warns(RuntimeWarning, match="non-finite loss"):
+        r = fnn.fit(reg, p, x, y, optimizer=optim.sgd(0.1), epochs=4, batch_size=4, max_bad_steps=5)
+    assert r.stop_reason == "non_finite_loss" and r.divergence is not None
+
+
+def test_divergence_returns_params_that_predict_finite_values():
+    rng = np.random.RandomState(1)
+    x = rng.randn(200, 5).astype(np.float32) * 3
+    y = (x @ rng.randn(5) * 50 + 100).astype(np.float32)  # unscaled targets: momentum 0.1 blows up
+    reg = fnn.Sequential([fnn.Dense(16, activation="relu"), fnn.Dense(1)])
+    p = reg.init(jax.random.key(0), 5)
+    with pytest.warns(RuntimeWarning, match="returning the (params at the end of epoch|initial params)"):
+        r = fnn.fit(reg, p, x, y, loss="mse", optimizer=optim.momentum(0.1, 0.9), epochs=30)
+    assert r.stop_reason == "non_finite_loss"
+    pred = np.asarray(fnn.predict(reg, r.params, x))
+    assert np.isfinite(pred).all() and np.abs(pred).max() < 1e6
+
+
+def test_resume_checks_epochs_and_the_model(tmp_path, circles):
+    x, y = circles
+    model = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(1, activation="sigmoid")])
+    p = model.init(jax.random.key(0), 2)
+    path = tmp_path / "run.fnn"
+    fnn.fit(model, p, x, y, epochs=9, checkpoint=path)
+    with pytest.raises(fnn.FnnValueError, match=r"already run 9 epochs, more than epochs=5"):
+        fnn.fit(model, p, x, y, epochs=5, resume=path)
+    fnn.fit(model, p, x, y, epochs=4, checkpoint=path)
+    with pytest.raises(fnn.FnnValueError, match=r"already run 4 epochs, more than epochs=3"):
+        fnn.fit(model, p, x, y, epochs=3, resume=path)
+    other = fnn.Sequential([fnn.Dense(5, activation="relu"), fnn.Dense(1, activation="sigmoid")])
+    with pytest.raises(fnn.FnnValueError, match="another model") as info:
+        fnn.fit(other, other.init(jax.random.key(0), 2), x, y, epochs=6, resume=path)
+    assert "data size" not in str(info.value)
+
+
+def test_sample_and_class_weights(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    kw = dict(optimizer=optim.sgd(0.5), epochs=2, batch_size=4, shuffle=False)
+    plain = fnn.fit(SMALL, p, x, y, **kw)
+    ones = fnn.fit(SMALL, p, x, y, sample_weight=np.ones(10), **kw)
+    chex.assert_trees_all_close(plain.params, ones.params, rtol=1e-6)
+    twice = np.where(y > 0.5, 2.0, 1.0)
+    by_sample = fnn.fit(SMALL, p, x, y, sample_weight=twice, **kw)
+    by_class = fnn.fit(SMALL, p, x, y, class_weight={0: 1.0, 1: 2.0}, **kw)
+    chex.assert_trees_all_close(by_sample.params, by_class.params, rtol=1e-6)
+    duplicated = fnn.fit(SMALL, p, np.concatenate([x, x[y > 0.5]]), np.concatenate([y, y[y > 0.5]]),
+                         epochs=1, batch_size=100, optimizer=optim.sgd(0.5))
+    weighted = fnn.fit(SMALL, p, x, y, sample_weight=twice, epochs=1, batch_size=100, optimizer=optim.sgd(0.5))
+    chex.assert_trees_all_close(duplicated.params, weighted.params, rtol=1e-5)  # weight 2 = the row twice
+    ev = fnn.evaluate(SMALL, p, x, y, sample_weight=twice)
+    per = -(y * np.log(np.asarray(fnn.predict(SMALL, p, x))[:, 0]) +
+            (1 - y) * np.log(1 - np.asarray(fnn.predict(SMALL, p, x))[:, 0]))
+    np.testing.assert_allclose(ev["loss"], np.sum(twice * per) / np.sum(twice), rtol=1e-5)
+
+
+def test_soft_labels_for_binary_cross_entropy(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    soft = 0.1 + 0.8 * y  # label smoothing
+    r = fnn.fit(SMALL, p, x, soft, epochs=3)
+    assert np.isfinite(r.history["loss"]).all()
+
+
+def test_keras_names_and_int_seeds(tiny):
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    by_name = fnn.fit(SMALL, p, x, y, loss="binary_crossentropy", optimizer="adam", epochs=2, key=3)
+    explicit = fnn.fit(SMALL, p, x, y, loss="binary_cross_entropy", optimizer=optim.adam(1e-3), epochs=2,
+                       key=jax.random.key(3))
+    chex.assert_trees_all_equal(by_name.params, explicit.params)
+    for name in ("sgd", "momentum", "nesterov"):
+        assert np.isfinite(fnn.fit(SMALL, p, x, y, optimizer=name, epochs=1).history["loss"]).all()
+    reg = fnn.Sequential([fnn.Dense(1)])
+    for alias in ("mean_squared_error", "mse"):
+        assert "mse" in fnn.fit(reg, reg.init(jax.random.key(0), 3), x, y, loss=alias, epochs=1).history
+
+
+def test_several_sigmoid_outputs_are_multi_label_and_say_so():
+    rng = np.random.RandomState(0)
+    x = rng.randn(30, 4).astype(np.float32)
+    labels = rng.randint(0, 3, 30)
+    one_hot = np.eye(3, dtype=np.float32)[labels]
+    model = fnn.Sequential([fnn.Dense(3, activation="sigmoid")])
+    p = model.init(jax.random.key(0), 4)
+    with pytest.warns(UserWarning, match="one-hot.*multi-label.*softmax"):
+        r = fnn.fit(model, p, x, one_hot, loss="binary_cross_entropy", epochs=2)
+    assert "label_accuracy" in r.history
+    ev = fnn.evaluate(model, r.params, x, one_hot, loss="binary_cross_entropy")
+    classes = np.asarray(fnn.predict_classes(model, r.params, x))
+    assert classes.shape == (30, 3)  # one 0/1 column per label
+    np.testing.assert_allclose(ev["label_accuracy"], np.mean(classes == one_hot), rtol=1e-6)

@@ -1,0 +1,129 @@
+"""Targets: every form a loss accepts, turned into the (n, k) float array the losses compute with.
+
+Three kinds: "real" (mse: any finite values), "binary" (binary cross-entropy: 0/1 labels or soft
+labels in [0, 1]) and "categorical" (integer class labels (n,) in [0, k), or one-hot/probability
+rows (n, k)). Concrete targets are checked on the host and refused with an error naming the row;
+under a transformation (jit, grad, vmap) values cannot be checked, so an invalid target turns its
+row into NaN: a traced loss on bad labels is loud (NaN), never a plausible number.
+"""
+from __future__ import annotations
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import _validate
+from fnn.errors import FnnValueError
+
+Array = jax.Array
+
+REAL, BINARY, CATEGORICAL = "real", "binary", "categorical"
+
+
+def prepare(y, kind: str, n_outputs: int, dtype=jnp.float32, name: str = "y", loss: str = "the loss") -> Array:
+    """Any accepted target form -> (n, n_outputs) array of `dtype`, checked for `kind`.
+
+    real / binary: (n, k) or (n,) when k = 1. categorical: integer labels (n,) or (n, 1) in [0, k),
+    or (n, k) rows >= 0 summing to 1. Never broadcasts (n,) against (n, 1): ambiguous shapes are
+    refused. `loss` names the loss in messages.
+    """
+    y = _validate.array(y, name)
+    _validate.check_finite(y, name)
+    if _validate.is_concrete(y):
+        y = np.asarray(y)  # checked and shaped on the host: nothing to compile
+    if y.ndim == 0 or y.ndim > 2:
+        raise FnnValueError(f"{name} must be (n_samples,) or (n_samples, {n_outputs}), got shape {tuple(y.shape)}")
+    if y.shape[0] == 0:
+        raise FnnValueError(f"{name} has 0 samples (shape {tuple(y.shape)})")
+    if kind == CATEGORICAL:
+        return _categorical(y, n_outputs, dtype, name)
+    if y.ndim == 1:
+        if n_outputs != 1:
+            raise FnnValueError(f"{name} has shape {tuple(y.shape)} but the model has {n_outputs} outputs; "
+                                f"pass {name} of shape (n_samples, {n_outputs})")
+        y = y[:, None]
+    elif y.shape[1] != n_outputs:
+        raise FnnValueError(f"{name} has {y.shape[1]} columns (shape {tuple(y.shape)}) but the model has "
+                            f"{n_outputs} outputs")
+    if kind != BINARY:
+        return _validate.device(y, dtype) if _validate.is_concrete(y) else jnp.asarray(y, dtype)
+    if not _validate.is_concrete(y):
+        y = jnp.asarray(y, dtype)
+        return jnp.where((y >= 0) & (y <= 1), y, jnp.nan)
+    values = np.asarray(y)
+    bad = (values < 0) | (values > 1)
+    if bad.any():
+        i = tuple(int(v) for v in np.argwhere(bad)[0])
+        raise FnnValueError(f"{loss} needs labels in [0, 1] in {name} (0/1 classes, or soft labels); found "
+                            f"{values[i]} at row {i[0]}; for k classes use softmax with categorical_cross_entropy")
+    return _validate.device(y, dtype)
+
+
+def _categorical(y, k, dtype, name):
+    labels = y.ndim == 1 or (y.ndim == 2 and y.shape[1] == 1 and k != 1)
+    if labels:
+        y = y.reshape(-1)
+        if not _validate.is_concrete(y):
+            y = jnp.asarray(y)
+            valid = (y >= 0) & (y < k) & (y == jnp.round(y) if jnp.issubdtype(y.dtype, jnp.floating) else True)
+            rows = jax.nn.one_hot(jnp.where(valid, y, 0).astype(jnp.int32), k, dtype=dtype)
+            return jnp.where(valid[:, None], rows, jnp.nan)
+        values = np.asarray(y)
+        if values.dtype.kind == "f" and (values != np.round(values)).any():
+            i = int(np.argwhere(values != np.round(values))[0, 0])
+            raise FnnValueError(f"{name} looks like class labels (shape {tuple(y.shape)}) but {name}[{i}] = "
+                                f"{values[i]} is not an integer")
+        bad = (values < 0) | (values >= k)
+        if bad.any():
+            i = int(np.argwhere(bad)[0, 0])
+            raise FnnValueError(f"class label {name}[{i}] = {values[i]} is out of range: the model has {k} "
+                                f"output units, so labels must be in 0..{k - 1}")
+        return _validate.device(np.eye(k, dtype=np.dtype(dtype))[values.astype(np.int64)])
+    if y.shape[1] != k:
+        raise FnnValueError(f"one-hot {name} has width {y.shape[1]} (shape {tuple(y.shape)}) but the model has {k} "
+                            f"output units; pass (n, {k}) rows or integer labels (n,)")
+    if not _validate.is_concrete(y):
+        y = jnp.asarray(y, dtype)
+        valid = jnp.all(y >= 0, axis=1) & (jnp.abs(jnp.sum(y, axis=1) - 1) <= 1e-4)
+        return jnp.where(valid[:, None], y, jnp.nan)
+    values = np.asarray(y, dtype=np.float64)
+    sums = values.sum(axis=1)
+    if (values < 0).any():
+        i, j = (int(v) for v in np.argwhere(values < 0)[0])
+        raise FnnValueError(f"one-hot {name} row {i} has a negative entry {values[i, j]:.6g} at column {j}; "
+                            "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
+    bad = np.abs(sums - 1) > 1e-4
+    if bad.any():
+        i = int(np.argwhere(bad)[0, 0])
+        raise FnnValueError(f"one-hot {name} row {i} sums to {sums[i]:.6g}; "
+                            "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
+    return _validate.device(y, dtype)
+
+
+def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"):
+    """(pred, y) as (n, k) arrays; y in any form `kind` accepts; both checked when concrete
+    (finite, and in [0, 1] for probabilities)."""
+    pred = _validate.array(pred, "predictions")
+    if pred.ndim == 1 and kind != CATEGORICAL:
+        pred = pred[:, None]
+    if pred.ndim != 2:
+        raise FnnValueError(f"predictions must be (n_samples, n_outputs), got shape {tuple(pred.shape)}")
+    if pred.shape[0] == 0:
+        raise FnnValueError(f"predictions has 0 samples (shape {tuple(pred.shape)})")
+    if pred.shape[1] == 0:
+        raise FnnValueError(f"predictions has 0 outputs (shape {tuple(pred.shape)})")
+    _validate.check_finite(pred, "predictions")
+    if probabilities and _validate.is_concrete(pred):
+        values = np.asarray(pred)
+        outside = (values < 0) | (values > 1)
+        if outside.any():
+            i, j = (int(v) for v in np.argwhere(outside)[0])
+            raise FnnValueError(f"predictions must be probabilities in [0, 1]; found {values[i, j]} at row {i}, "
+                                f"column {j}; pass logits to the sigmoid_/softmax_ versions instead")
+    pred = jnp.asarray(pred)
+    if not jnp.issubdtype(pred.dtype, jnp.floating):
+        pred = pred.astype(jnp.float32)
+    t = prepare(y, kind, pred.shape[1], pred.dtype, loss=loss)
+    if t.shape[0] != pred.shape[0]:
+        raise FnnValueError(f"predictions and y have different numbers of samples: {pred.shape[0]} and {t.shape[0]}")
+    return pred, t

@@ -1,0 +1,259 @@
+"""The engine: compiled once per structure, numbers as runtime values, the optimizer sees the params'
+structure, runs continue with their optimizer state, rejected steps are reported, snapshots."""
+import warnings
+
+import _compiles
+import chex
+import jax
+import numpy as np
+import pytest
+
+import fnn
+from fnn import engine, optim
+
+SEED_NET = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(6, activation="relu"),
+                           fnn.Dense(6, activation="relu"), fnn.Dense(4, activation="relu"),
+                           fnn.Dense(1, activation="sigmoid")])
+RATES = (1e-3, 3e-3, 1e-2, 3e-2, 0.1, 0.3, 2e-3, 5e-2)
+
+
+@pytest.fixture(scope="module")
+def circles():
+    x, y = fnn.data.circles(jax.random.key(0), 64, noise=0.05)
+    return np.asarray(x), np.asarray(y)
+
+
+@pytest.fixture(scope="module")
+def params():
+    return SEED_NET.init(jax.random.key(0), 2)
+
+
+@pytest.mark.parametrize("make", [optim.adam, lambda lr: optim.momentum(lr, 0.9)], ids=["adam", "momentum"])
+def test_eight_learning_rates_compile_once(circles, params, make):
+    x, y = circles
+    first = fnn.fit(SEED_NET, params, x, y, optimizer=make(RATES[0]), epochs=5)
+    with _compiles.counting() as counts:
+        results = [fnn.fit(SEED_NET, params, x, y, optimizer=make(lr), epochs=5) for lr in RATES[1:]]
+    assert counts == {"trace": 0, "compile": 0}
+    assert len({r.history["loss"][-1] for r in [first] + results}) == len(RATES)  # the rates did differ
+
+
+def test_stopping_numbers_compile_once(circles, params):
+    x, y = circles
+    fnn.fit(SEED_NET, params, x, y, epochs=6, target_loss=0.1, patience=2, min_delta=0.0, max_bad_steps=0)
+    with _compiles.counting() as counts:
+        for target, patience, delta, bad in ((0.2, 3, 1e-3, 1), (0.5, 5, 0.0, 2), (0.69, 1, 0.1, 0)):
+            r = fnn.fit(SEED_NET, params, x, y, epochs=6, target_loss=target, patience=patience, min_delta=delta,
+                        max_bad_steps=bad)
+    assert counts == {"trace": 0, "compile": 0}
+    assert r.stop_reason in ("target_loss", "early_stopping")
+
+
+def test_any_number_of_epochs_compiles_once(circles, params):
+    x, y = circles
+    fnn.fit(SEED_NET, params, x, y, epochs=10)
+    with _compiles.counting() as counts:
+        runs = [fnn.fit(SEED_NET, params, x, y, epochs=n) for n in (37, 100, 300)]
+    assert counts == {"trace": 0, "compile": 0}
+    assert [r.epochs_run for r in runs] == [37, 100, 300]  # 300 > engine.CHUNK: two compiled calls
+    assert [len(r.history["loss"]) for r in runs] == [37, 100, 300]
+    np.testing.assert_array_equal(runs[1].history["loss"][:37], runs[0].history["loss"])
+
+
+def _recording(seen):
+    """A per-leaf optimizer (plain SGD written by hand) that records the leaf shapes it is given."""
+    def init(params):
+        seen.append(tuple(np.shape(leaf) for leaf in jax.tree.leaves(params)))
+        return ()
+
+    def update(grads, state, params=None):
+        seen.append(tuple(np.shape(leaf) for leaf in jax.tree.leaves(grads)))
+        return jax.tree.map(lambda g: -0.01 * g, grads), state
+
+    return init, update
+
+
+@pytest.mark.filterwarnings("ignore:.*compiles the run anew")
+@pytest.mark.parametrize("width, size", [(61, 4027), (62, 4155)])
+def test_a_user_optimizer_sees_the_params_structure(circles, width, size):
+    x, y = circles
+    model = fnn.Sequential([fnn.Dense(width, activation="relu"), fnn.Dense(width, activation="relu"),
+                            fnn.Dense(1, activation="sigmoid")])
+    p = model.init(jax.random.key(0), 2)
+    assert sum(leaf.size for leaf in jax.tree.leaves(p)) == size  # one below, one above engine.FLAT_LIMIT
+    seen = []
+    r = fnn.fit(model, p, x, y, optimizer=_recording(seen), epochs=1)
+    expected = tuple(leaf.shape for leaf in jax.tree.leaves(p))
+    assert seen and all(shapes == expected for shapes in seen)
+    assert jax.tree.structure(r.params) == jax.tree.structure(p)
+
+
+def test_fnn_optimizers_declare_themselves_elementwise():
+    assert all(o.elementwise for o in (optim.sgd(0.1), optim.adam(), optim.momentum(0.1), optim.nesterov(0.1),
+                                       optim.chain(optim.clip_by_global_norm(1.0), optim.adam())))
+    init, update = _recording([])
+    assert not optim.check_optimizer((init, update)).elementwise
+    assert not optim.chain(optim.adam(), (init, update)).elementwise
+
+
+def test_same_kind_of_optimizer_shares_update():
+    assert optim.adam(1e-3).update == optim.adam(3e-2).update
+    assert optim.momentum(0.1, 0.9).update == optim.momentum(0.5, 0.5).update
+    assert optim.adam(optim.cosine_decay(0.1, 10)).update == optim.adam(optim.cosine_decay(0.5, 99, 0.1)).update
+    assert optim.momentum(0.1).update != optim.nesterov(0.1).update
+
+
+@pytest.mark.parametrize("make", [optim.adam, lambda lr: optim.momentum(lr, 0.9)], ids=["adam", "momentum"])
+def test_opt_state_continues_a_run_exactly(circles, params, make):
+    x, y = circles
+    opt = make(0.01)
+    whole = fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=7, shuffle=False)
+    first = fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=3, shuffle=False)
+    rest = fnn.fit(SEED_NET, first.params, x, y, optimizer=opt, epochs=4, shuffle=False, opt_state=first.opt_state)
+    chex.assert_trees_all_close(rest.params, whole.params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(first.history["loss"] + rest.history["loss"], whole.history["loss"], rtol=1e-6)
+    fresh = fnn.fit(SEED_NET, first.params, x, y, optimizer=opt, epochs=4, shuffle=False)
+    assert fresh.history["loss"] != rest.history["loss"]  # without the state Adam's moments restart
+
+
+def test_opt_state_is_checked(circles, params):
+    x, y = circles
+    state = optim.adam().init(params)
+    with pytest.raises(fnn.FnnValueError, match="opt_state does not fit"):
+        fnn.fit(SEED_NET, params, x, y, optimizer=optim.momentum(0.1), opt_state=state, epochs=1)
+    other = fnn.Sequential([fnn.Dense(3), fnn.Dense(1, activation="sigmoid")]).init(jax.random.key(0), 2)
+    with pytest.raises(fnn.FnnValueError, match=r"opt_state.*shape"):
+        fnn.fit(SEED_NET, params, x, y, optimizer=optim.adam(), opt_state=optim.adam().init(
+            params[:3] + tuple(other)), epochs=1)
+    bad = state._replace(mu=jax.tree.map(lambda a: a * np.nan, state.mu))
+    with pytest.raises(fnn.FnnValueError, match="non-finite"):
+        fnn.fit(SEED_NET, params, x, y, optimizer=optim.adam(), opt_state=bad, epochs=1)
+
+
+def test_a_rebuilt_user_optimizer_warns_once(circles, params):
+    x, y = circles
+
+    def build():  # a new closure each call: same code, new function objects
+        def update(grads, state, params=None):
+            return jax.tree.map(lambda g: -0.01 * g, grads), state
+        return (lambda p: (), update)
+
+    tiny = fnn.Sequential([fnn.Dense(1, activation="sigmoid")])  # quick to compile: each call compiles anew
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        for _ in range(3):
+            fnn.fit(tiny, tiny.init(0, 2), x, y, optimizer=build(), epochs=1)
+    messages = [str(w.message) for w in caught if "compiles the run anew" in str(w.message)]
+    assert len(messages) == 1
+
+
+def test_hyperparameters_live_in_the_state_in_the_params_dtype():
+    p64 = {"w": np.ones(3, np.float64)}
+    state = optim.adam(optim.cosine_decay(0.1, 10), b1=0.8).init(p64)
+    assert float(state.hyper["b1"]) == 0.8 and state.hyper["b1"].dtype == np.float64
+    assert state.hyper["learning_rate"]["decay_steps"].dtype == np.float64
+    p32 = {"w": np.ones(3, np.float32)}
+    assert optim.momentum(0.1, 0.9).init(p32).hyper["momentum"].dtype == np.float32
+
+
+def test_no_module_reaches_into_another_modules_private_names():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(fnn.__file__).parent
+    modules = {p.stem for p in root.glob("*.py")}
+    offenders = []
+    for path in root.glob("*.py"):
+        tree = ast.parse(path.read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fnn"):
+                offenders += [f"{path.name}: from {node.module} import {a.name}" for a in node.names
+                              if a.name.startswith("_") and a.name not in modules]  # _validate: a shared module
+            if (isinstance(node, ast.Attribute) and isinstance(node.value, ast.Name)
+                    and node.value.id in modules and node.attr.startswith("_") and not node.attr.startswith("__")
+                    and node.value.id != path.stem and node.attr not in ("_replace", "_asdict", "_fields")):
+                offenders.append(f"{path.name}: {node.value.id}.{node.attr}")
+    assert not offenders, offenders
+
+
+def test_no_import_cycle():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(fnn.__file__).parent
+    graph = {}
+    for path in root.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):  # imports inside functions count too
+            if isinstance(node, ast.ImportFrom) and node.module == "fnn":
+                deps |= {a.name for a in node.names}
+            elif isinstance(node, ast.ImportFrom) and node.module and node.module.startswith("fnn."):
+                deps.add(node.module.split(".")[1])
+            elif isinstance(node, ast.Import):
+                deps |= {a.name.split(".")[1] for a in node.names if a.name.startswith("fnn.")}
+        graph[path.stem] = {d for d in deps if (root / f"{d}.py").exists()}
+    graph["__init__"] = set()  # the package re-exports everything; nothing imports it back by name
+
+    def visit(node, stack):
+        if node in stack:
+            raise AssertionError(f"import cycle: {' -> '.join(stack[stack.index(node):] + [node])}")
+        for dep in graph.get(node, ()):
+            visit(dep, stack + [node])
+
+    for module in graph:
+        visit(module, [])
+
+
+@pytest.mark.parametrize("n", [1, 2, 7, 1000, 4096, 5000])
+def test_shuffle_order_is_a_permutation_that_varies(n):
+    a = np.asarray(engine.shuffle_order(jax.random.key(0), n))
+    b = np.asarray(engine.shuffle_order(jax.random.key(1), n))
+    assert sorted(a) == list(range(n)) and sorted(b) == list(range(n))
+    if n >= 7:
+        assert (a != b).any() and (a != np.arange(n)).any()
+
+
+def test_shuffle_order_is_uniform_enough():
+    """Each row lands in each position about equally often over many keys (chi-square, small n)."""
+    n, draws = 5, 4000
+    orders = np.asarray(jax.vmap(lambda k: engine.shuffle_order(k, n))(jax.random.split(jax.random.key(0), draws)))
+    counts = np.stack([(orders == row).sum(axis=0) for row in range(n)])  # (row, position)
+    expected = draws / n
+    chi2 = ((counts - expected) ** 2 / expected).sum()
+    assert chi2 < 60, chi2  # 16 degrees of freedom: p ≈ 1e-6 at 60
+
+
+def test_record_every_keeps_the_params_of_those_epochs(circles, params):
+    x, y = circles
+    kw = dict(optimizer=optim.momentum(0.05, 0.9), shuffle=False)
+    r = fnn.fit(SEED_NET, params, x, y, epochs=12, record_every=4, **kw)
+    assert r.snapshot_epochs == (4, 8, 12)
+    assert r.snapshots[0].w.shape == (3,) + params[0].w.shape
+    for i, epochs in enumerate(r.snapshot_epochs):
+        alone = fnn.fit(SEED_NET, params, x, y, epochs=epochs, **kw)
+        chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], r.snapshots), alone.params, rtol=1e-6)
+    long = fnn.fit(SEED_NET, params, x, y, epochs=engine.CHUNK + 6, record_every=50, **kw)  # across two calls
+    assert long.snapshot_epochs == (50, 100)
+    chex.assert_trees_all_close(jax.tree.map(lambda a: a[-1], long.snapshots),
+                                fnn.fit(SEED_NET, params, x, y, epochs=100, **kw).params, rtol=1e-6)
+
+
+def test_record_every_off_is_the_program_without_snapshots(circles, params):
+    """Off, the config and so the compiled run are the ones a fit without the argument uses: no
+    snapshot buffer in the program."""
+    x, y = circles
+    fnn.fit(SEED_NET, params, x, y, epochs=3)
+    with _compiles.counting() as counts:
+        r = fnn.fit(SEED_NET, params, x, y, epochs=3, record_every=None)
+    assert counts == {"trace": 0, "compile": 0} and r.snapshots is None and r.snapshot_epochs is None
+    from fnn import train
+    setup = train.prepare(SEED_NET, params, x, y, loss=None, optimizer=None, epochs=3, batch_size=32, key=None,
+                          validation_data=None, validation_split=0.0, target_loss=None, patience=None,
+                          min_delta=0.0, restore_best=True, max_bad_steps=0, shuffle=True, verbose=0,
+                          checkpoint=None, checkpoint_every=None, resume=None)
+    assert setup.config.record_every == 0
+    off = engine.compiled(setup.config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
+    on_config = setup.config._replace(record_every=1)
+    on = engine.compiled(on_config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
+    size = setup.config.layout.size
+    assert f"tensor<{engine.CHUNK + 1}x{size}xf" in on and f"x{size}xf" not in off.replace(f"tensor<{size}xf", "")
