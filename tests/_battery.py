@@ -165,7 +165,11 @@ X_BAD = [  # (what, x, error, regex); for the entry points taking (n, d) inputs 
 ]
 X_BAD_BATCH_ONLY = [  # where x must be a batch: a 1-d x is not one example
     ("x 1-d", X[:, 0], FnnValueError,
-     r"x must be 2-d \(n_samples, n_features\), got shape \(4,\) \(reshape a single feature column"),
+     r"x must be 2-d \(n_samples, n_features\), got shape \(4,\) \(the model expects 2 features: reshape a single "
+     r"feature column with x\.reshape\(-1, 1\), or one example of 4 features is x\.reshape\(1, -1\)\)"),
+    ("x 1-d, one example of the model's width", X[0], FnnValueError,
+     r"x must be 2-d \(n_samples, n_features\), got shape \(2,\) \(the model expects 2 features: one example of 2 "
+     r"features is x\.reshape\(1, -1\)\)$"),
 ]
 X_BAD_SINGLE_OK = [  # where a (d,) x is one example: a (d',) one of the wrong width is refused
     ("x 1-d with 3 features", np.ones(3, np.float32), FnnValueError,
@@ -197,11 +201,11 @@ Y_BAD = {  # loss -> [(what, y, error, regex)], for PROBLEMS[loss]
     ],
     "binary_cross_entropy": [
         ("label 2", np.array([0, 2, 1, 0]), FnnValueError,
-         r"binary_cross_entropy needs labels 0 or 1 in y; found 2 at row 1"),
+         r"binary_cross_entropy needs labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 2 at row 1"),
         ("label -1", np.array([0, 1, -1, 0]), FnnValueError,
-         r"binary_cross_entropy needs labels 0 or 1 in y; found -1 at row 2"),
-        ("label 0.5", np.array([0.0, 1.0, 1.0, 0.5]), FnnValueError,
-         r"binary_cross_entropy needs labels 0 or 1 in y; found 0.5 at row 3"),
+         r"binary_cross_entropy needs labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found -1 at row 2"),
+        ("label 1.5", np.array([0.0, 1.0, 1.0, 1.5]), FnnValueError,
+         r"binary_cross_entropy needs labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 1.5 at row 3"),
         ("y with 2 columns for 1 output", np.zeros((N, 2)), FnnValueError,
          r"y has 2 columns \(shape \(4, 2\)\) but the model has 1 outputs"),
     ],
@@ -257,6 +261,10 @@ def _bad_params(model: fnn.Sequential) -> list:
          r"params\[0\] must be DenseParams\(w, b\), got tuple"),
         ("params leaves as lists", (DenseParams(w0.tolist(), b0.tolist()), good[1]), FnnTypeError,
          r"params\[0\]\.w and \.b must be arrays, got list and list"),
+        ("params[1].w with NaN", (good[0], DenseParams(w1.at[2, 0].set(NaN), b1)), FnnValueError,
+         r"params\[1\]\.w contains 1 non-finite value\(s\) \(first: nan at row 2, column 0\); the params are unusable"),
+        ("params[0].b with inf", (DenseParams(w0, b0.at[1].set(INF)), good[1]), FnnValueError,
+         r"params\[0\]\.b contains 1 non-finite value\(s\) \(first: inf at index 1\); the params are unusable"),
     ]
 
 
@@ -463,6 +471,19 @@ def _model_cases() -> list[Case]:
         Case("fnn.Dense", "softmax over 1 unit", lambda bad: fnn.Dense(bad, activation="softmax"), 1, FnnValueError,
              r"softmax over a single unit is always 1"),
     ]
+    input_dim = lambda bad: fnn.Dense(4, input_dim=bad)  # noqa: E731
+    cases += [
+        Case("fnn.Dense", "input_dim 0", input_dim, 0, FnnValueError,
+             r"Dense input_dim must be an integer >= 1, got 0"),
+        Case("fnn.Dense", "input_dim -1", input_dim, -1, FnnValueError,
+             r"Dense input_dim must be an integer >= 1, got -1"),
+        Case("fnn.Dense", "input_dim 2.5", input_dim, 2.5, FnnTypeError,
+             r"Dense input_dim must be an integer >= 1, got float 2.5"),
+        Case("fnn.Dense", "input_dim '2'", input_dim, "2", FnnTypeError,
+             r"Dense input_dim must be an integer >= 1, got str '2'"),
+        Case("fnn.Dense", "input_dim True", input_dim, True, FnnTypeError,
+             r"Dense input_dim must be an integer >= 1, got bool True"),
+    ]
     seq = lambda bad: fnn.Sequential(bad)  # noqa: E731
     cases += [
         Case("fnn.Sequential", "no layers", seq, [], FnnValueError, r"Sequential needs at least one layer"),
@@ -474,12 +495,20 @@ def _model_cases() -> list[Case]:
              r"Sequential layer 1 must be a fnn\.Dense, got str 'relu'"),
         Case("fnn.Sequential", "an int as a layer", seq, [3, fnn.Dense(1)], FnnTypeError,
              r"Sequential layer 0 must be a fnn\.Dense, got int 3"),
+        Case("fnn.Sequential", "input_dim on a later layer",
+             lambda bad: fnn.Sequential([fnn.Dense(3), fnn.Dense(1, input_dim=bad)]), 3, FnnValueError,
+             r"Sequential layer 1, Dense\(1, input_dim=3\), declares input_dim, but only the first layer may: .*; "
+             r"remove input_dim from layer 1"),
     ]
     init = lambda bad: BIN.init(bad, 2)  # noqa: E731
     dim = lambda bad: BIN.init(KEY, bad)  # noqa: E731
     cases += [
-        Case("model.init", "key an int", init, 0, FnnTypeError,
-             r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("model.init", "key a negative int", init, -1, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
+        Case("model.init", "key a 33-bit int", init, 2**32, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got 4294967296"),
+        Case("model.init", "key a bool", init, True, FnnTypeError,
+             r"key must be a JAX PRNG key such as jax\.random\.key\(0\), or an integer seed >= 0, got bool True"),
         Case("model.init", "key None", init, None, FnnTypeError, r"key must be a JAX PRNG key .*got None"),
         Case("model.init", "key a float array", init, np.zeros(2, np.float32), FnnTypeError,
              r"key must be a JAX PRNG key .*got an array of dtype float32 and shape \(2,\)"),
@@ -490,6 +519,12 @@ def _model_cases() -> list[Case]:
         Case("model.init", "input_dim 2.5", dim, 2.5, FnnTypeError,
              r"input_dim must be an integer >= 1, got float 2.5"),
         Case("model.init", "input_dim '2'", dim, "2", FnnTypeError, r"input_dim must be an integer >= 1, got str '2'"),
+        Case("model.init", "input_dim left out, none declared", lambda bad: BIN.init(KEY, bad), None, FnnTypeError,
+             r"input_dim must be an integer >= 1, got None: pass model\.init\(key, input_dim\), or declare it on "
+             r"the first layer"),
+        Case("model.init", "input_dim disagreeing with the first layer's",
+             lambda bad: fnn.Sequential([fnn.Dense(3, input_dim=2), fnn.Dense(1)]).init(KEY, bad), 3, FnnValueError,
+             r"input_dim=3 disagrees with the first layer's Dense\(3, input_dim=2\); pass input_dim=2 or leave it out"),
         Case("model.init", "dtype int32", lambda bad: BIN.init(KEY, 2, dtype=bad), jnp.int32, FnnTypeError,
              r"dtype must be a floating dtype, got int32"),
         Case("model.init", "dtype complex64", lambda bad: BIN.init(KEY, 2, dtype=bad), jnp.complex64, FnnTypeError,
@@ -506,8 +541,9 @@ def _model_cases() -> list[Case]:
              r"unknown initializer 'lecun'; choose one of"),
         Case("fnn.initializers.get", "an int", initializers.get, 3, FnnTypeError,
              r"initializer must be a name \(str\), got int"),
-        Case("fnn.initializers.glorot_uniform", "key an int", lambda bad: initializers.glorot_uniform(bad, (2, 3)),
-             0, FnnTypeError, r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("fnn.initializers.glorot_uniform", "key a negative int",
+             lambda bad: initializers.glorot_uniform(bad, (2, 3)), -1, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
         Case("fnn.initializers.glorot_uniform", "a negative dimension",
              lambda bad: initializers.glorot_uniform(KEY, bad), (2, -3), FnnValueError,
              r"must be an integer >= 1, got -3"),
@@ -516,8 +552,8 @@ def _model_cases() -> list[Case]:
     cases += [Case("fnn.objective", what, build, bad, error, match) for what, bad, error, match in BAD_MODELS]
     cases += [Case("fnn.objective", what, lambda bad, m=m: fnn.objective(m, bad), loss, error, match)
               for what, m, loss, error, match in BAD_LOSSES]
-    cases.append(Case("fnn.objective", "loss None", lambda bad: fnn.objective(BIN, bad), None, FnnTypeError,
-                      r"loss must be a name \(str\), got NoneType None"))
+    cases.append(Case("fnn.objective", "loss a number", lambda bad: fnn.objective(BIN, bad), 3, FnnTypeError,
+                      r"loss must be a name \(str\), got int 3"))
     return cases
 
 
@@ -534,10 +570,11 @@ def _fit_cases() -> list[Case]:
         ("batch_size 0", "batch_size", 0, FnnValueError, r"batch_size must be an integer >= 1, got 0"),
         ("batch_size -8", "batch_size", -8, FnnValueError, r"batch_size must be an integer >= 1, got -8"),
         ("batch_size 1.5", "batch_size", 1.5, FnnTypeError, r"batch_size must be an integer >= 1, got float 1.5"),
-        ("key an int", "key", 1, FnnTypeError, r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 1"),
+        ("key a negative int", "key", -1, FnnValueError,
+         r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
         ("key a string", "key", "seed", FnnTypeError, r"key must be a JAX PRNG key .*got str"),
-        ("optimizer a name", "optimizer", "adam", FnnTypeError,
-         r"optimizer must be an fnn\.optim\.Optimizer \(init, update\)"),
+        ("optimizer an unknown name", "optimizer", "rmsprop", FnnValueError,
+         r"unknown optimizer 'rmsprop'; choose one of \['adam', 'momentum', 'nesterov', 'sgd'\]"),
         ("optimizer a function", "optimizer", optim.sgd, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer"),
         ("validation_split 1.5", "validation_split", 1.5, FnnValueError,
          r"validation_split must be in \(0, 1\), got 1.5"),
@@ -557,15 +594,70 @@ def _fit_cases() -> list[Case]:
          r"checkpoint_every must be an integer >= 1, got 0"),
         ("checkpoint_every without checkpoint", "checkpoint_every", 2, FnnValueError,
          r"checkpoint_every needs checkpoint=path"),
+        ("opt_state of another optimizer", "opt_state", optim.momentum(0.1).init(PARAMS[BIN]), FnnValueError,
+         r"opt_state does not fit the optimizer and params"),
+        ("opt_state a number", "opt_state", 3, FnnValueError, r"opt_state does not fit"),
+        ("opt_state with NaN", "opt_state",
+         optim.adam().init(PARAMS[BIN])._replace(mu=jax.tree.map(lambda a: a * NaN, PARAMS[BIN])), FnnValueError,
+         r"opt_state\.mu\[0\]\.w contains non-finite values"),
+        ("sample_weight of the wrong length", "sample_weight", np.ones(3), FnnValueError,
+         r"sample_weight must have one weight per sample, shape \(4,\), got \(3,\)"),
+        ("sample_weight negative", "sample_weight", np.array([1.0, -1.0, 1.0, 1.0]), FnnValueError,
+         r"sample_weight\[1\] = -1.0 is negative"),
+        ("sample_weight NaN", "sample_weight", np.array([1.0, NaN, 1.0, 1.0]), FnnValueError,
+         r"sample_weight contains 1 non-finite"),
+        ("sample_weight all 0", "sample_weight", np.zeros(4), FnnValueError, r"every sample has weight 0"),
+        ("sample_weight strings", "sample_weight", np.array(["a"] * 4), FnnTypeError, r"sample_weight must have"),
+        ("class_weight a list", "class_weight", [1.0, 2.0], FnnTypeError, r"class_weight must be a non-empty dict"),
+        ("class_weight empty", "class_weight", {}, FnnTypeError, r"class_weight must be a non-empty dict"),
+        ("class_weight of class 2 for 2 classes", "class_weight", {2: 1.0}, FnnValueError,
+         r"class_weight key 2 is not a class label of this model \(0\.\.1\)"),
+        ("class_weight negative", "class_weight", {0: -1.0}, FnnValueError, r"class_weight\[0\] must be in"),
+        ("class_weight NaN", "class_weight", {1: NaN}, FnnValueError, r"class_weight\[1\] must be finite"),
+        ("record_every 0", "record_every", 0, FnnValueError, r"record_every must be an integer >= 1, got 0"),
+        ("record_every 1.5", "record_every", 1.5, FnnTypeError, r"record_every must be an integer >= 1"),
     ]
     cases = [Case("fnn.fit", what, kw(name), bad, error, match) for what, name, bad, error, match in rows]
+    reg = fnn.Sequential([fnn.Dense(1)])
+    reg_params = _params(reg)
+    cases.append(Case("fnn.fit", "class_weight for regression",
+                      lambda bad: fit(reg, reg_params, X, np.zeros(N), class_weight=bad), {0: 1.0},
+                      FnnValueError, r"class_weight needs a classification loss"))
+    cases.append(Case("fnn.evaluate", "sample_weight of the wrong length",
+                      lambda bad: fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN, sample_weight=bad), np.ones(5),
+                      FnnValueError, r"sample_weight must have one weight per sample"))
+    sweep = functools.partial(fnn.sweep, BIN, X, Y_BIN, optimizer=optim.sgd, learning_rates=[0.1], epochs=1,
+                              batch_size=2)
+    cases += [
+        Case("fnn.sweep", "epochs -1", lambda bad: sweep(epochs=bad), -1, FnnValueError,
+             r"epochs must be an integer >= 0, got -1"),
+        Case("fnn.sweep", "record_every 0", lambda bad: sweep(record_every=bad), 0, FnnValueError,
+             r"record_every must be an integer >= 1"),
+        Case("fnn.sweep", "an optimizer of another kind per rate",
+             lambda bad: sweep(optimizer=bad, learning_rates=[0.1, 0.2]),
+             lambda lr: optim.sgd(lr) if lr < 0.15 else optim.adam(lr), FnnValueError,
+             r"built optimizers of different kinds for different rates"),
+    ]
+    find = functools.partial(fnn.lr_find, BIN, PARAMS[BIN], X, Y_BIN, steps=5, batch_size=2)
+    cases += [
+        Case("fnn.lr_find", "min_lr 0", lambda bad: find(min_lr=bad), 0.0, FnnValueError, r"min_lr must be in"),
+        Case("fnn.lr_find", "max_lr below min_lr", lambda bad: find(max_lr=bad), 1e-6, FnnValueError,
+             r"max_lr \(1e-06\) must be larger than min_lr"),
+        Case("fnn.lr_find", "steps 2", lambda bad: find(steps=bad), 2, FnnValueError, r"steps must be an integer >= 5"),
+        Case("fnn.lr_find", "optimizer an Optimizer", lambda bad: find(optimizer=bad), optim.adam(), FnnTypeError,
+             r"optimizer must be a function learning_rate -> Optimizer"),
+        Case("fnn.lr_find", "x with NaN", lambda bad: fnn.lr_find(BIN, PARAMS[BIN], bad, Y_BIN, steps=5), nan_x,
+             FnnValueError, r"x contains 1 non-finite value"),
+        Case("fnn.lr_find", "label 2", lambda bad: fnn.lr_find(BIN, PARAMS[BIN], X, bad, steps=5),
+             np.array([0, 1, 2, 0]), FnnValueError, r"labels in \[0, 1\]"),
+    ]
     cases += [
         Case("fnn.fit", "validation x with NaN",
              lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)),
              nan_x, FnnValueError, r"x_val contains 1 non-finite value\(s\); the first is nan at row 2"),
         Case("fnn.fit", "validation y with label 2",
              lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)),
-             np.array([0, 1, 2, 0]), FnnValueError, r"labels 0 or 1 in y_val; found 2 at row 2"),
+             np.array([0, 1, 2, 0]), FnnValueError, r"labels in \[0, 1\] in y_val \(0/1 classes, or soft labels\); found 2 at row 2"),
         Case("fnn.fit", "validation x with 3 features",
              lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)), np.ones((N, 3)), FnnValueError,
              r"x_val has 3 features \(shape \(4, 3\)\) but the model's first layer expects 2"),
@@ -664,7 +756,9 @@ def _optim_cases() -> list[Case]:
              r"weight decay rate must be finite, got nan"),
         Case("fnn.optim.chain", "no parts", lambda bad: optim.chain(*bad), (), FnnValueError,
              r"chain needs at least one optimizer or transform"),
-        Case("fnn.optim.chain", "a part that is a name", lambda bad: optim.chain(*bad), ("sgd",), FnnTypeError,
+        Case("fnn.optim.chain", "a part that is an unknown name", lambda bad: optim.chain(*bad), ("rmsprop",),
+             FnnValueError, r"unknown optimizer 'rmsprop'"),
+        Case("fnn.optim.chain", "a part that is a number", lambda bad: optim.chain(*bad), (3,), FnnTypeError,
              r"chain part 0 must be an fnn\.optim\.Optimizer"),
     ]
     return cases
@@ -780,7 +874,7 @@ def _numerical_cases() -> list[Case]:
              r"x contains 1 non-finite value\(s\); the first is nan at row 2, column 1"),
         Case("fnn.gradcheck", "objective of label 2",
              lambda bad: fnn.gradcheck(objective, PARAMS[BIN], X, bad), np.array([0, 1, 2, 0]), FnnValueError,
-             r"binary_cross_entropy needs labels 0 or 1 in y; found 2 at row 2"),
+             r"binary_cross_entropy needs labels in \[0, 1\] in y \(0/1 classes, or soft labels\); found 2 at row 2"),
     ]
     return cases
 
@@ -791,8 +885,8 @@ def _data_module_cases() -> list[Case]:
     spiral = lambda **kw: data.spiral(kw.pop("key", KEY), **kw)  # noqa: E731
     split = lambda x, y, **kw: data.train_test_split(kw.pop("key", KEY), x, y, **kw)  # noqa: E731
     return [
-        Case("fnn.data.circles", "key an int", lambda bad: circles(key=bad), 0, FnnTypeError,
-             r"key must be a JAX PRNG key such as jax\.random\.key\(0\), got 0"),
+        Case("fnn.data.circles", "key a negative int", lambda bad: circles(key=bad), -3, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -3"),
         Case("fnn.data.circles", "n_samples 1", lambda bad: circles(n_samples=bad), 1, FnnValueError,
              r"n_samples must be an integer >= 2, got 1"),
         Case("fnn.data.circles", "n_samples 10.5", lambda bad: circles(n_samples=bad), 10.5, FnnTypeError,
@@ -813,8 +907,8 @@ def _data_module_cases() -> list[Case]:
              FnnValueError, r"n_samples must be an integer >= 3, got 2"),
         Case("fnn.data.spiral", "noise inf", lambda bad: spiral(noise=bad), INF, FnnValueError,
              r"noise must be finite, got inf"),
-        Case("fnn.data.train_test_split", "key an int", lambda bad: split(X, Y_BIN, key=bad), 3, FnnTypeError,
-             r"key must be a JAX PRNG key .*got 3"),
+        Case("fnn.data.train_test_split", "key a negative int", lambda bad: split(X, Y_BIN, key=bad), -3,
+             FnnValueError, r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -3"),
         Case("fnn.data.train_test_split", "x/y length mismatch", lambda bad: split(X, bad), Y_BIN[:3], FnnValueError,
              r"x and y have different numbers of samples: 4 and 3"),
         Case("fnn.data.train_test_split", "x 0-d", lambda bad: split(bad, Y_BIN), np.float32(1.0), FnnValueError,
@@ -969,6 +1063,38 @@ def _edge_gradcheck_float32():
     assert check.ok, check
 
 
+def _edge_int_seed(entry):
+    """An integer seed where a key is taken means jax.random.key(seed)."""
+    calls = {
+        "model.init": lambda key: BIN.init(key, D),
+        "fnn.initializers.glorot_uniform": lambda key: initializers.glorot_uniform(key, (2, 3)),
+        "fnn.fit": lambda key: (lambda r: (r.params, r.history))(fit(BIN, PARAMS[BIN], X, Y_BIN, key=key)),
+        "fnn.data.circles": lambda key: data.circles(key, n_samples=8),
+        "fnn.data.spiral": lambda key: data.spiral(key, n_samples=9),
+        "fnn.data.train_test_split": lambda key: data.train_test_split(key, X, Y_BIN),
+    }
+    call = calls[entry]
+    want = call(jax.random.key(3))
+    _same(call(3), want)
+    _same(call(np.int64(3)), want)
+
+
+def _edge_declared_input_dim():
+    model = fnn.Sequential([fnn.Dense(3, input_dim=D, activation="tanh"), fnn.Dense(1, activation="sigmoid")])
+    params = model.init(KEY)
+    _same(params, model.init(KEY, D))
+    _same(params, BIN.init(KEY, D))  # declaring the width changes nothing else
+    assert model.declared_input_dim == D and np.shape(fnn.predict(model, params, X)) == (N, 1)
+
+
+def _edge_keras_example():
+    model = fnn.Sequential([fnn.Dense(4, input_dim=2, activation="relu"), fnn.Dense(6, activation="relu"),
+                            fnn.Dense(6, activation="relu"), fnn.Dense(4, activation="relu"),
+                            fnn.Dense(1, activation="sigmoid")])
+    shapes = [np.shape(leaf) for leaf in jax.tree.leaves(model.init(0))]
+    assert shapes == [(2, 4), (4,), (4, 6), (6,), (6, 6), (6,), (6, 4), (4,), (4, 1), (1,)], shapes
+
+
 EDGE_CASES: list[Edge] = [
     Edge("fnn.fit", "one sample (batch_size 2)", _edge_one_sample),
     Edge("fnn.fit", "one feature", _edge_one_feature),
@@ -979,7 +1105,12 @@ EDGE_CASES: list[Edge] = [
     Edge("fnn.evaluate", "bool labels", _edge_bool_labels),
     Edge("fnn.Dense", "numpy integer units and rates", _edge_numpy_integers),
     Edge("fnn.gradcheck", "float32 params, a large step", _edge_gradcheck_float32),
+    Edge("model.init", "input_dim declared by the first layer, left out of init", _edge_declared_input_dim),
+    Edge("fnn.Sequential", "the Keras example: Dense(4, input_dim=2, ...) ..., init(0)", _edge_keras_example),
 ]
+EDGE_CASES += [Edge(entry, "an int seed as the key", functools.partial(_edge_int_seed, entry))
+               for entry in ("model.init", "fnn.initializers.glorot_uniform", "fnn.fit", "fnn.data.circles",
+                             "fnn.data.spiral", "fnn.data.train_test_split")]
 EDGE_CASES.append(Edge("fnn.fit", "binary_cross_entropy: (n,) targets train as (n, 1) ones",
                        functools.partial(_edge_column_targets_fit, "binary_cross_entropy")))
 EDGE_CASES += [Edge(entry, f"{loss}: (n,) targets give what (n, 1) ones give",

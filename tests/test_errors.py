@@ -9,10 +9,11 @@ import jax
 import pytest
 
 import fnn
-from fnn import train
+from fnn import engine
 from fnn.errors import FnnError
 
 import _battery as battery
+import _compiles
 
 REQUIRED_ENTRY_POINTS = {
     "fnn.Dense", "fnn.Sequential", "model.init", "model.apply", "fnn.predict", "fnn.predict_classes",
@@ -24,7 +25,8 @@ REQUIRED_ENTRY_POINTS = {
     "fnn.backprop.deltas", "fnn.backprop.gradient_norms",
     *(f"fnn.optim.{name}" for name in ("sgd", "momentum", "nesterov", "adam", "constant", "exponential_decay",
                                         "cosine_decay", "clip_by_global_norm", "add_weight_decay", "chain")),
-    "fnn.fit", "fnn.evaluate", "fnn.save", "fnn.load", "fnn.gradcheck", "fnn.numerical_gradient",
+    "fnn.fit", "fnn.evaluate", "fnn.save", "fnn.load", "fnn.gradcheck", "fnn.numerical_gradient", "fnn.sweep",
+    "fnn.lr_find",
     *(f"fnn.data.{name}" for name in ("circles", "spiral", "train_test_split", "standardize")),
 }
 
@@ -40,7 +42,22 @@ REQUIRED_DATA_CASES = {
     "categorical_cross_entropy: one-hot of width 2 for 3 outputs",
     "mse, 3 outputs: y (n,) for 3 outputs",
     "binary_cross_entropy: params[1].w of the wrong shape", "binary_cross_entropy: params of 1 layer for 2",
+    "binary_cross_entropy: params[1].w with NaN", "binary_cross_entropy: params[0].b with inf",
+    "x 1-d, one example of the model's width",
 }
+
+# every parameter of the model-building API, each bad value it must refuse: (entry, what)
+REQUIRED_MODEL_CASES = {
+    *(("fnn.Dense", f"input_dim {v}") for v in ("0", "-1", "2.5", "'2'", "True")),
+    ("fnn.Sequential", "input_dim on a later layer"),
+    ("model.init", "input_dim disagreeing with the first layer's"), ("model.init", "input_dim left out, none declared"),
+    *((entry, "key a negative int") for entry in ("model.init", "fnn.initializers.glorot_uniform", "fnn.data.circles",
+                                                  "fnn.data.train_test_split")),
+    ("fnn.fit", "key a negative int"), ("model.init", "key a bool"),
+}
+# where a key is taken, an int seed is a legitimate key, never refused
+INT_SEED_ENTRIES = {"model.init", "fnn.initializers.glorot_uniform", "fnn.fit", "fnn.data.circles", "fnn.data.spiral",
+                    "fnn.data.train_test_split"}
 
 
 def _param(case):
@@ -60,15 +77,15 @@ def test_legitimate_edge_case_works(edge):
 
 
 def test_bad_fit_input_never_starts_tracing():
-    before = train.TRACE_COUNT["step"]
-    cache = getattr(train, "_compiled", None)
-    calls = cache.cache_info().hits + cache.cache_info().misses if hasattr(cache, "cache_info") else None
-    for case in battery.FIT_CASES:
-        with pytest.raises(FnnError):
-            case.call(case.bad)
-    assert train.TRACE_COUNT["step"] == before
-    if calls is not None:  # not even a cached program was looked up
-        assert cache.cache_info().hits + cache.cache_info().misses == calls
+    info = engine.compiled.cache_info()
+    calls = info.hits + info.misses
+    with _compiles.counting() as counts:
+        for case in battery.FIT_CASES:
+            with pytest.raises(FnnError):
+                case.call(case.bad)
+    assert counts == {"trace": 0, "compile": 0}
+    info = engine.compiled.cache_info()
+    assert info.hits + info.misses == calls  # not even a cached program was looked up
 
 
 def test_the_battery_covers_every_entry_point():
@@ -77,6 +94,16 @@ def test_the_battery_covers_every_entry_point():
         whats = {c.what for c in battery.CASES if c.entry == entry}
         assert REQUIRED_DATA_CASES <= whats, (entry, REQUIRED_DATA_CASES - whats)
     assert len(battery.CASES) >= 1000 and len(battery.EDGE_CASES) >= 40
+
+
+def test_the_battery_covers_every_model_parameter_and_int_seeds():
+    cases = {(c.entry, c.what) for c in battery.CASES}
+    assert REQUIRED_MODEL_CASES <= cases, REQUIRED_MODEL_CASES - cases
+    refused_seeds = [c.id for c in battery.CASES if "key" in c.what and isinstance(c.bad, int)
+                     and not isinstance(c.bad, bool) and 0 <= c.bad < 2**32]
+    assert not refused_seeds, f"an int seed is a key: no case may expect one to be refused: {refused_seeds}"
+    seeds = {e.entry for e in battery.EDGE_CASES if e.what == "an int seed as the key"}
+    assert INT_SEED_ENTRIES <= seeds, INT_SEED_ENTRIES - seeds
 
 
 def test_every_expected_error_is_an_fnn_error_of_the_standard_kind():
