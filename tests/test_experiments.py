@@ -104,3 +104,13 @@ def test_backprop(tmp_path):
     assert r["max_abs_diff_float64"] < 1e-12
     assert len(r["mean_abs_delta"]["trained"]) == 5
     assert r["grad_norm"]["trained"][0] < r["grad_norm"]["untrained"][0]
+
+
+def test_regression_real(tmp_path):
+    r, summary = run_quick("regression_real", tmp_path)
+    assert written(tmp_path, "predictions.png")
+    for name in ("diabetes", "friedman1"):
+        values = r["r2"][name]
+        assert len(values["fnn"]) == len(values["mlp"]) == len(r["seeds"])
+        assert all(math.isfinite(v) for v in values["fnn"] + values["mlp"] + values["mlp_again"])
+    assert summary.count("HEADLINE") == 2
