@@ -90,18 +90,30 @@ def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Op
     layout, data = config.layout, setup.data
     dtype = data.x.dtype
     starts = [layout.flatten(model.init(jax.random.key(s), n_in, dtype), dtype) for s in seeds]
-    states = [engine.initial_state(config, theta, opt.init(theta), dtype) for opt in opts for theta in starts]
+    # Runs in seed-major order (run = seed_index · n_rates + rate_index): the runs of one seed share
+    # its key, so each epoch's shuffle is computed once per seed, not once per run.
+    states = [engine.initial_state(config, theta, opt.init(theta), dtype) for theta in starts for opt in opts]
     states = jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *states)
-    keys = jnp.stack([jax.random.key(s) for s in seeds] * len(rates))
-    outcome = _train(config, jax.device_put(states), data._replace(key=keys), setup.settings, epochs)
+    keys = jnp.stack([jax.random.key(s) for s in seeds])
+    outcome = _train(config, len(seeds), jax.device_put(states), data._replace(key=keys), setup.settings, epochs)
     return _result(config, outcome, rates, seeds, epochs)
 
 
 @functools.lru_cache(maxsize=16)
-def compiled(config: engine.RunConfig):
-    """The engine's run vmapped over runs: states and shuffle keys stacked, data and numbers shared."""
+def compiled(config: engine.RunConfig, n_seeds: int):
+    """The engine's run vmapped over rates (sharing a key) inside a vmap over seeds; states carry one
+    leading runs axis, seed-major; data and numbers are shared."""
+    run = engine.make_run(config)
+    over_rates = jax.vmap(run, in_axes=(0, None, None, None))
     data_axes = engine.Data(x=None, y=None, w=None, x_val=None, y_val=None, key=0)
-    return jax.jit(jax.vmap(engine.make_run(config), in_axes=(0, data_axes, None, None)))
+    over_seeds = jax.vmap(over_rates, in_axes=(0, data_axes, None, None))
+
+    def runs(state, data, settings, stop_epoch):
+        state = jax.tree.map(lambda a: a.reshape((n_seeds, -1) + a.shape[1:]), state)
+        out = over_seeds(state, data, settings, stop_epoch)
+        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
+
+    return jax.jit(runs)
 
 
 class _Outcome(NamedTuple):
@@ -110,10 +122,10 @@ class _Outcome(NamedTuple):
     snapshots: Any  # params (layout form) with leading (runs, epochs // k), or None
 
 
-def _train(config, state, data, settings, epochs) -> _Outcome:
+def _train(config, n_seeds, state, data, settings, epochs) -> _Outcome:
     """Call the vmapped run until every run has done `epochs` epochs or stopped; one sync per CHUNK."""
-    runs = compiled(config)
-    n_runs = data.key.shape[0]
+    runs = compiled(config, n_seeds)
+    n_runs = state.epoch.shape[0]
     dtype = np.dtype(data.x.dtype)
     history = {k: np.full((n_runs, epochs), np.nan, dtype) for k in config.history_names}
     k = config.record_every
@@ -148,7 +160,13 @@ def _sequence(values, name):
 
 def _result(config, outcome: _Outcome, rates, seeds, epochs) -> SweepResult:
     shape = (len(rates), len(seeds))
-    host = jax.device_get(outcome.state)
+
+    def rate_major(a):  # seed-major runs -> rate-major
+        a = np.asarray(a)
+        return np.swapaxes(a.reshape((len(seeds), len(rates)) + a.shape[1:]), 0, 1).reshape(a.shape)
+
+    outcome = jax.tree.map(rate_major, jax.device_get(outcome))
+    host = outcome.state
     reason = np.asarray(host.reason)
     run = np.asarray(host.epoch)
     diverged = reason == engine.NON_FINITE
