@@ -89,13 +89,7 @@ def main(argv=None) -> dict:
         return start, result, fnn.evaluate(model, result.params, x_test, y_test)["accuracy"]
 
     # The default seed's run also records its parameters, for boundary.gif.
-    try:
-        runs = {args.seed: run(args.seed, cfg.hidden_bias, record_every=max(1, cfg.epochs // FRAMES))}
-    except TypeError as e:
-        if "record_every" not in str(e):
-            raise
-        print("boundary.gif skipped: this fnn.fit does not accept record_every")
-        runs = {}
+    runs = {args.seed: run(args.seed, cfg.hidden_bias, record_every=max(1, cfg.epochs // FRAMES))}
     runs.update({seed: run(seed, cfg.hidden_bias) for seed in seeds if seed not in runs})
     plain = {seed: run(seed, 0.0) for seed in seeds}
     acc = [runs[k][2] for k in seeds]
@@ -186,8 +180,7 @@ def main(argv=None) -> dict:
     fig.colorbar(cs, ax=axes, shrink=0.9, label="P(inner circle)")
     fig.savefig(f"{out}/decision_boundary.png", dpi=110)
     plt.close(fig)
-    if getattr(result, "snapshots", None) is not None:
-        fnn.plot.animate(model, result, x_test, y_test, os.path.join(out, "boundary.gif"), fps=6, resolution=100)
+    fnn.plot.animate(model, result, x_test, y_test, os.path.join(out, "boundary.gif"), fps=6, resolution=100)
     s.write(out)
 
     return {

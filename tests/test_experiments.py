@@ -47,7 +47,11 @@ def test_help_exits_cleanly(capsys):
 
 def test_circles(tmp_path):
     r, summary = run_quick("circles", tmp_path)
-    assert written(tmp_path, "history.png", "decision_boundary.png", "seeds.png", "diagnosis.png")
+    assert written(tmp_path, "history.png", "decision_boundary.png", "seeds.png", "diagnosis.png", "boundary.gif")
+    from PIL import Image
+
+    with Image.open(tmp_path / "boundary.gif") as gif:
+        assert gif.n_frames == min(30, r["epochs"])  # one frame per recorded epoch
     assert r["test_accuracy"] >= 0.97
     assert r["seed_accuracies"][0] == r["test_accuracy"] and len(r["seed_accuracies"]) == r["n_seeds"]
     assert r["n_reached"] == sum(a >= 0.99 for a in r["seed_accuracies"])
