@@ -118,3 +118,11 @@ def test_regression_real(tmp_path):
         assert len(values["fnn"]) == len(values["mlp"]) == len(r["seeds"])
         assert all(math.isfinite(v) for v in values["fnn"] + values["mlp"] + values["mlp_again"])
     assert summary.count("HEADLINE") == 2
+
+
+def test_seed_recipes(tmp_path):
+    r, summary = run_quick("seed_recipes", tmp_path)
+    assert r["n_seeds"] == 8
+    assert all(len(r[k]) == 8 for k in ("seed_recipe", "recommended", "lr_find", "lr_find_rates"))
+    assert all(0 <= a <= 1 for k in ("seed_recipe", "recommended", "lr_find") for a in r[k])
+    assert "HEADLINE" in summary
