@@ -32,12 +32,40 @@ PyTorch then train with the thread count (one or all cores) that multiplied fast
 busy machine a spinning thread pool can lose many times over to one thread. Peak memory is the
 peak resident set (VmHWM, else ru_maxrss) of a fresh subprocess per (peer, workload) that
 imports, makes the data and trains two epochs; "training adds" is that peak less the resident
-set just before training. Only ratios within one run are meaningful: other processes may share
-the machine (the load average at the start is recorded with the machine).
+set just before training. Trace and compile counts come from JAX's own monitoring events (a
+trace of a jaxpr, a backend compile, a persistent-cache hit), counted from the first call on. In
+this process fnn's persistent compilation cache, if on, writes to an empty temporary folder, so a
+first call compiles whatever earlier runs left in the user's cache.
+
+Time to result (section "result"): the seed example end to end — circles, 1000 training and 500
+test points, noise 0.05; 2-4-6-6-4-1, ReLU hidden, sigmoid output, binary cross-entropy; Adam
+1e-3, batch 32, 50 epochs; then the test accuracy — as a fresh process per run, timed from spawn
+to exit (median of 3) beside the child's own time from its first line, and its imports. Peers:
+NumPy by hand (forward, backward, Adam), PyTorch eager (a plain training loop), Keras 3
+model.fit with KERAS_BACKEND=jax, scikit-learn's MLPClassifier (with the default peers), fnn cold
+(FNN_CACHE_DIR an empty folder) and fnn warm (the folder the first cold run filled); --quick runs
+NumPy and fnn once each. Then one fresh process, warm, fits the seed network at 8 learning rates
+one after another. The children run with the machine's settings: JAX_DISABLE_MOST_OPTIMIZATIONS,
+JAX_ENABLE_X64 and the cache variables of JAX and fnn are removed from their environment.
+
+Sweeps (section "sweeps"): fnn.sweep of K = 1, 8, 64, 256 circles networks (learning rates ×
+seeds, Adam, 50 epochs), the best of 3 calls after a warm-up, beside a hand-written reference of
+the same runs: jax.vmap over the K models' params and learning rates of one run written as a
+lax.scan over batches (last partial batch masked) in a lax.fori_loop over epochs.
+
+Targets, printed with each figure and 'met' or 'not met': W1 ≤ 0.55 of the hand-written scan,
+W2 and W3 ≤ 1.10; the seed example warm ≤ 2.0 s and cold ≤ 3.5 s, both faster than PyTorch eager
+and Keras; 8 learning rates in one fresh process ≤ 3 s; a sweep of 64 models ≤ 7× one, of 256 ≤
+20× one, each faster than the hand-written vmap.
+
+Only ratios within one run are meaningful: other processes may share the machine (the load
+average at the start is recorded with the machine).
 
     python experiments/bench.py                       # everything installed, about 10 minutes
-    python experiments/bench.py --quick --out /tmp/b  # < 1 min: fnn, jax, numpy; momentum; 1 rep
+    python experiments/bench.py --quick --out /tmp/b  # a smoke test of every path (its figures are not
+                                                      # measurements): fnn, jax, numpy; 1 rep
     python experiments/bench.py --workloads W1 --peers fnn,jax,torch --reps 3 --no-memory
+    python experiments/bench.py --sections result,sweeps --no-memory
 """
 from __future__ import annotations
 
@@ -53,9 +81,12 @@ import math
 import os
 import platform
 import resource
+import shutil
 import statistics
 import subprocess
 import sys
+import tempfile
+import threading
 import time
 import traceback
 from typing import Callable, NamedTuple
@@ -74,6 +105,7 @@ QUICK_PEERS = ("fnn", "jax", "numpy")
 SWEEP_PEERS = ("fnn", "jax", "jax-step", "numpy")  # the batch-size sweep and its plot
 PACKAGE = {"torch": "torch", "keras": "keras", "flax": "flax", "equinox": "equinox"}  # optional peers
 OPTIMIZERS = ("momentum", "adam")
+SECTIONS = ("steady", "sweeps", "result")  # µs/step in this process; many models at once; fresh processes
 MOMENTUM = 0.9
 ADAM = {"learning_rate": 1e-3, "b1": 0.9, "b2": 0.999, "eps": 1e-8}
 
@@ -115,6 +147,7 @@ class Settings(NamedTuple):
     memory_peers: tuple[str, ...]
     quick: bool
     seed: int
+    sections: tuple[str, ...] = ("steady", "sweeps", "result")
 
 
 class Case(NamedTuple):
@@ -596,10 +629,52 @@ def pick_epochs(train: Callable[[int], None], one_epoch_s: float, settings: Sett
     return epochs
 
 
-def fnn_trace_count() -> int | None:
-    """How often fnn.fit has traced its step (fnn.train.TRACE_COUNT, where it exists)."""
-    counts = getattr(sys.modules.get("fnn.train"), "TRACE_COUNT", None)
-    return counts.get("step") if isinstance(counts, dict) else None
+try:  # the names JAX records its compile-path events under
+    from jax._src.dispatch import BACKEND_COMPILE_EVENT, JAXPR_TRACE_EVENT
+except ImportError:
+    JAXPR_TRACE_EVENT = "/jax/core/compile/jaxpr_trace_duration"
+    BACKEND_COMPILE_EVENT = "/jax/core/compile/backend_compile_duration"
+CACHE_HIT_EVENT = "/jax/compilation_cache/cache_hits"
+
+# Per thread: how often it has traced a function to a jaxpr, asked the backend for an executable
+# (a compile, or a load from the persistent cache), and found one in that cache; counted by
+# listeners that count_jax_events() installs once. JAX records each event in the thread that
+# traces or compiles, so a section running beside another counts only its own.
+JAX_EVENTS: dict[int, dict[str, int]] = {}
+_DURATION_EVENTS = {JAXPR_TRACE_EVENT: "traces", BACKEND_COMPILE_EVENT: "compiles"}
+_listening = []
+
+
+def _counts() -> dict[str, int]:
+    return JAX_EVENTS.setdefault(threading.get_ident(), {"traces": 0, "compiles": 0, "cache_hits": 0})
+
+
+def _on_duration_event(event: str, seconds: float, **kwargs) -> None:
+    name = _DURATION_EVENTS.get(event)
+    if name:
+        _counts()[name] += 1
+
+
+def _on_event(event: str, **kwargs) -> None:
+    if event == CACHE_HIT_EVENT:
+        _counts()["cache_hits"] += 1
+
+
+def count_jax_events() -> None:
+    """Install the JAX_EVENTS listeners (once per process)."""
+    if not _listening:
+        jax.monitoring.register_event_duration_secs_listener(_on_duration_event)
+        jax.monitoring.register_event_listener(_on_event)
+        _listening.append(True)
+
+
+def jax_events() -> dict:
+    """A copy of this thread's counts so far, to subtract from a later one."""
+    return dict(_counts())
+
+
+def events_since(before: dict) -> dict:
+    return {k: v - before[k] for k, v in _counts().items()}
 
 
 def log(message: str) -> None:
@@ -625,13 +700,17 @@ def measure_case(case: Case, peers: tuple[str, ...], settings: Settings) -> list
             row["status"] = f"skipped: {reason}"
             continue
         try:
+            events = jax_events()
             train = BUILDERS[peer](case)
             row["first_call_s"] = timed(train, 1)
-            traces = fnn_trace_count()
+            row["first_call_events"], events = events_since(events), jax_events()
             row["second_call_s"] = timed(train, 1)
-            if peer == "fnn" and traces is not None:
-                row["second_call_retraced"] = fnn_trace_count() != traces
+            row["second_call_events"] = events_since(events)
+            row["second_call_retraced"] = row["second_call_events"]["traces"] > 0
+            row["second_call_compiled"] = row["second_call_events"]["compiles"] > 0
+            events = jax_events()
             row["epochs"] = pick_epochs(train, row["second_call_s"], settings)
+            row["warmup_events"] = events_since(events)  # new epoch counts: fnn must reuse its program
         except PeerUnavailable as e:
             row["status"] = f"skipped: {e}"
             continue
@@ -651,9 +730,13 @@ def measure_case(case: Case, peers: tuple[str, ...], settings: Settings) -> list
         for peer in order:
             row = rows[peer]
             try:
+                events = jax_events()
                 row["times_s"].append(timed(trainers[peer], row["epochs"]))
                 if "short_epochs" in row:
                     row["short_times_s"].append(timed(trainers[peer], row["short_epochs"]))
+                timed_events = events_since(events)
+                row["timed_traces"] = row.get("timed_traces", 0) + timed_events["traces"]
+                row["timed_compiles"] = row.get("timed_compiles", 0) + timed_events["compiles"]
             except Exception as e:
                 row["status"] = f"failed: {type(e).__name__}: {e}"
                 traceback.print_exc()
@@ -850,6 +933,437 @@ def measure_memory(settings: Settings) -> list[dict]:
         return list(pool.map(lambda job: memory_in_subprocess(*job, settings), jobs))
 
 
+# --------------------------------------------------------------------------- time to result: fresh processes
+# The seed example: the README's circles network trained once, from a fresh process to a printed accuracy.
+SEED_EXAMPLE = {"sizes": [2, 4, 6, 6, 4, 1], "n_train": 1000, "n_test": 500, "noise": 0.05, "batch_size": 32,
+                "epochs": 50, "learning_rates": [1e-3], "seed": 0}
+EXPLORE_RATES = [float(f"{r:.3g}") for r in np.geomspace(1e-4, 1e-1, 8)]  # the 8-learning-rate exploration
+RESULT_PEERS = ("numpy", "torch", "keras", "sklearn", "fnn-cold", "fnn-warm")
+RESULT_REPS = 3
+# Variables a caller (the test suite, say) may have set that would change what a child measures.
+CHILD_ENV_DROP = ("JAX_DISABLE_MOST_OPTIMIZATIONS", "JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_X64",
+                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "FNN_CACHE", "FNN_CACHE_DIR")
+
+CHILD_PRELUDE = '''\
+import time
+START = time.perf_counter()
+import json
+import sys
+
+CONFIG = json.loads(sys.argv[1])
+
+
+def done(**figures):
+    """The child's one line of output: its figures and its own time from its first line to here."""
+    print(json.dumps(dict(figures, in_process_s=time.perf_counter() - START)), flush=True)
+
+
+def circles_split(c):
+    """Two concentric circles (radii 1 and 0.5, Gaussian noise), shuffled, cut into train and test."""
+    import numpy as np
+    rng = np.random.default_rng(c["seed"])
+    n = c["n_train"] + c["n_test"]
+    n_out, n_in = n // 2, n - n // 2
+    t_out = np.linspace(0, 2 * np.pi, n_out, endpoint=False)
+    t_in = np.linspace(0, 2 * np.pi, n_in, endpoint=False)
+    x = np.concatenate([np.stack([np.cos(t_out), np.sin(t_out)], 1), 0.5 * np.stack([np.cos(t_in), np.sin(t_in)], 1)])
+    x = (x + c["noise"] * rng.standard_normal((n, 2))).astype(np.float32)
+    y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
+    perm = rng.permutation(n)
+    x, y = x[perm], y[perm]
+    return x[:c["n_train"]], y[:c["n_train"]], x[c["n_train"]:], y[c["n_train"]:]
+
+'''
+
+CHILD_SCRIPTS = {
+    "fnn": '''\
+import jax
+import numpy as np
+import fnn
+
+IMPORTED = time.perf_counter()
+EVENTS = {"compiles": 0, "cache_hits": 0}  # executables asked of the backend; of those, found in the cache
+
+
+def count(event, *args, **kwargs):
+    if event == "/jax/core/compile/backend_compile_duration":
+        EVENTS["compiles"] += 1
+    elif event == "/jax/compilation_cache/cache_hits":
+        EVENTS["cache_hits"] += 1
+
+
+jax.monitoring.register_event_duration_secs_listener(count)
+jax.monitoring.register_event_listener(count)
+c = CONFIG
+x, y = fnn.data.circles(jax.random.key(c["seed"]), c["n_train"] + c["n_test"], noise=c["noise"])
+x_train, y_train, x_test, y_test = x[:c["n_train"]], y[:c["n_train"]], x[c["n_train"]:], y[c["n_train"]:]
+model = fnn.Sequential([fnn.Dense(n, activation="relu") for n in c["sizes"][1:-1]]
+                       + [fnn.Dense(c["sizes"][-1], activation="sigmoid")])
+params = model.init(jax.random.key(c["seed"]), c["sizes"][0])
+fits = []
+for rate in c["learning_rates"]:
+    start = time.perf_counter()
+    result = fnn.fit(model, params, x_train, y_train, loss="binary_cross_entropy", optimizer=fnn.optim.adam(rate),
+                     epochs=c["epochs"], batch_size=c["batch_size"], key=jax.random.key(c["seed"] + 1))
+    labels = np.asarray(fnn.predict_classes(model, result.params, x_test))
+    fits.append({"learning_rate": rate, "seconds": time.perf_counter() - start,
+                 "accuracy": float(np.mean(labels == np.asarray(y_test)))})
+done(accuracy=fits[0]["accuracy"], import_s=IMPORTED - START, fits=fits, jax_events=EVENTS,
+     cache=str(fnn.cache.directory()))
+''',
+    "numpy": '''\
+import numpy as np
+
+IMPORTED = time.perf_counter()
+c = CONFIG
+x_train, y_train, x_test, y_test = circles_split(c)
+rng = np.random.default_rng(c["seed"] + 1)
+sizes, bs, lr = c["sizes"], c["batch_size"], c["learning_rates"][0]
+b1, b2, eps = 0.9, 0.999, 1e-8
+params = []
+for i, (n_in, n_out) in enumerate(zip(sizes[:-1], sizes[1:])):
+    limit = np.sqrt(6.0 / n_in) if i < len(sizes) - 2 else np.sqrt(6.0 / (n_in + n_out))  # He, then Glorot
+    params.append((rng.uniform(-limit, limit, (n_in, n_out)).astype(np.float32), np.zeros(n_out, np.float32)))
+m = [tuple(np.zeros_like(p) for p in layer) for layer in params]
+v = [tuple(np.zeros_like(p) for p in layer) for layer in params]
+y_col = y_train.astype(np.float32)[:, None]
+n, t = x_train.shape[0], 0
+
+
+def forward(x):
+    acts = [x]
+    for w, b in params[:-1]:
+        acts.append(np.maximum(acts[-1] @ w + b, 0.0))
+    return acts, acts[-1] @ params[-1][0] + params[-1][1]
+
+
+for epoch in range(c["epochs"]):
+    perm = rng.permutation(n)
+    for first in range(0, n, bs):  # the last batch is partial: 1000 = 31 * 32 + 8
+        idx = perm[first:first + bs]
+        acts, z = forward(x_train[idx])
+        g = (0.5 * (1.0 + np.tanh(0.5 * z)) - y_col[idx]) / len(idx)  # dL/dz of sigmoid + binary CE
+        t += 1
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        for i in reversed(range(len(params))):
+            w = params[i][0]
+            grads = (acts[i].T @ g, g.sum(axis=0))
+            if i:
+                g = (g @ w.T) * (acts[i] > 0)
+            for p, mj, vj, gj in zip(params[i], m[i], v[i], grads):
+                mj *= b1
+                mj += (1 - b1) * gj
+                vj *= b2
+                vj += (1 - b2) * gj * gj
+                p -= lr * (mj / c1) / (np.sqrt(vj / c2) + eps)
+_, z = forward(x_test)
+done(accuracy=float(np.mean((z[:, 0] > 0) == y_test)), import_s=IMPORTED - START)
+''',
+    "torch": '''\
+import numpy as np
+import torch
+
+IMPORTED = time.perf_counter()
+c = CONFIG
+x_train, y_train, x_test, y_test = circles_split(c)
+torch.manual_seed(c["seed"])
+sizes, bs = c["sizes"], c["batch_size"]
+layers = []
+for n_in, n_out in zip(sizes[:-1], sizes[1:]):
+    layers += [torch.nn.Linear(n_in, n_out), torch.nn.ReLU()]
+model = torch.nn.Sequential(*layers[:-1], torch.nn.Sigmoid())
+opt = torch.optim.Adam(model.parameters(), lr=c["learning_rates"][0])
+loss_fn = torch.nn.BCELoss()
+x, y = torch.from_numpy(x_train), torch.from_numpy(y_train.astype(np.float32))[:, None]
+for epoch in range(c["epochs"]):
+    perm = torch.randperm(x.shape[0])
+    for first in range(0, x.shape[0], bs):
+        idx = perm[first:first + bs]
+        opt.zero_grad()
+        loss_fn(model(x[idx]), y[idx]).backward()
+        opt.step()
+with torch.no_grad():
+    probs = model(torch.from_numpy(x_test))[:, 0].numpy()
+done(accuracy=float(np.mean((probs > 0.5) == y_test)), import_s=IMPORTED - START, threads=torch.get_num_threads())
+''',
+    "keras": '''\
+import numpy as np
+import keras
+
+IMPORTED = time.perf_counter()
+c = CONFIG
+x_train, y_train, x_test, y_test = circles_split(c)
+keras.utils.set_random_seed(c["seed"])
+sizes = c["sizes"]
+model = keras.Sequential([keras.Input((sizes[0],))] + [keras.layers.Dense(n, activation="relu") for n in sizes[1:-1]]
+                         + [keras.layers.Dense(sizes[-1], activation="sigmoid")])
+model.compile(optimizer=keras.optimizers.Adam(learning_rate=c["learning_rates"][0]), loss="binary_crossentropy")
+model.fit(x_train, y_train, batch_size=c["batch_size"], epochs=c["epochs"], verbose=0)
+probs = model.predict(x_test, verbose=0)[:, 0]
+done(accuracy=float(np.mean((probs > 0.5) == y_test)), import_s=IMPORTED - START, backend=keras.backend.backend())
+''',
+    "sklearn": '''\
+import warnings
+
+import numpy as np
+from sklearn.neural_network import MLPClassifier
+
+IMPORTED = time.perf_counter()
+c = CONFIG
+x_train, y_train, x_test, y_test = circles_split(c)
+clf = MLPClassifier(hidden_layer_sizes=tuple(c["sizes"][1:-1]), solver="adam",
+                    learning_rate_init=c["learning_rates"][0], batch_size=c["batch_size"], max_iter=c["epochs"],
+                    random_state=c["seed"])
+with warnings.catch_warnings():
+    warnings.simplefilter("ignore")  # ConvergenceWarning: 50 epochs is the budget, not convergence
+    clf.fit(x_train, y_train)
+done(accuracy=float(clf.score(x_test, y_test)), import_s=IMPORTED - START, epochs_run=int(clf.n_iter_))
+''',
+}
+RESULT_PACKAGE = {"torch": "torch", "keras": "keras", "sklearn": "sklearn"}
+
+
+def result_peers(settings: Settings) -> tuple[str, ...]:
+    """The selected peers that have a seed-example script; scikit-learn too with the default peers."""
+    chosen = set(settings.peers) | ({"sklearn"} if set(settings.peers) == set(PEERS) else set())
+    return tuple(p for p in RESULT_PEERS if p.split("-")[0] in chosen)
+
+
+def child_env(cache_dir: str | None = None) -> dict:
+    """The environment of a fresh-process run: the caller's, less what would change the measurement."""
+    env = {k: v for k, v in os.environ.items() if k not in CHILD_ENV_DROP}
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    env["PYTHONPATH"] = os.pathsep.join([root] + [p for p in env.get("PYTHONPATH", "").split(os.pathsep) if p])
+    env["KERAS_BACKEND"] = "jax"
+    if cache_dir is not None:
+        env["FNN_CACHE_DIR"] = cache_dir
+    return env
+
+
+def run_child(script: str, config: dict, env: dict, timeout: float = 600) -> dict:
+    """Run a script in a fresh Python; wall time from spawn to exit, and the figures it printed."""
+    start = time.perf_counter()
+    proc = subprocess.run([sys.executable, script, json.dumps(config)], capture_output=True, text=True, env=env,
+                          timeout=timeout)
+    wall = time.perf_counter() - start
+    lines = proc.stdout.strip().splitlines()
+    if proc.returncode != 0 or not lines:
+        err = proc.stderr.strip().splitlines()
+        raise RuntimeError(err[-1] if err else f"exit code {proc.returncode}")
+    return dict(json.loads(lines[-1]), wall_s=wall)
+
+
+def measure_time_to_result(settings: Settings) -> dict:
+    """The seed example per peer, RESULT_REPS fresh processes each (1 with --quick), then the
+    8-learning-rate exploration in one fresh process with the warm cache."""
+    reps = 1 if settings.quick else RESULT_REPS
+    config = dict(SEED_EXAMPLE)
+    peers = result_peers(settings)
+    rows = {p: {"peer": p, "status": "ok", "runs": []} for p in peers}
+    work = tempfile.mkdtemp(prefix="fnn-bench-result-")
+    try:
+        scripts = {}
+        for name, body in CHILD_SCRIPTS.items():
+            scripts[name] = os.path.join(work, f"seed_{name}.py")
+            with open(scripts[name], "w") as f:
+                f.write(CHILD_PRELUDE + body)
+        for p in peers:
+            package = RESULT_PACKAGE.get(p)
+            if package and importlib.util.find_spec(package) is None:
+                rows[p]["status"] = f"skipped: {package} not installed"
+        warm_cache = os.path.join(work, "cache-1")  # filled by the first cold run
+        for rep in range(reps):
+            for p in peers:
+                row = rows[p]
+                if row["status"] != "ok":
+                    continue
+                cache = os.path.join(work, f"cache-{rep + 1}") if p == "fnn-cold" else warm_cache
+                if p.startswith("fnn"):
+                    os.makedirs(cache, exist_ok=True)
+                    row["cache_files_before"] = len(os.listdir(cache))
+                try:
+                    run = run_child(scripts[p.split("-")[0]], config, child_env(cache if p.startswith("fnn") else None))
+                except Exception as e:
+                    row["status"] = f"failed: {type(e).__name__}: {e}"
+                    if p == "fnn-cold" and rep == 0 and "fnn-warm" in rows:
+                        rows["fnn-warm"]["status"] = "skipped: the cold run that fills its cache failed"
+                    continue
+                row["runs"].append(run)
+                log(f"  time to result {p}: {run['wall_s']:.2f} s (in process {run['in_process_s']:.2f} s), "
+                    f"test accuracy {run['accuracy']:.3f}")
+        explore = {"learning_rates": EXPLORE_RATES, "status": "ok", "runs": []}
+        if "fnn-warm" not in rows or rows["fnn-warm"]["status"] != "ok":
+            explore["status"] = "skipped: needs fnn and its warm cache"
+        else:
+            for _ in range(reps):
+                try:
+                    run = run_child(scripts["fnn"], dict(config, learning_rates=EXPLORE_RATES), child_env(warm_cache))
+                except Exception as e:
+                    explore["status"] = f"failed: {type(e).__name__}: {e}"
+                    break
+                explore["runs"].append(run)
+                log(f"  {len(EXPLORE_RATES)} learning rates, one process: {run['wall_s']:.2f} s")
+    finally:
+        shutil.rmtree(work, ignore_errors=True)
+    for row in rows.values():
+        summarize_runs(row)
+    summarize_runs(explore)
+    if explore["runs"]:
+        fits = [[f["seconds"] for f in run["fits"]] for run in explore["runs"]]
+        explore["first_fit_s"] = statistics.median(f[0] for f in fits)
+        explore["later_fit_s"] = statistics.median(s for f in fits for s in f[1:])
+        explore["fits_s"] = statistics.median(sum(f) for f in fits)
+        explore["accuracies"] = [f["accuracy"] for f in explore["runs"][0]["fits"]]
+    return {"example": config, "reps": reps, "rows": list(rows.values()), "learning_rates": explore}
+
+
+def summarize_runs(row: dict) -> None:
+    """Medians over a row's fresh-process runs."""
+    runs = row["runs"]
+    if row["status"] != "ok" or not runs:
+        return
+    walls = [r["wall_s"] for r in runs]
+    row.update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
+               in_process_s=statistics.median(r["in_process_s"] for r in runs),
+               import_s=statistics.median(r["import_s"] for r in runs if "import_s" in r),
+               accuracy=statistics.median(r["accuracy"] for r in runs))
+
+
+# --------------------------------------------------------------------------- sweeps: many models at once
+SWEEP_MODELS = (1, 8, 64, 256)
+QUICK_SWEEP_MODELS = (8,)
+SWEEP_EPOCHS = 50
+QUICK_SWEEP_EPOCHS = 2
+
+
+def sweep_grid(models: int) -> tuple[tuple[float, ...], tuple[int, ...]]:
+    """(learning rates, seeds) of a sweep of `models` runs: the 8 explored rates × models / 8 seeds;
+    a single model trains at the seed example's rate."""
+    rates = tuple(SEED_EXAMPLE["learning_rates"]) if models == 1 else tuple(EXPLORE_RATES[:min(models, 8)])
+    return rates, tuple(range(models // len(rates)))
+
+
+def build_fnn_sweep(x: np.ndarray, y: np.ndarray, models: int, epochs: int) -> Callable[[], None]:
+    sizes = SEED_EXAMPLE["sizes"]
+    model = fnn.Sequential([fnn.Dense(n, activation="relu") for n in sizes[1:-1]]
+                           + [fnn.Dense(sizes[-1], activation="sigmoid")])
+    rates, seeds = sweep_grid(models)
+
+    def train() -> None:
+        runs = fnn.sweep(model, x, y, optimizer=fnn.optim.adam, learning_rates=rates, seeds=seeds,
+                         loss="binary_cross_entropy", epochs=epochs, batch_size=SEED_EXAMPLE["batch_size"])
+        jax.block_until_ready(runs.params)
+
+    return train
+
+
+def build_vmap_sweep(x: np.ndarray, y: np.ndarray, models: int, epochs: int) -> Callable[[], None]:
+    """The hand-written reference: one run as a lax.scan over batches in a lax.fori_loop over epochs,
+    jax.vmap'ed over the models' params, learning rates and shuffle keys; Adam by hand."""
+    sizes, bs = SEED_EXAMPLE["sizes"], SEED_EXAMPLE["batch_size"]
+    rates, seeds = sweep_grid(models)
+    b1, b2, eps = ADAM["b1"], ADAM["b2"], ADAM["eps"]
+    n = x.shape[0]
+    n_batches = -(-n // bs)
+    xd, yd = jnp.asarray(x), jnp.asarray(y, jnp.float32)[:, None]
+    mask = (jnp.arange(n_batches * bs) < n).astype(jnp.float32).reshape(n_batches, bs, 1)
+
+    def loss(params, xb, yb, mb):  # binary CE from the logits, over the batch's real rows
+        z = mlp_logits(params, xb)
+        return jnp.sum(mb * (jnp.logaddexp(0.0, z) - yb * z)) / jnp.sum(mb)
+
+    def step(carry, batch):
+        params, (t, mu, nu), lr = carry
+        value, grads = jax.value_and_grad(loss)(params, *batch)
+        t = t + 1
+        mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, mu, grads)
+        nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, nu, grads)
+        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        params = jax.tree.map(lambda p, m, v: p - lr * (m / c1) / (jnp.sqrt(v / c2) + eps), params, mu, nu)
+        return (params, (t, mu, nu), lr), value
+
+    def one_run(params, lr, key):
+        def epoch(e, carry):
+            params, state, losses = carry
+            perm = jax.random.permutation(jax.random.fold_in(key, e), n)
+            index = jnp.concatenate([perm, perm[:n_batches * bs - n]]).reshape(n_batches, bs)  # pad, then mask
+            (params, state, _), values = jax.lax.scan(step, (params, state, lr), (xd[index], yd[index], mask))
+            return params, state, losses.at[e].set(jnp.mean(values))
+
+        zeros = jax.tree.map(jnp.zeros_like, params)
+        state = (jnp.zeros((), jnp.int32), zeros, zeros)
+        params, _, losses = jax.lax.fori_loop(0, epochs, epoch, (params, state, jnp.zeros(epochs)))
+        return params, losses
+
+    runs = jax.jit(jax.vmap(one_run))
+    starts = [initial_params(tuple(sizes), s) for s in seeds] * len(rates)
+    lrs = np.repeat(np.asarray(rates, np.float32), len(seeds))
+    keys = jnp.stack([jax.random.key(s) for s in seeds] * len(rates))
+
+    def train() -> None:
+        params = jax.tree.map(lambda *leaves: jnp.asarray(np.stack(leaves)), *starts)
+        params, losses = runs([tuple(layer) for layer in params], jnp.asarray(lrs), keys)
+        jax.block_until_ready(params)
+        np.asarray(losses)  # the history on the host, as the sweep's is
+
+    return train
+
+
+def measure_sweeps(settings: Settings) -> dict:
+    """fnn.sweep and the hand-written vmap at each K: a warm-up call, then the best of 3 (1 with --quick)."""
+    sizes_k = QUICK_SWEEP_MODELS if settings.quick else SWEEP_MODELS
+    epochs = QUICK_SWEEP_EPOCHS if settings.quick else SWEEP_EPOCHS
+    reps = 1 if settings.quick else 3
+    x, y = fnn.data.circles(jax.random.key(settings.seed), SEED_EXAMPLE["n_train"], noise=SEED_EXAMPLE["noise"])
+    x, y = np.asarray(x, np.float32), np.asarray(y, np.int32)
+    rows = []
+    for k in sizes_k:
+        rates, seeds = sweep_grid(k)
+        row = {"models": k, "rates": len(rates), "seeds": len(seeds), "epochs": epochs, "status": "ok"}
+        trainers = {}
+        for peer, build in (("fnn", build_fnn_sweep), ("vmap", build_vmap_sweep)):
+            try:
+                train = build(x, y, k, epochs)
+                events = jax_events()
+                row[f"{peer}_first_s"] = timed_call(train)
+                row[f"{peer}_first_events"] = events_since(events)
+                trainers[peer], row[f"{peer}_times_s"] = train, []
+            except Exception as e:
+                row["status"] = f"failed: {peer}: {type(e).__name__}: {e}"
+                traceback.print_exc()
+        for _ in range(reps):
+            for peer, train in trainers.items():
+                row[f"{peer}_times_s"].append(timed_call(train))
+        for peer in trainers:
+            row[f"{peer}_best_s"] = min(row[f"{peer}_times_s"])
+            row[f"{peer}_median_s"] = statistics.median(row[f"{peer}_times_s"])
+        log(f"  sweep of {k}: fnn {fmt(row.get('fnn_best_s'), '.3f')} s, vmap {fmt(row.get('vmap_best_s'), '.3f')} s")
+        rows.append(row)
+    sweep_ratios(rows)
+    return {"status": "ok", "epochs": epochs, "reps": reps, "n_train": SEED_EXAMPLE["n_train"],
+            "batch_size": SEED_EXAMPLE["batch_size"], "rows": rows}
+
+
+def sweep_ratios(rows: list[dict]) -> None:
+    """Each K's best time over K = 1's (fnn's and the vmap's own), the vmap's over fnn's K = 1, and
+    fnn's over the vmap's."""
+    one = next((r for r in rows if r["models"] == 1), {})
+    for row in rows:
+        for peer in ("fnn", "vmap"):
+            if f"{peer}_best_s" in row and one.get(f"{peer}_best_s"):
+                row[f"{peer}_vs_one"] = row[f"{peer}_best_s"] / one[f"{peer}_best_s"]
+        if "vmap_best_s" in row and one.get("fnn_best_s"):
+            row["vmap_vs_fnn_one"] = row["vmap_best_s"] / one["fnn_best_s"]
+        if "vmap_best_s" in row and "fnn_best_s" in row:
+            row["fnn_over_vmap"] = row["fnn_best_s"] / row["vmap_best_s"]
+
+
+def timed_call(train: Callable[[], None]) -> float:
+    start = time.perf_counter()
+    train()
+    return time.perf_counter() - start
+
+
 # --------------------------------------------------------------------------- machine
 def machine_info() -> dict:
     cpu = platform.processor()
@@ -880,6 +1394,60 @@ def machine_info() -> dict:
     info["env"] = {k: os.environ[k] for k in ("OPENBLAS_CORETYPE", "OPENBLAS_L2_SIZE", "XLA_FLAGS",
                                                 "OMP_NUM_THREADS", "KERAS_BACKEND") if k in os.environ}
     return info
+
+
+# --------------------------------------------------------------------------- targets
+STEADY_TARGETS = {"W1": 0.55, "W2": 1.10, "W3": 1.10}  # fnn's µs/step over the hand-written scan's, at most
+RESULT_TARGETS = {"fnn-warm": 2.0, "fnn-cold": 3.5}  # seconds from spawn to exit, at most
+EXPLORE_TARGET = 3.0  # seconds for the 8 learning rates in one fresh process
+SWEEP_TARGETS = {64: 7.0, 256: 20.0}  # a sweep of K models over one model, at most
+
+
+def targets(result: dict) -> list[dict]:
+    """Each target with what was measured and whether it was met (None: not measured)."""
+    rows = []
+
+    def add(target: str, measured: str | None, met: bool | None, value=None, limit=None) -> None:
+        rows.append({"target": target, "measured": measured or "not measured", "met": met, "value": value,
+                     "limit": limit})
+
+    steady = [r for r in result["results"] if not r.get("sweep")]
+    for (name, optimizer, batch), group_rows in group(steady).items():
+        by_peer = {r["peer"]: r.get("us_per_step") for r in group_rows}
+        limit = STEADY_TARGETS.get(name)
+        if limit is None or "jax" not in by_peer:
+            continue
+        ratio = by_peer["fnn"] / by_peer["jax"] if by_peer.get("fnn") and by_peer["jax"] else None
+        add(f"{name} {optimizer} b{batch}: fnn µs/step ≤ {limit:.2f} × the hand-written scan",
+            None if ratio is None else f"{ratio:.2f} ×", None if ratio is None else ratio <= limit, ratio, limit)
+    ttr = result.get("time_to_result") or {}
+    wall = {r["peer"]: r.get("wall_s") for r in ttr.get("rows", [])}
+    for peer, limit in RESULT_TARGETS.items():
+        w = wall.get(peer)
+        add(f"seed example, {peer.replace('-', ' ')} ≤ {limit:.1f} s", None if w is None else f"{w:.2f} s",
+            None if w is None else w <= limit, w, limit)
+    for peer in RESULT_TARGETS:
+        for other, label in (("torch", "PyTorch eager"), ("keras", "Keras")):
+            w, o = wall.get(peer), wall.get(other)
+            add(f"seed example, {peer.replace('-', ' ')} faster than {label}",
+                None if w is None or o is None else f"{w:.2f} s vs {o:.2f} s",
+                None if w is None or o is None else w < o, w, o)
+    explore = ttr.get("learning_rates", {}).get("wall_s")
+    add(f"{len(EXPLORE_RATES)} learning rates in one fresh process ≤ {EXPLORE_TARGET:.0f} s",
+        None if explore is None else f"{explore:.2f} s", None if explore is None else explore <= EXPLORE_TARGET,
+        explore, EXPLORE_TARGET)
+    sweeps = {r["models"]: r for r in (result.get("sweeps") or {}).get("rows", [])}
+    for k, limit in SWEEP_TARGETS.items():
+        ratio = sweeps.get(k, {}).get("fnn_vs_one")
+        add(f"sweep of {k} models ≤ {limit:.0f} × one", None if ratio is None else f"{ratio:.1f} ×",
+            None if ratio is None else ratio <= limit, ratio, limit)
+    for k in SWEEP_TARGETS:
+        r = sweeps.get(k, {})
+        f, v = r.get("fnn_best_s"), r.get("vmap_best_s")
+        add(f"sweep of {k} models faster than the hand-written vmap",
+            None if f is None or v is None else f"{f:.3f} s vs {v:.3f} s", None if f is None or v is None else f < v,
+            f, v)
+    return rows
 
 
 # --------------------------------------------------------------------------- report
@@ -944,7 +1512,8 @@ def report(result: dict, summary: Summary, out: str) -> None:
     m = result["machine"]
     summary.add(f"machine: {m['cpu']}, {m['cpu_count']} cpus, {m['platform']}; jax {m['jax']}, jaxlib "
                 f"{m['jaxlib']}, numpy {m['numpy']}, device {m['device']}; load average at start "
-                f"{m['load_average_at_start']}")
+                f"{m['load_average_at_start']}, at the end {m.get('load_average_at_end')}; compilation cache "
+                f"in this process: {m.get('compilation_cache')}")
     for mm in result["matmul"]:
         summary.add()
         summary.add(f"fp32 matmul at {mm['workload']}'s shapes, {mm.get('when', '')} of the run (GFLOP/s; best "
@@ -959,8 +1528,9 @@ def report(result: dict, summary: Summary, out: str) -> None:
         summary.add(f"'% peak' below is of {peak:.1f} GFLOP/s, the best of these")
     main_rows = [r for r in result["results"] if not r.get("sweep")]
     peers = list(dict.fromkeys(r["peer"] for r in main_rows))
-    summary.add()
-    summary.add("overview: µs/step (fnn/peer)")
+    if main_rows:
+        summary.add()
+        summary.add("overview: µs/step (fnn/peer)")
     cells = []
     for (name, optimizer, batch), rows in group(main_rows).items():
         by_peer = {r["peer"]: r for r in rows}
@@ -971,7 +1541,8 @@ def report(result: dict, summary: Summary, out: str) -> None:
             line.append(("-" if r.get("status", "").startswith("skipped") else "failed") if us is None else
                         f"{us:.1f}" + (f" ({ratio:.2f})" if ratio and p != "fnn" else ""))
         cells.append(line)
-    summary.table(["case"] + peers, cells, ["{}"] * (len(peers) + 1))
+    if main_rows:
+        summary.table(["case"] + peers, cells, ["{}"] * (len(peers) + 1))
     for (name, optimizer, batch), rows in group(result["results"]).items():
         if any(r.get("sweep") for r in rows):
             continue
@@ -998,16 +1569,21 @@ def report(result: dict, summary: Summary, out: str) -> None:
     fnn_rows = [r for r in result["results"] if r["peer"] == "fnn" and r["status"] == "ok"]
     if fnn_rows:
         summary.add()
-        summary.add("fnn.fit per call: first call (compiles), second identical call (retraced?), and the steady "
-                    "cost split into µs/step and a fixed per-call overhead (two epoch counts in one compiled bucket)")
-        retraced = {True: "yes", False: "no", None: "?"}
-        summary.table(("case", "1st call s", "2nd call ms", "retraced", "µs/step all-in", "marginal µs/step",
-                       "call overhead ms"),
+        summary.add("fnn.fit per call: first call (compiles; JAX's trace and backend-compile events counted), "
+                    "second identical call (retraced? recompiled?), traces while timed (new epoch counts "
+                    "included), and the steady cost split into µs/step and a fixed per-call overhead (two epoch "
+                    "counts in one compiled program)")
+        yes_no = {True: "yes", False: "no", None: "?"}
+        summary.table(("case", "1st call s", "traces/compiles", "2nd call ms", "retraced", "recompiled",
+                       "timed traces", "µs/step all-in", "marginal µs/step", "call overhead ms"),
                       [(f"{r['workload']} {r['optimizer']} b{r['batch_size']}", fmt(r["first_call_s"], ".3f"),
-                        fmt(1e3 * r["second_call_s"], ".2f"), retraced[r.get("second_call_retraced")],
+                        "{traces}/{compiles}".format(**r["first_call_events"]) if "first_call_events" in r else "?",
+                        fmt(1e3 * r["second_call_s"], ".2f"), yes_no[r.get("second_call_retraced")],
+                        yes_no[r.get("second_call_compiled")],
+                        fmt(r.get("timed_traces", 0) + r.get("warmup_events", {}).get("traces", 0), "d"),
                         fmt(r["us_per_step"], ".1f"), fmt(r.get("marginal_us_per_step"), ".1f"),
                         fmt(1e3 * r["call_overhead_s"] if "call_overhead_s" in r else None, ".2f"))
-                       for r in fnn_rows], ["{}"] * 7)
+                       for r in fnn_rows], ["{}"] * 10)
     if result["memory"]:
         summary.add()
         summary.add("peak resident memory, a fresh process per (peer, workload), 2 epochs SGD + momentum (MB)")
@@ -1019,9 +1595,77 @@ def report(result: dict, summary: Summary, out: str) -> None:
             else:
                 cells.append((r["workload"], r["peer"], short(r["status"]), "", ""))
         summary.table(("workload", "peer", "peak RSS", "before training", "training adds"), cells, ["{}"] * 5)
+    if result.get("time_to_result"):
+        report_time_to_result(summary, result["time_to_result"])
+    if result.get("sweeps"):
+        report_sweeps(summary, result["sweeps"])
+    summary.add()
+    summary.add("targets")
+    summary.table(("target", "measured", ""), [(t["target"], t["measured"], {True: "met", False: "not met",
+                                                                              None: "-"}[t["met"]])
+                                               for t in result["targets"]], ["{}"] * 3)
     summary.add()
     summary.add(f"json: {result['json']}; plot: {result['plot']}")
     summary.write(out)
+
+
+def report_time_to_result(summary: Summary, ttr: dict) -> None:
+    c = ttr["example"]
+    summary.add()
+    summary.add(f"time to result: the seed example end to end in a fresh process (circles {c['n_train']} train / "
+                f"{c['n_test']} test, noise {c['noise']}; {'-'.join(map(str, c['sizes']))}, Adam "
+                f"{c['learning_rates'][0]:g}, batch {c['batch_size']}, {c['epochs']} epochs; test accuracy), wall "
+                f"time from spawn to exit, median of {ttr['reps']}")
+    cells = []
+    for r in ttr["rows"]:
+        if r["status"] != "ok" or not r["runs"]:
+            cells.append((r["peer"], short(r["status"])) + ("",) * 5)
+            continue
+        last = r["runs"][-1]
+        note = {"keras": f"backend {last.get('backend')}", "torch": f"{last.get('threads')} threads",
+                "sklearn": f"{last.get('epochs_run')} epochs run"}.get(r["peer"], "")
+        if r["peer"].startswith("fnn"):
+            events = r["runs"][0].get("jax_events", {})
+            note = (f"{events.get('compiles', '?')} programs, {events.get('cache_hits', '?')} from the cache; "
+                    f"{r.get('cache_files_before', '?')} files in it before")
+        cells.append((r["peer"], f"{r['wall_s']:.2f}", f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}",
+                      f"{r['in_process_s']:.2f}", f"{r['import_s']:.2f}", f"{r['accuracy']:.3f}", note))
+    summary.table(("peer", "wall s", "min–max", "in process s", "imports s", "test acc", "notes"), cells,
+                  ["{}"] * 7)
+    e = ttr["learning_rates"]
+    summary.add()
+    rates = ", ".join(f"{r:g}" for r in e["learning_rates"])
+    if e["status"] != "ok" or not e["runs"]:
+        summary.add(f"{len(e['learning_rates'])} learning rates in one fresh process: {e['status']}")
+        return
+    summary.add(f"{len(e['learning_rates'])} learning rates ({rates}) one after another in one fresh process, "
+                f"warm cache, median of {len(e['runs'])}:")
+    summary.table(("wall s", "in process s", "imports s", "8 fits s", "first fit s", "each later fit s",
+                   "test acc (per rate)"),
+                  [(f"{e['wall_s']:.2f}", f"{e['in_process_s']:.2f}", f"{e['import_s']:.2f}", f"{e['fits_s']:.2f}",
+                    f"{e['first_fit_s']:.3f}", f"{e['later_fit_s']:.3f}",
+                    " ".join(f"{a:.2f}" for a in e["accuracies"]))], ["{}"] * 7)
+
+
+def report_sweeps(summary: Summary, sweeps: dict) -> None:
+    summary.add()
+    if sweeps["status"] != "ok":
+        summary.add(f"sweeps: {sweeps['status']}")
+        return
+    summary.add(f"sweeps: K circles networks trained at once (learning rates × seeds, Adam, {sweeps['epochs']} "
+                f"epochs, {sweeps['n_train']} samples, batch {sweeps['batch_size']}); seconds per call, best of "
+                f"{sweeps['reps']} after a warm-up call; fnn.sweep against a hand-written jax.vmap of scan-in-"
+                f"fori_loop runs")
+    cells = []
+    for r in sweeps["rows"]:
+        cells.append((str(r["models"]), f"{r['rates']}×{r['seeds']}", fmt(r.get("fnn_first_s"), ".2f"),
+                      fmt(r.get("fnn_best_s"), ".3f"), fmt(r.get("fnn_median_s"), ".3f"),
+                      fmt(r.get("fnn_vs_one"), ".1f"), fmt(r.get("vmap_first_s"), ".2f"),
+                      fmt(r.get("vmap_best_s"), ".3f"), fmt(r.get("vmap_vs_one"), ".1f"),
+                      fmt(r.get("vmap_vs_fnn_one"), ".1f"), fmt(r.get("fnn_over_vmap"), ".2f"),
+                      "" if r["status"] == "ok" else short(r["status"], 40)))
+    summary.table(("K", "rates×seeds", "fnn 1st s", "fnn s", "fnn median s", "fnn ×K=1", "vmap 1st s", "vmap s",
+                   "vmap ×own K=1", "vmap ×fnn K=1", "fnn/vmap", ""), cells, ["{}"] * 12)
 
 
 def group(rows: list[dict]) -> dict:
@@ -1046,6 +1690,9 @@ def parse(argv) -> argparse.Namespace:
                                                             "(default: W3; quick: W1)")
     p.add_argument("--memory-peers", default=None, help="peers whose peak memory is measured (default: all "
                                                         "selected; quick: numpy)")
+    p.add_argument("--sections", default=",".join(SECTIONS), help="comma-separated: steady (µs/step in this "
+                   "process), sweeps (fnn.sweep against a hand-written vmap), result (time to result in fresh "
+                   "processes) (default: %(default)s)")
     p.add_argument("--memory-child", default=None, help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     return args
@@ -1064,6 +1711,8 @@ def settings_from(args) -> Settings:
         QUICK_PEERS if args.quick else PEERS)).split(",") if s.strip()))
     optimizers = tuple(dict.fromkeys(s.strip().lower() for s in (args.optimizers or (
         "momentum" if args.quick else ",".join(OPTIMIZERS))).split(",") if s.strip()))
+    sections = tuple(dict.fromkeys(s.strip().lower() for s in args.sections.split(",") if s.strip()))
+    check_names("section", sections, SECTIONS)
     check_names("workload", names, table)
     check_names("peer", peers, PEERS)
     check_names("optimizer", optimizers, OPTIMIZERS)
@@ -1092,7 +1741,7 @@ def settings_from(args) -> Settings:
                     sweep_batches=batches, reps=reps, target_seconds=target, max_epochs=1 if args.quick else 1024,
                     matmul_seconds=0.02 if args.quick else 0.1, memory_workloads=memory,
                     memory_peers=memory_peers, quick=args.quick,
-                    seed=args.seed)
+                    seed=args.seed, sections=sections)
 
 
 def run(settings: Settings, out: str) -> dict:
@@ -1100,8 +1749,42 @@ def run(settings: Settings, out: str) -> dict:
     summary = Summary("fnn benchmark: µs per training step (median), fnn/peer < 1 means fnn is faster")
     result = {"machine": machine_info(), "settings": {k: v for k, v in settings._asdict().items() if k != "workloads"},
               "workloads": {n: w._asdict() for n, w in settings.workloads.items()}, "data": {}, "matmul": [],
-              "results": [], "memory": []}
-    log(f"bench: peers {', '.join(settings.peers)}; workloads {', '.join(settings.workloads)}")
+              "results": [], "memory": [], "sweeps": None, "time_to_result": None, "targets": []}
+    log(f"bench: sections {', '.join(settings.sections)}; peers {', '.join(settings.peers)}; "
+        f"workloads {', '.join(settings.workloads)}")
+    count_jax_events()
+    with concurrent.futures.ThreadPoolExecutor(max_workers=1) as pool:
+        # --quick is a smoke test of every path, not a measurement: the sweeps and the fresh
+        # processes run beside the steady section. Otherwise each section runs alone.
+        others = pool.submit(bench_config(other_sections), settings) if settings.quick else None
+        with fresh_compilation_cache() as cache:
+            result["machine"]["compilation_cache"] = cache
+            if "steady" in settings.sections:
+                measure_steady(settings, result)
+            result["sweeps"], result["memory"], result["time_to_result"] = (
+                others.result() if others else other_sections(settings))
+    result["targets"] = targets(result)
+    result["machine"]["load_average_at_end"] = list(os.getloadavg()) if hasattr(os, "getloadavg") else None
+    out = output_dir(out)
+    sweep = [r for r in result["results"] if r["workload"] == "W1" and r["optimizer"] == "momentum"]
+    result["plot"] = write_plot(sweep, out)
+    result["json"] = os.path.join(out, "bench.json")
+    result["runtime_s"] = time.perf_counter() - start
+    with open(result["json"], "w") as f:
+        json.dump(result, f, indent=1, default=str)
+    report(result, summary, out)
+    return result
+
+
+def other_sections(settings: Settings) -> tuple[dict | None, list[dict], dict | None]:
+    """The sweeps; then peak memory per (peer, workload) and the time-to-result runs, in fresh processes."""
+    sweeps = measure_sweeps(settings) if "sweeps" in settings.sections else None
+    memory = measure_memory(settings) if settings.memory_workloads else []
+    return sweeps, memory, measure_time_to_result(settings) if "result" in settings.sections else None
+
+
+def measure_steady(settings: Settings, result: dict) -> None:
+    """The matmul ceiling, then every (workload, optimizer) case and the W1 batch-size sweep; fills result."""
     widest = max(settings.workloads.values(), key=lambda w: sum(a * b for a, b in zip(w.sizes[:-1], w.sizes[1:])))
     torch_too = "torch" in settings.peers and unavailable("torch") is None
     result["matmul"].append(measure_matmul(widest, settings.matmul_seconds, settings.seed, not settings.quick,
@@ -1132,30 +1815,47 @@ def run(settings: Settings, out: str) -> dict:
         if r.get("us_per_step"):
             r["fraction_of_peak"] = r["gflops"] / peak
             r["ratio_fnn_over_peer"] = f / r["us_per_step"] if f else None
-    if settings.memory_workloads:
-        result["memory"] = measure_memory(settings)
-    out = output_dir(out)
-    sweep = [r for r in result["results"] if r["workload"] == "W1" and r["optimizer"] == "momentum"]
-    result["plot"] = write_plot(sweep, out)
-    result["json"] = os.path.join(out, "bench.json")
-    result["runtime_s"] = time.perf_counter() - start
-    with open(result["json"], "w") as f:
-        json.dump(result, f, indent=1, default=str)
-    report(result, summary, out)
-    return result
 
 
+@contextlib.contextmanager
+def fresh_compilation_cache():
+    """While it lasts, fnn's persistent compilation cache (if on) writes to an empty temporary folder,
+    so a first call compiles whatever earlier runs left in the user's cache; yields what is in use."""
+    before = fnn.cache.directory()
+    if before is None:
+        foreign = jax.config.jax_compilation_cache_dir
+        yield f"JAX's own, {foreign}" if foreign else "off"
+        return
+    folder = tempfile.mkdtemp(prefix="fnn-bench-cache-")
+    try:
+        fnn.cache.enable(folder)
+        yield "fnn's, an empty temporary folder"
+    finally:
+        fnn.cache.enable(before)
+        shutil.rmtree(folder, ignore_errors=True)
+
+
+def bench_config(fn: Callable) -> Callable:
+    """fn under the bench's JAX settings: float32 throughout, and ordinary broadcasting for the
+    peers, whatever the caller's. They are per thread, so a section in another thread needs this."""
+    @functools.wraps(fn)
+    def configured(*args, **kwargs):
+        with jax.enable_x64(False), jax.numpy_rank_promotion("allow"):
+            return fn(*args, **kwargs)
+
+    return configured
+
+
+@bench_config
 def main(argv=None) -> dict:
     args = parse(argv)
-    # float32 throughout, and ordinary broadcasting for the peers, whatever the caller's settings.
-    with jax.enable_x64(False), jax.numpy_rank_promotion("allow"):
-        if args.memory_child:
-            peer, name = args.memory_child.split(":")
-            table = QUICK_WORKLOADS if args.quick else WORKLOADS
-            row = memory_child(peer, table[name], args.seed)
-            print(json.dumps(row), flush=True)
-            return row
-        return run(settings_from(args), args.out)
+    if args.memory_child:
+        peer, name = args.memory_child.split(":")
+        table = QUICK_WORKLOADS if args.quick else WORKLOADS
+        row = memory_child(peer, table[name], args.seed)
+        print(json.dumps(row), flush=True)
+        return row
+    return run(settings_from(args), args.out)
 
 
 if __name__ == "__main__":
