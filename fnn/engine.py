@@ -126,7 +126,6 @@ class RunConfig(NamedTuple):
     layout: Layout
     batch_size: int
     shuffle: bool
-    weighted: bool  # per-sample weights given
     validate: bool
     rules: tuple  # the stopping rules beyond Divergence, in order
     verbose: bool
@@ -141,9 +140,10 @@ class RunConfig(NamedTuple):
 
 
 def configure(model, loss: losses.Loss, optimizer: optim.Optimizer, n_in: int, *, batch_size: int, shuffle: bool,
-              weighted: bool, validate: bool, target_loss, patience, restore_best: bool, verbose: int,
+              validate: bool, target_loss, patience, restore_best: bool, verbose: int,
               record_every: int = 0, mesh=None, small_layers: bool = True) -> RunConfig:
-    """The one constructor of a RunConfig: the structure of a run, no numbers."""
+    """The one constructor of a RunConfig: the structure of a run, no numbers. (Whether samples carry
+    weights is the structure of the Data the run is called with: jit keys its programs on it.)"""
     _warn_if_rebuilt(optimizer.update)
     rules = ()
     if patience is not None:
@@ -152,7 +152,7 @@ def configure(model, loss: losses.Loss, optimizer: optim.Optimizer, n_in: int, *
         rules += (TargetLoss(),)
     return RunConfig(model=model, loss=loss, update=optimizer.update,
                      layout=Layout.of(model, n_in, optimizer.elementwise), batch_size=batch_size,
-                     shuffle=bool(shuffle), weighted=weighted, validate=validate, rules=rules, verbose=verbose > 0,
+                     shuffle=bool(shuffle), validate=validate, rules=rules, verbose=verbose > 0,
                      record_every=record_every, mesh=mesh, small_layers=small_layers)
 
 
@@ -508,7 +508,7 @@ def compiled(config: RunConfig):
 
 
 def cache_info() -> dict:
-    """How many RunConfigs have a compiled run, and how many programs (traces) those hold."""
+    """The compile cache's statistics: RunConfigs with a compiled run, and lookups that found or missed one."""
     info = compiled.cache_info()
     return {"configs": info.currsize, "misses": info.misses, "hits": info.hits}
 
@@ -556,10 +556,10 @@ class Outcome(NamedTuple):
 
 
 def train(config: RunConfig, state: State, data: Data, settings: Settings, until: int, history=None,
-          snapshots=None, snapshot_epochs=None, run=None) -> Outcome:
+          snapshots=None, snapshot_epochs=None) -> Outcome:
     """Call the compiled run until `until` epochs are done or a rule stops it; one host sync per
     CHUNK epochs. history/snapshots: what earlier calls recorded (to continue a run)."""
-    run = compiled(config) if run is None else run
+    run = compiled(config)
     history = {k: list(v) for k, v in (history or {k: [] for k in config.history_names}).items()}
     snapshots, snapshot_epochs = list(snapshots or []), list(snapshot_epochs or [])
     epoch = int(state.epoch)

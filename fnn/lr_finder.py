@@ -100,7 +100,7 @@ def lr_find(model: models.Sequential, params, x, y, *, loss: str | None = None,
     record = models.resolve_loss(model, loss)
     x, y = models.prepare(model, record, params, x, y)
     config = engine.configure(model, record, opt, x.shape[1], batch_size=min(batch_size, x.shape[0]), shuffle=True,
-                              weighted=False, validate=False, target_loss=None, patience=None,
+                              validate=False, target_loss=None, patience=None,
                               restore_best=False, verbose=0)
     theta = config.layout.flatten(params, x.dtype)
     out = _compiled(config, steps)(theta, opt.init(theta), x, y, key, np.asarray(smoothing, x.dtype),

@@ -83,7 +83,7 @@ def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100,
                               max_bad_steps=max_bad_steps, epochs=epochs, verbose=verbose)
 
     def configure(batch_size):
-        return engine.configure(model, loss, optimizer, n_in, batch_size=batch_size, shuffle=False, weighted=True,
+        return engine.configure(model, loss, optimizer, n_in, batch_size=batch_size, shuffle=False,
                                 validate=xv.shape[0] > 0, target_loss=target_loss, patience=patience,
                                 restore_best=restore_best, verbose=verbose)
 

@@ -178,7 +178,7 @@ def prepare(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, va
         raise FnnValueError(f"batch_size {batch_size} is not divisible by the {n} devices it is split over; "
                             f"use a multiple of {n}")
     config = engine.configure(model, loss, optimizer, x.shape[1], batch_size=batch_size, shuffle=shuffle,
-                              weighted=w is not None, validate=validate, target_loss=target_loss, patience=patience,
+                              validate=validate, target_loss=target_loss, patience=patience,
                               restore_best=restore_best, verbose=verbose, record_every=record_every, mesh=mesh)
     layout = config.layout
     settings = engine.settings(dtype, target_loss=target_loss, patience=patience, min_delta=min_delta,

@@ -303,8 +303,9 @@ def _bad_fit_cases(x, y, p):
 def test_fit_bad_inputs_raise_before_compiling(tiny):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)
+    cases = _bad_fit_cases(x, y, p)  # made first: building them slices arrays
     with _compiles.counting() as counts:
-        for override, match in _bad_fit_cases(x, y, p):
+        for override, match in cases:
             kwargs = dict(x=x, y=y, params=p)
             kwargs.update(override)
             args = (kwargs.pop("params"), kwargs.pop("x"), kwargs.pop("y"))
@@ -494,3 +495,16 @@ def test_several_sigmoid_outputs_are_multi_label_and_say_so():
     classes = np.asarray(fnn.predict_classes(model, r.params, x))
     assert classes.shape == (30, 3)  # one 0/1 column per label
     np.testing.assert_allclose(ev["label_accuracy"], np.mean(classes == one_hot), rtol=1e-6)
+
+
+def test_the_seeds_keras_example_as_written():
+    from fnn import Dense, Sequential
+
+    X, y = fnn.data.circles(0, 300, noise=0.05)
+    model = Sequential([Dense(4, input_dim=2, activation="relu"), Dense(6, activation="relu"),
+                        Dense(6, activation="relu"), Dense(4, activation="relu"), Dense(1, activation="sigmoid")])
+    params = model.init(0)
+    history = fnn.fit(model, params, X, y, loss="binary_crossentropy", optimizer="adam", epochs=50)
+    assert history.epochs_run == 50 and set(history.history) == {"loss", "accuracy"}
+    assert history.history["loss"][-1] < history.history["loss"][0]
+    assert set(fnn.evaluate(model, history.params, X, y)) == {"loss", "accuracy"}
