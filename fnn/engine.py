@@ -253,9 +253,10 @@ def _select(take, new, old):
 
 
 class Divergence(NamedTuple):
-    """Stop once max_bad_steps + 1 steps in a row were non-finite. Keeps the params at the end of the
-    epoch with the lowest finite training loss (the initial params before any), which the result
-    returns after a divergence: usable, unlike the last finite params of a run blowing up."""
+    """Stop once max_bad_steps + 1 steps in a row were non-finite, or an epoch ends with non-finite
+    params. Keeps the params at the end of the epoch with the lowest finite training loss (the
+    initial params before any), which the result returns after a divergence: usable, unlike the
+    last finite params of a run blowing up."""
 
     reason = NON_FINITE
 
@@ -265,10 +266,13 @@ class Divergence(NamedTuple):
     def update(self, state, epoch: Epoch):
         best, best_epoch, best_params = state
         loss = epoch.values["loss"]
-        better = jnp.isfinite(loss) & (loss < best) & ~epoch.halted
+        # A step is applied when its loss and gradients are finite; an update that overflows the
+        # params anyway (a huge rate) is caught here, once per epoch, and never returned.
+        broken = epoch.halted | ~_all_finite(epoch.params)
+        better = jnp.isfinite(loss) & (loss < best) & ~broken
         state = (jnp.where(better, loss, best), jnp.where(better, epoch.index, best_epoch),
                  _select(better, epoch.params, best_params))
-        return state, epoch.halted
+        return state, broken
 
 
 class TargetLoss(NamedTuple):
@@ -342,21 +346,30 @@ def make_step(config: RunConfig, settings: Settings, epoch: Array):
     """step(carry, (xb, yb, wb)) -> (carry, None): one optimizer step on a mini-batch."""
     objective = batch_objective(config)
 
+    def apply(params, opt_state, grads):
+        updates, opt_state = config.update(grads, opt_state, params)
+        return optim.apply_updates(params, updates), opt_state
+
+    def keep(params, opt_state, grads):
+        return params, opt_state
+
     def step(carry: Carry, batch):
-        xb, yb, wb = batch
-        (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(carry.params, xb, yb, wb)
-        updates, opt_state = config.update(grads, carry.opt_state, carry.params)
-        params = optim.apply_updates(carry.params, updates)
-        return _guarded(config, settings, epoch, carry, batch, loss, out, params, opt_state), None
+        (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(carry.params, *batch)
+        take, carry = _guard(config, settings, epoch, carry, batch, loss, out, grads)
+        # Only a finite step is applied; lax.cond skips the update instead of selecting over the new
+        # and old params and optimizer state afterwards (three memory passes of every array saved).
+        params, opt_state = jax.lax.cond(take, apply, keep, carry.params, carry.opt_state, grads)
+        return carry._replace(params=params, opt_state=opt_state), None
 
     return step
 
 
-def _guarded(config, settings, epoch, carry: Carry, batch, loss, out, params, opt_state) -> Carry:
-    """Keep the step only if its loss and new params are finite; count what was kept."""
+def _guard(config, settings, epoch, carry: Carry, batch, loss, out, grads) -> tuple[Array, Carry]:
+    """(take, carry): whether to apply the step (its loss and gradients finite, the batch not empty,
+    the epoch not halted), with the guard's counts and the epoch's sums updated to match."""
     xb, yb, wb = batch
     count = jnp.asarray(xb.shape[0], xb.dtype) if wb is None else jnp.sum(wb)
-    ok = jnp.isfinite(loss) & _all_finite(params)  # a NaN/inf gradient or update shows here
+    ok = jnp.isfinite(loss) & _all_finite(grads)
     ran = ~carry.halted & (count > 0)  # an all-padding batch is no step
     take = ok & ran
     bad = ~ok & ran
@@ -371,9 +384,8 @@ def _guarded(config, settings, epoch, carry: Carry, batch, loss, out, params, op
     s = carry.sums
     sums = Sums(loss=s.loss + jnp.where(take, loss * count, 0.0), metric=s.metric + jnp.where(take, hits, 0.0),
                 count=s.count + jnp.where(take, count, 0.0))
-    return Carry(params=_select(take, params, carry.params), opt_state=_select(take, opt_state, carry.opt_state),
-                 guard=guard, sums=sums, halted=carry.halted | (bad_run > settings.max_bad_steps),
-                 step=carry.step + 1)
+    return take, carry._replace(guard=guard, sums=sums, halted=carry.halted | (bad_run > settings.max_bad_steps),
+                                step=carry.step + 1)
 
 
 def start_epoch(state: State, dtype) -> Carry:

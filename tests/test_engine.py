@@ -257,3 +257,18 @@ def test_record_every_off_is_the_program_without_snapshots(circles, params):
     on = engine.compiled(on_config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
     size = setup.config.layout.size
     assert f"tensor<{engine.CHUNK + 1}x{size}xf" in on and f"x{size}xf" not in off.replace(f"tensor<{size}xf", "")
+
+
+@pytest.mark.parametrize("max_bad_steps", [0, 1000])
+def test_an_update_that_overflows_the_params_is_never_returned(max_bad_steps):
+    """Finite loss and gradients, but a huge rate overflows the params: the epoch's end catches it."""
+    x = np.linspace(-1, 1, 16, dtype=np.float32)[:, None]
+    y = 5 * x[:, 0]
+    reg = fnn.Sequential([fnn.Dense(1)])
+    p = reg.init(0, 1)
+    with pytest.warns(RuntimeWarning, match="non-finite"):
+        r = fnn.fit(reg, p, x, y, loss="mse", optimizer=optim.sgd(1e38), epochs=3, batch_size=8,
+                    max_bad_steps=max_bad_steps, shuffle=False)
+    assert r.stop_reason == "non_finite_loss" and r.epochs_run == 1
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(r.params))
+    chex.assert_trees_all_equal(r.params, p)  # no epoch ended finite: the initial params
