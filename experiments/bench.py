@@ -41,12 +41,13 @@ Time to result (section "result"): the seed example end to end — circles, 1000
 test points, noise 0.05; 2-4-6-6-4-1, ReLU hidden, sigmoid output, binary cross-entropy; Adam
 1e-3, batch 32, 50 epochs; then the test accuracy — as a fresh process per run, timed from spawn
 to exit (median of 3) beside the child's own time from its first line, and its imports. Peers:
-NumPy by hand (forward, backward, Adam), PyTorch eager (a plain training loop), Keras 3
-model.fit with KERAS_BACKEND=jax, scikit-learn's MLPClassifier (with the default peers), fnn cold
-(FNN_CACHE_DIR an empty folder) and fnn warm (the folder the first cold run filled); --quick runs
-NumPy and fnn once each. Then one fresh process, warm, fits the seed network at 8 learning rates
-one after another. The children run with the machine's settings: JAX_DISABLE_MOST_OPTIMIZATIONS,
-JAX_ENABLE_X64 and the cache variables of JAX and fnn are removed from their environment.
+NumPy by hand (forward, backward, Adam); PyTorch eager, a plain training loop, with its default
+threads and with one (fnn is compared with the faster); Keras 3 model.fit with KERAS_BACKEND=jax;
+scikit-learn's MLPClassifier (with the default peers); fnn cold (FNN_CACHE_DIR an empty folder)
+and fnn warm (the folder the first cold run filled). --quick runs NumPy and fnn once each. Then
+one fresh process, warm, fits the seed network at 8 learning rates one after another. The
+children run with the machine's settings: JAX_DISABLE_MOST_OPTIMIZATIONS, JAX_ENABLE_X64 and the
+cache variables of JAX and fnn are removed from their environment.
 
 Sweeps (section "sweeps"): fnn.sweep of K = 1, 8, 64, 256 circles networks (learning rates ×
 seeds, Adam, 50 epochs), the best of 3 calls after a warm-up, beside a hand-written reference of
@@ -938,7 +939,10 @@ def measure_memory(settings: Settings) -> list[dict]:
 SEED_EXAMPLE = {"sizes": [2, 4, 6, 6, 4, 1], "n_train": 1000, "n_test": 500, "noise": 0.05, "batch_size": 32,
                 "epochs": 50, "learning_rates": [1e-3], "seed": 0}
 EXPLORE_RATES = [float(f"{r:.3g}") for r in np.geomspace(1e-4, 1e-1, 8)]  # the 8-learning-rate exploration
-RESULT_PEERS = ("numpy", "torch", "keras", "sklearn", "fnn-cold", "fnn-warm")
+RESULT_PEERS = ("numpy", "torch", "torch-1thread", "keras", "sklearn", "fnn-cold", "fnn-warm")
+# PyTorch twice: with its default thread pool, which a busy machine can slow many times over, and
+# with one thread, all a network this small can use.
+RESULT_CONFIG = {"torch-1thread": {"threads": 1}}
 RESULT_REPS = 3
 # Variables a caller (the test suite, say) may have set that would change what a child measures.
 CHILD_ENV_DROP = ("JAX_DISABLE_MOST_OPTIMIZATIONS", "JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_X64",
@@ -1067,6 +1071,8 @@ IMPORTED = time.perf_counter()
 c = CONFIG
 x_train, y_train, x_test, y_test = circles_split(c)
 torch.manual_seed(c["seed"])
+if c.get("threads"):
+    torch.set_num_threads(c["threads"])
 sizes, bs = c["sizes"], c["batch_size"]
 layers = []
 for n_in, n_out in zip(sizes[:-1], sizes[1:]):
@@ -1120,7 +1126,7 @@ with warnings.catch_warnings():
 done(accuracy=float(clf.score(x_test, y_test)), import_s=IMPORTED - START, epochs_run=int(clf.n_iter_))
 ''',
 }
-RESULT_PACKAGE = {"torch": "torch", "keras": "keras", "sklearn": "sklearn"}
+RESULT_PACKAGE = {"torch": "torch", "torch-1thread": "torch", "keras": "keras", "sklearn": "sklearn"}
 
 
 def result_peers(settings: Settings) -> tuple[str, ...]:
@@ -1182,7 +1188,8 @@ def measure_time_to_result(settings: Settings) -> dict:
                     os.makedirs(cache, exist_ok=True)
                     row["cache_files_before"] = len(os.listdir(cache))
                 try:
-                    run = run_child(scripts[p.split("-")[0]], config, child_env(cache if p.startswith("fnn") else None))
+                    run = run_child(scripts[p.split("-")[0]], dict(config, **RESULT_CONFIG.get(p, {})),
+                                    child_env(cache if p.startswith("fnn") else None))
                 except Exception as e:
                     row["status"] = f"failed: {type(e).__name__}: {e}"
                     if p == "fnn-cold" and rep == 0 and "fnn-warm" in rows:
@@ -1428,7 +1435,8 @@ def targets(result: dict) -> list[dict]:
             None if w is None else w <= limit, w, limit)
     for peer in RESULT_TARGETS:
         for other, label in (("torch", "PyTorch eager"), ("keras", "Keras")):
-            w, o = wall.get(peer), wall.get(other)
+            w = wall.get(peer)
+            o = min((v for p, v in wall.items() if p.split("-")[0] == other and v is not None), default=None)
             add(f"seed example, {peer.replace('-', ' ')} faster than {label}",
                 None if w is None or o is None else f"{w:.2f} s vs {o:.2f} s",
                 None if w is None or o is None else w < o, w, o)
@@ -1622,8 +1630,8 @@ def report_time_to_result(summary: Summary, ttr: dict) -> None:
             cells.append((r["peer"], short(r["status"])) + ("",) * 5)
             continue
         last = r["runs"][-1]
-        note = {"keras": f"backend {last.get('backend')}", "torch": f"{last.get('threads')} threads",
-                "sklearn": f"{last.get('epochs_run')} epochs run"}.get(r["peer"], "")
+        note = {"keras": f"backend {last.get('backend')}", "sklearn": f"{last.get('epochs_run')} epochs run"}.get(
+            r["peer"], f"{last['threads']} threads" if r["peer"].startswith("torch") else "")
         if r["peer"].startswith("fnn"):
             events = r["runs"][0].get("jax_events", {})
             note = (f"{events.get('compiles', '?')} programs, {events.get('cache_hits', '?')} from the cache; "
