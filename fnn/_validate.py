@@ -217,6 +217,17 @@ def key(k, name: str = "key"):
     raise FnnTypeError(f"{expected}, got an array of dtype {k.dtype} and shape {tuple(k.shape)}")
 
 
+def float_dtype(dtype, name: str = "dtype"):
+    """A floating numpy/jax dtype, or an fnn error naming `name`."""
+    try:
+        dtype = jnp.dtype(dtype)
+    except TypeError:
+        raise FnnTypeError(f"{name} must be a floating dtype, got {dtype!r}") from None
+    if not jnp.issubdtype(dtype, jnp.floating):
+        raise FnnTypeError(f"{name} must be a floating dtype, got {dtype}")
+    return dtype
+
+
 def device(a, dtype=None):
     """A host array as a jax array: a plain transfer. (jnp.asarray of a NumPy array binds a primitive
     that compiles a small program per shape and dtype: on a cold start those add up.)"""

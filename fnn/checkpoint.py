@@ -283,13 +283,7 @@ def _check_metadata(value, path: str = "metadata") -> None:
 # ---------------------------------------------------------------- the model beside the params
 
 def _float_dtype(dtype, what: str) -> str:
-    try:
-        dtype = jnp.dtype(dtype)
-    except TypeError:
-        raise FnnTypeError(f"{what} must be a floating dtype, got {dtype!r}") from None
-    if not jnp.issubdtype(dtype, jnp.floating):
-        raise FnnTypeError(f"{what} must be a floating dtype, got {dtype}")
-    return dtype.name
+    return _validate.float_dtype(dtype, what).name
 
 
 def _params_in(tree, path: str = ""):

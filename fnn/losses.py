@@ -237,7 +237,7 @@ def prepare_targets(y, loss: str, n_outputs: int, dtype=jnp.float32, name: str =
     return targets.prepare(y, LOSSES[loss].targets, n_outputs, dtype, name, loss=loss)
 
 
-def warn_if_one_class_per_row(loss: Loss, t) -> None:
+def warn_if_one_class_per_row(loss: Loss, t, stacklevel: int = 3) -> None:
     """Several sigmoid outputs with binary CE learn independent yes/no labels (multi-label); rows that
     are all one-hot suggest one class per row, which softmax learns. Say so once per call."""
     if loss.name != BINARY_CE or t.ndim != 2 or t.shape[1] < 2 or not _validate.is_concrete(t):
@@ -248,7 +248,7 @@ def warn_if_one_class_per_row(loss: Loss, t) -> None:
                       f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
                       "metrics and predict_classes per column). For one class per row use "
                       f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
-                      UserWarning, stacklevel=4)
+                      UserWarning, stacklevel=stacklevel)
 
 
 def value(loss: Loss, out: Array, y: Array) -> Array:

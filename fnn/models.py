@@ -148,13 +148,7 @@ class Sequential:
         so no two layers share values; the same key gives the same parameters."""
         key = _validate.key(key)
         input_dim = self._resolve_input_dim(input_dim)
-        try:
-            dtype = jnp.dtype(dtype)
-        except TypeError:
-            raise FnnTypeError(f"dtype must be a floating dtype, got {dtype!r}") from None
-        if not jnp.issubdtype(dtype, jnp.floating):
-            raise FnnTypeError(f"dtype must be a floating dtype, got {dtype}")
-        return _init_fn(self, input_dim, dtype)(key)
+        return _init_fn(self, input_dim, _validate.float_dtype(dtype))(key)
 
     def input_dim(self, params: Params) -> int:
         """The input width these params were built for (checks the params' structure first)."""

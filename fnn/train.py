@@ -145,7 +145,7 @@ def prepare(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, va
         checkpoint_every = max(epochs, 1)
 
     x, y = models.prepare(model, loss, params, x, y)
-    losses.warn_if_one_class_per_row(loss, y)
+    losses.warn_if_one_class_per_row(loss, y, stacklevel=4)  # the caller of fit
     dtype = x.dtype
     w = sample_weights(model, loss, y, sample_weight, class_weight)
     if opt_state is not None:

@@ -488,10 +488,13 @@ def test_several_sigmoid_outputs_are_multi_label_and_say_so():
     one_hot = np.eye(3, dtype=np.float32)[labels]
     model = fnn.Sequential([fnn.Dense(3, activation="sigmoid")])
     p = model.init(jax.random.key(0), 4)
-    with pytest.warns(UserWarning, match="one-hot.*multi-label.*softmax"):
+    with pytest.warns(UserWarning, match="one-hot.*multi-label.*softmax") as caught:
         r = fnn.fit(model, p, x, one_hot, loss="binary_cross_entropy", epochs=2)
+    assert caught[0].filename == __file__
     assert "label_accuracy" in r.history
-    ev = fnn.evaluate(model, r.params, x, one_hot, loss="binary_cross_entropy")
+    with pytest.warns(UserWarning, match="one-hot") as caught:
+        ev = fnn.evaluate(model, r.params, x, one_hot, loss="binary_cross_entropy")
+    assert caught[0].filename == __file__  # the warning points at the caller's line
     classes = np.asarray(fnn.predict_classes(model, r.params, x))
     assert classes.shape == (30, 3)  # one 0/1 column per label
     np.testing.assert_allclose(ev["label_accuracy"], np.mean(classes == one_hot), rtol=1e-6)
