@@ -477,7 +477,9 @@ class Record(NamedTuple):
 
 
 def chunk_snapshots(config: RunConfig) -> int:
-    return CHUNK // config.record_every + 1 if config.record_every else 0
+    """Snapshot slots per call: at most CHUNK // k + 1 kept, and one more that the epochs after the
+    last kept one write to."""
+    return CHUNK // config.record_every + 2 if config.record_every else 0
 
 
 def make_run(config: RunConfig):
@@ -497,10 +499,9 @@ def make_run(config: RunConfig):
             state, history, snaps, n_snaps = loop
             new, values = run_epoch(config, settings, state, data)
             history = {name: h.at[state.epoch - start].set(values[name].astype(dtype)) for name, h in history.items()}
-            if k:
-                keep = (new.epoch % k) == 0
-                snaps = _select(keep, jax.tree.map(lambda s, p: s.at[n_snaps].set(p), snaps, new.params), snaps)
-                n_snaps = n_snaps + keep.astype(jnp.int32)
+            if k:  # every epoch writes slot n_snaps; only an epoch that is a multiple of k moves past it
+                snaps = jax.tree.map(lambda s, p: s.at[n_snaps].set(p), snaps, new.params)
+                n_snaps = n_snaps + ((new.epoch % k) == 0).astype(jnp.int32)
             return new, history, snaps, n_snaps
 
         def cond(loop):

@@ -238,6 +238,17 @@ def test_record_every_keeps_the_params_of_those_epochs(circles, params):
                                 fnn.fit(SEED_NET, params, x, y, epochs=100, **kw).params, rtol=1e-6)
 
 
+def test_snapshots_across_calls_that_start_off_the_grid(circles, params, tmp_path):
+    """With checkpoints every 3 epochs the compiled calls start at 0, 3, 6, 9: snapshots every 2
+    epochs still land on 2, 4, 6, 8, 10, as in one call."""
+    x, y = circles
+    kw = dict(optimizer=optim.adam(0.01), epochs=10, record_every=2, shuffle=False)
+    whole = fnn.fit(SEED_NET, params, x, y, **kw)
+    pieces = fnn.fit(SEED_NET, params, x, y, checkpoint=tmp_path / "run.fnn", checkpoint_every=3, **kw)
+    assert whole.snapshot_epochs == pieces.snapshot_epochs == (2, 4, 6, 8, 10)
+    chex.assert_trees_all_close(pieces.snapshots, whole.snapshots, rtol=1e-6)
+
+
 def test_record_every_off_is_the_program_without_snapshots(circles, params):
     """Off, the config and so the compiled run are the ones a fit without the argument uses: no
     snapshot buffer in the program."""
@@ -256,7 +267,7 @@ def test_record_every_off_is_the_program_without_snapshots(circles, params):
     on_config = setup.config._replace(record_every=1)
     on = engine.compiled(on_config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
     size = setup.config.layout.size
-    assert f"tensor<{engine.CHUNK + 1}x{size}xf" in on and f"x{size}xf" not in off.replace(f"tensor<{size}xf", "")
+    assert f"tensor<{engine.chunk_snapshots(on_config)}x{size}xf" in on and f"x{size}xf" not in off.replace(f"tensor<{size}xf", "")
 
 
 @pytest.mark.parametrize("max_bad_steps", [0, 1000])
