@@ -17,6 +17,7 @@ import numpy as np
 from jax.sharding import Mesh, NamedSharding, PartitionSpec
 
 from fnn import _validate, engine, losses, models, stream
+from fnn import checkpoint as ckpt
 from fnn.engine import FitResult
 from fnn.errors import FnnTypeError, FnnValueError
 
@@ -105,8 +106,6 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
                                outcome.snapshots, outcome.snapshot_epochs)
         done = int(outcome.state.epoch)
         if checkpoint is not None:
-            from fnn import checkpoint as ckpt
-
             ckpt.save(checkpoint, _checkpoint_tree(outcome, setup.key), allow_non_finite=True, model=model,
                       input_dim=config.layout.shapes[0][0], dtype=data.x.dtype, loss=config.loss.name)
     if engine.spans_processes(config.mesh):  # results are replicated: continue with this process's copy
@@ -126,8 +125,6 @@ def prepare(model, params, x, y, *, loss, optimizer, epochs, batch_size, key, va
     record_every = 0 if record_every is None else _validate.integer(record_every, "record_every", minimum=1)
     saved = None
     if resume is not None:
-        from fnn import checkpoint as ckpt
-
         if ckpt.read_architecture(resume) is not None:  # refuses another model, naming the first difference
             saved = ckpt.load(resume, model=model, input_dim=params[0][0].shape[0], dtype=params[0][0].dtype)
         else:
