@@ -55,9 +55,11 @@ def _run(model, loss, params, x, y=None, w=None):
     return out, value, metric, n
 
 
-def evaluate(model: models.Sequential, params, x, y, *, loss: str | None = None, sample_weight=None) -> dict:
+def evaluate(model: models.Sequential, params, x, y, *, loss: str | None = None, sample_weight=None,
+             class_weight=None) -> dict:
     """{"loss": float, metric: float} over all of (x, y); the metric is the loss's (accuracy, mse, or
-    label_accuracy for several sigmoid outputs). sample_weight (n,): a weighted mean.
+    label_accuracy for several sigmoid outputs). sample_weight (n,) and class_weight {label: weight}:
+    a weighted mean, as in fit.
 
     Example:
         >>> fnn.evaluate(model, params, x, y, loss="binary_cross_entropy")
@@ -67,7 +69,7 @@ def evaluate(model: models.Sequential, params, x, y, *, loss: str | None = None,
     record = models.resolve_loss(model, loss)
     x, y = models.prepare(model, record, params, x, y)
     losses.warn_if_one_class_per_row(record, y)
-    w = train.sample_weights(model, record, y, sample_weight, None)
+    w = train.sample_weights(model, record, y, sample_weight, class_weight)
     _, value, metric, _ = _run(model, record, params, x, y, w)
     return {"loss": float(value), record.metric.name: float(metric)}
 

@@ -626,6 +626,9 @@ def _fit_cases() -> list[Case]:
     cases.append(Case("fnn.evaluate", "sample_weight of the wrong length",
                       lambda bad: fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN, sample_weight=bad), np.ones(5),
                       FnnValueError, r"sample_weight must have one weight per sample"))
+    cases.append(Case("fnn.evaluate", "class_weight of class 2 for 2 classes",
+                      lambda bad: fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN, class_weight=bad), {2: 1.0},
+                      FnnValueError, r"class_weight key 2 is not a class label"))
     sweep = functools.partial(fnn.sweep, BIN, X, Y_BIN, optimizer=optim.sgd, learning_rates=[0.1], epochs=1,
                               batch_size=2)
     cases += [

@@ -454,6 +454,7 @@ def test_sample_and_class_weights(tiny):
     weighted = fnn.fit(SMALL, p, x, y, sample_weight=twice, epochs=1, batch_size=100, optimizer=optim.sgd(0.5))
     chex.assert_trees_all_close(duplicated.params, weighted.params, rtol=1e-5)  # weight 2 = the row twice
     ev = fnn.evaluate(SMALL, p, x, y, sample_weight=twice)
+    assert fnn.evaluate(SMALL, p, x, y, class_weight={0: 1.0, 1: 2.0}) == ev
     per = -(y * np.log(np.asarray(fnn.predict(SMALL, p, x))[:, 0]) +
             (1 - y) * np.log(1 - np.asarray(fnn.predict(SMALL, p, x))[:, 0]))
     np.testing.assert_allclose(ev["loss"], np.sum(twice * per) / np.sum(twice), rtol=1e-5)
