@@ -242,7 +242,8 @@ class Epoch(NamedTuple):
 
     index: Array  # 0-based epoch just run
     values: dict  # name -> the epoch's figure (loss, metric, val_loss, ...)
-    params: Any
+    params: Any  # at the end of the epoch
+    start_params: Any  # at its start: the params its training loss mostly measures
     halted: Array
     settings: Settings
 
@@ -254,9 +255,9 @@ def _select(take, new, old):
 
 class Divergence(NamedTuple):
     """Stop once max_bad_steps + 1 steps in a row were non-finite, or an epoch ends with non-finite
-    params. Keeps the params at the end of the epoch with the lowest finite training loss (the
-    initial params before any), which the result returns after a divergence: usable, unlike the
-    last finite params of a run blowing up."""
+    params. Keeps the params a run can fall back on: those an epoch started from, scored by that
+    epoch's training loss (which the end-of-epoch params of a run blowing up would not deserve),
+    the lowest finite one seen; the result returns them after a divergence."""
 
     reason = NON_FINITE
 
@@ -269,9 +270,9 @@ class Divergence(NamedTuple):
         # A step is applied when its loss and gradients are finite; an update that overflows the
         # params anyway (a huge rate) is caught here, once per epoch, and never returned.
         broken = epoch.halted | ~_all_finite(epoch.params)
-        better = jnp.isfinite(loss) & (loss < best) & ~broken
+        better = jnp.isfinite(loss) & (loss < best)
         state = (jnp.where(better, loss, best), jnp.where(better, epoch.index, best_epoch),
-                 _select(better, epoch.params, best_params))
+                 _select(better, epoch.start_params, best_params))
         return state, broken
 
 
@@ -445,7 +446,8 @@ def end_epoch(config: RunConfig, settings: Settings, state: State, carry: Carry,
         out = models.network_output(config.model, config.loss, config.layout.unflatten(carry.params), data.x_val)
         values["val_loss"] = jnp.mean(config.loss.per_sample(out, data.y_val))
         values[f"val_{metric.name}"] = jnp.mean(metric.per_sample(out, data.y_val, config.loss.from_logits))
-    epoch = Epoch(index=state.epoch, values=values, params=carry.params, halted=carry.halted, settings=settings)
+    epoch = Epoch(index=state.epoch, values=values, params=carry.params, start_params=state.params,
+                  halted=carry.halted, settings=settings)
     stopped, reason, rule_states = jnp.zeros((), bool), state.reason, []
     for rule, rule_state in zip((Divergence(),) + config.rules, state.rules):
         rule_state, stop = rule.update(rule_state, epoch)
@@ -597,9 +599,9 @@ class DivergenceInfo(NamedTuple):
     """Where training met a non-finite loss, gradient or update."""
 
     epoch: int  # 0-based epoch
-    step: int  # 0-based mini-batch within that epoch
+    step: int  # 0-based mini-batch within that epoch; -1: the params overflowed somewhere in the epoch
     loss: float  # the loss of that step (may be nan or inf)
-    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", else "update" or "loss"
+    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", else "update..." or "loss"
 
 
 class FitResult(NamedTuple):
@@ -639,19 +641,27 @@ def result(config: RunConfig, outcome: Outcome, marks: list[bool], diagnose=None
     guard = host.guard
     if reason == STOP_REASONS[NON_FINITE]:
         epoch, step = (int(v) for v in guard.last)
-        leaf = diagnose(state, epoch, step) if diagnose is not None else "a streamed batch"
-        divergence = DivergenceInfo(epoch, step, float(guard.last_loss), leaf)
+        if epoch < n - 1 or epoch < 0:  # no step of the last epoch was refused: an applied update overflowed
+            epoch, step, loss, leaf = n - 1, -1, float("nan"), "update (the params overflowed during this epoch)"
+        else:
+            loss = float(guard.last_loss)
+            leaf = diagnose(state, epoch, step) if diagnose is not None else "a streamed batch"
+        divergence = DivergenceInfo(epoch, step, loss, leaf)
         good_loss, good_epoch, params = state.rules[0]
         good_epoch = int(good_epoch)
-        kept = (f"the params at the end of epoch {good_epoch + 1}, the lowest training loss seen "
-                f"({float(good_loss):.4g})") if good_epoch >= 0 else "the initial params (no epoch ended finite)"
-        warnings.warn(f"training stopped at epoch {epoch + 1}, step {step}: non-finite loss {divergence.loss} "
+        if good_epoch > 0:
+            kept = (f"the params after epoch {good_epoch}, from which epoch {good_epoch + 1} trained with the "
+                    f"lowest training loss seen ({float(good_loss):.4g})")
+        else:
+            kept = "the initial params"
+        where = f"epoch {epoch + 1}, step {step}" if step >= 0 else f"the end of epoch {epoch + 1}"
+        warnings.warn(f"training stopped at {where}: non-finite loss {divergence.loss} "
                       f"(first non-finite: {leaf}); returning {kept}. Try a smaller learning rate.",
                       RuntimeWarning, stacklevel=3)
     rejected = int(guard.rejected)
     first = tuple(int(v) for v in guard.first) if rejected else None
     if rejected and divergence is None:
-        warnings.warn(f"{rejected} step(s) had a non-finite loss or update and were skipped (max_bad_steps), the "
+        warnings.warn(f"{rejected} step(s) had a non-finite loss or gradient and were skipped (max_bad_steps), the "
                       f"first at epoch {first[0] + 1}, step {first[1]}; they are left out of the history's figures",
                       RuntimeWarning, stacklevel=3)
     layout = config.layout

@@ -57,8 +57,8 @@ def fit(model: models.Sequential, params, x, y, *, loss: str | None = None, opti
     monitored loss (val_loss, else loss) has not improved by `min_delta` for `patience` epochs
     (then, with `restore_best`, the best params are returned), or at a non-finite loss, gradient
     or update (after `max_bad_steps` skipped ones in a row; skipped steps are left out of the
-    figures and counted in the result): the result then holds the params of the epoch with the
-    lowest finite loss. opt_state continues a run with its optimizer state (e.g. a previous
+    figures and counted in the result): the result then holds the params that the epoch with the
+    lowest finite training loss started from. opt_state continues a run with its optimizer state (e.g. a previous
     result.opt_state). sample_weight (n,) and class_weight {label: weight} weight each sample's
     loss (a weighted mean). record_every=k keeps the params every k epochs inside the run
     (memory: epochs / k copies of the params) as result.snapshots. checkpoint=path saves the

@@ -283,3 +283,25 @@ def test_an_update_that_overflows_the_params_is_never_returned(max_bad_steps):
     assert r.stop_reason == "non_finite_loss" and r.epochs_run == 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(r.params))
     chex.assert_trees_all_equal(r.params, p)  # no epoch ended finite: the initial params
+
+
+def test_a_huge_but_finite_update_is_never_returned():
+    """The first epoch's loss is fine, its last update leaves params of ~3e38 (finite, useless): the
+    run falls back on the params that epoch started from, not on those it ended with."""
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    reg = fnn.Sequential([fnn.Dense(1)])
+    p = reg.init(0, 1)
+    with pytest.warns(RuntimeWarning, match="returning the initial params"):
+        r = fnn.fit(reg, p, x, 5 * x[:, 0], loss="mse", optimizer=optim.sgd(1e38), epochs=3, batch_size=8)
+    chex.assert_trees_all_equal(r.params, p)
+    assert np.isfinite(np.asarray(fnn.predict(reg, r.params, x))).all()
+
+
+def test_an_overflow_in_the_last_step_of_an_epoch_is_reported_as_such():
+    x = np.linspace(-1, 1, 8, dtype=np.float32)[:, None]
+    reg = fnn.Sequential([fnn.Dense(1)])
+    with pytest.warns(RuntimeWarning, match=r"at the end of epoch 1: .*first non-finite: update.*initial params"):
+        r = fnn.fit(reg, reg.init(0, 1), x, 50 * x[:, 0], loss="mse", optimizer=optim.sgd(1e38), epochs=3,
+                    batch_size=8)  # one step per epoch: its update overflows, no later step is refused
+    assert r.stop_reason == "non_finite_loss" and r.divergence.step == -1 and r.divergence.epoch == 0
+    assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(r.params))
