@@ -46,7 +46,7 @@ def circles(key: Array, n_samples: int = 1000, noise: float = 0.1, factor: float
     x = np.concatenate([outer, inner]) + noise * rng.standard_normal((n, 2))
     y = np.concatenate([np.zeros(n_out, np.int32), np.ones(n_in, np.int32)])
     perm = rng.permutation(n)
-    return _to_device(x[perm].astype(np.float32)), _to_device(y[perm])
+    return _validate.device(x[perm].astype(np.float32)), _validate.device(y[perm])
 
 
 def spiral(key: Array, n_samples: int = 600, n_classes: int = 3, noise: float = 0.2):
@@ -59,17 +59,13 @@ def spiral(key: Array, n_samples: int = 600, n_classes: int = 3, noise: float = 
     r = np.linspace(0.0, 1.0, n)[rng.permutation(n)]
     theta = 4.0 * r + 2 * np.pi * y / k + noise * rng.standard_normal(n)
     x = np.stack([r * np.sin(theta), r * np.cos(theta)], axis=1)
-    return _to_device(x.astype(np.float32)), _to_device(y)
-
-
-def _to_device(a: np.ndarray) -> Array:
-    return jax.device_put(a)  # a plain transfer; jnp.asarray would compile a copy for each new shape
+    return _validate.device(x.astype(np.float32)), _validate.device(y)
 
 
 def _take(a, index: np.ndarray):
     """a[index], gathered on the host: a jax array comes back as one (no gather to compile)."""
     if isinstance(a, jax.Array):
-        return _to_device(np.asarray(a)[index])
+        return _validate.device(np.asarray(a)[index])
     return a[index]
 
 
