@@ -179,9 +179,8 @@ def _result(config, outcome: _Outcome, rates, seeds, epochs) -> SweepResult:
             if rule.keep_best:
                 theta = _where(keep, rule_state[3], theta)
                 at = np.where(keep, np.asarray(rule_state[1]), at)
-    theta = _where(diverged, host.rules[0][2], theta)  # a diverged run returns its best finite epoch's params
-    params = tuple(DenseParams(jnp.asarray(w.reshape(shape + w.shape[1:])), jnp.asarray(b.reshape(shape + b.shape[1:])))
-                   for w, b in config.layout.unflatten(theta))
+    theta = _where(diverged, host.rules[0][2], theta)  # as fit: the params its best-scoring epoch started from
+    params = _grid(config.layout.unflatten(theta), shape)
     history = {k: h.reshape(shape + (epochs,)) for k, h in outcome.history.items()}
     monitor = outcome.history["val_loss" if config.validate else "loss"]
     score = np.take_along_axis(monitor, np.maximum(at, 0)[:, None], axis=-1)[:, 0] if epochs else np.full(run.shape,
@@ -191,12 +190,16 @@ def _result(config, outcome: _Outcome, rates, seeds, epochs) -> SweepResult:
     snapshots, snapshot_epochs = None, None
     if config.record_every:
         k = config.record_every
-        snapshots = tuple(DenseParams(jnp.asarray(w.reshape(shape + w.shape[1:])),
-                                      jnp.asarray(b.reshape(shape + b.shape[1:])))
-                          for w, b in config.layout.unflatten(outcome.snapshots))
+        snapshots = _grid(config.layout.unflatten(outcome.snapshots), shape)
         snapshot_epochs = tuple(range(k, epochs // k * k + 1, k))
     return SweepResult(tuple(rates), tuple(seeds), params, history, tuple(tuple(r) for r in reasons.tolist()),
                        run.reshape(shape), score.reshape(shape), snapshots, snapshot_epochs)
+
+
+def _grid(params, shape):
+    """Host params with a leading runs axis -> device params with leading (n_rates, n_seeds) axes."""
+    return jax.device_put(tuple(DenseParams(w.reshape(shape + w.shape[1:]), b.reshape(shape + b.shape[1:]))
+                                for w, b in params))
 
 
 def _where(take, new, old):
