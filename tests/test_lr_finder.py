@@ -1,7 +1,6 @@
 """The learning-rate range test: one compiled program, rates growing exponentially, early stop on a
 blow-up, and a suggestion that trains the seed network."""
 import _compiles
-import jax
 import numpy as np
 import pytest
 
