@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo test bench clean
+.PHONY: demo lint test bench clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -15,7 +15,12 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(BIN)/python experiments/circles.py --out results/circles
 
-test: $(STAMP)
+lint: $(STAMP)
+	$(BIN)/ruff check fnn
+	$(BIN)/ruff format --check fnn
+	$(BIN)/pyright
+
+test: $(STAMP) lint
 	$(BIN)/python -m pytest -q -n 2
 
 bench: $(STAMP)

@@ -155,7 +155,7 @@ def circles_fit(model, params, data, cfg: CirclesConfig, shuffle_seed: int, opti
                 **fit_kwargs) -> fnn.FitResult:
     """fnn.fit on the circles training set, the test set as validation data (for the curves only).
 
-    fit_kwargs go to fnn.fit as they are (e.g. record_every=k)."""
+    fit_kwargs go to fnn.fit as they are (e.g. callbacks=[fnn.callbacks.Snapshots(every=k)])."""
     x_train, y_train, x_test, y_test = data
     return fnn.fit(model, params, x_train, y_train, loss="binary_cross_entropy",
                    optimizer=circles_optimizer(cfg) if optimizer is None else optimizer,

@@ -6,9 +6,9 @@ ReLU hidden layers, a sigmoid output, binary cross-entropy, momentum SGD through
 with the library's plain init (zero biases) beside them, and a failed (or deliberately bad)
 start is taken apart layer by layer with fnn.backprop.dead_units and fnn.backprop.deltas.
 
-The run of the default seed records its parameters every epoch (fit's record_every=1), and
-fnn.plot.animate turns the first 30 into boundary.gif: the decision boundary taking shape epoch by
-epoch, where it changes most.
+The run of the default seed records its parameters every epoch (fnn.callbacks.Snapshots(every=1),
+which also keeps the start), and fnn.plot.animate turns the start and the first 30 epochs into
+boundary.gif: the decision boundary taking shape epoch by epoch, where it changes most.
 
     python experiments/circles.py --out results/circles
 """
@@ -26,7 +26,7 @@ from _common import (CIRCLES_QUICK, CirclesConfig, Summary, bar_groups, circles_
 
 TARGET = 0.99
 BAD_BIAS = -1.0  # the deliberately bad start: every hidden bias at −1, so most ReLUs begin switched off
-FRAMES = 30  # the first epochs of the default seed's run, one frame each, make boundary.gif
+FRAMES = 30  # boundary.gif: the start, then the first 30 epochs of the default seed's run, a frame each
 
 
 def _decision_panel(ax, model, params, x, y, title):
@@ -91,7 +91,7 @@ def main(argv=None) -> dict:
         return start, result, fnn.evaluate(model, result.params, x_test, y_test)["accuracy"]
 
     # The default seed's run also records its parameters, for boundary.gif.
-    runs = {args.seed: run(args.seed, cfg.hidden_bias, record_every=1)}
+    runs = {args.seed: run(args.seed, cfg.hidden_bias, callbacks=[fnn.callbacks.Snapshots(every=1)])}
     runs.update({seed: run(seed, cfg.hidden_bias) for seed in seeds if seed not in runs})
     plain = {seed: run(seed, 0.0) for seed in seeds}
     acc = [runs[k][2] for k in seeds]
@@ -182,8 +182,8 @@ def main(argv=None) -> dict:
     fig.colorbar(cs, ax=axes, shrink=0.9, label="P(inner circle)")
     fig.savefig(f"{out}/decision_boundary.png", dpi=110)
     plt.close(fig)
-    first = result._replace(snapshots=jax.tree.map(lambda a: a[:FRAMES], result.snapshots),
-                            snapshot_epochs=result.snapshot_epochs[:FRAMES])
+    first = result._replace(snapshots=jax.tree.map(lambda a: a[:FRAMES + 1], result.snapshots),  # epochs 0..30
+                            snapshot_epochs=result.snapshot_epochs[:FRAMES + 1])
     fnn.plot.animate(model, first, x_test, y_test, os.path.join(out, "boundary.gif"), fps=6, resolution=100)
     s.write(out)
 

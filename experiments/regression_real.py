@@ -95,7 +95,8 @@ def fit_fnn(data: Split, seed: int, args, epochs: int) -> Run:
     params = model.init(jax.random.key(seed), input_dim=data.x_train.shape[1])
     result = fnn.fit(model, params, data.x_train, data.y_train, loss="mse", optimizer=optimizer, epochs=epochs,
                      batch_size=args.batch_size, key=jax.random.key(seed + 1), validation_split=VALIDATION,
-                     patience=args.patience, restore_best=True)
+                     callbacks=[fnn.callbacks.EarlyStopping(monitor="val_loss", patience=args.patience,
+                                                            restore_best_weights=True)])
     pred = data.y_scaler.inverse(np.asarray(fnn.predict(model, result.params, data.x_test))[:, 0])
     seconds = time.perf_counter() - start
     return Run(r2_score(data.y_test, pred), pred, len(result.history["loss"]), seconds)

@@ -3,17 +3,20 @@
 1. The bad-input battery of tests/_battery.py: every public entry point against every bad input
    that applies to it (NaN/inf, wrong rank, 0 samples or features, wrong widths, mismatched
    lengths, bad labels, string/object/complex dtypes, bad hyperparameters, params of the wrong
-   shape, corrupt files, ...). Each must raise the expected fnn error, with a message naming the
-   argument, before anything is traced; counted are clear errors, raw (non-fnn) errors, silent
-   successes, wrong messages and errors raised inside a trace. Then the legitimate corner cases
-   (one sample, one feature, one class, batch_size > n, (n,) targets), which must work.
+   shape, bad callbacks, Trainer settings and TrainStates, bad streams, corrupt files, ...). Each
+   must raise the expected fnn error, with a message naming the argument, before anything is
+   traced; counted are clear errors, raw (non-fnn) errors, silent successes, wrong messages and
+   errors raised inside a trace (a case waiting for a fix in fnn names it, and is counted as
+   known). Then the legitimate corner cases (one sample, one feature, one class, batch_size > n,
+   (n,) targets, verbose=True, epochs=10.0, EarlyStopping(patience=0)), which must work.
 2. Checkpoint fault injection on a good checkpoint: truncation at every length, every bit
    flipped, random garbage, an empty file, pickles (and an .npy) whose unpickling would create a
    marker file, a header naming a class with a side-effecting constructor or an unimported module;
    interrupted saves (os.replace, fsync or a write failing, KeyboardInterrupt, a hard kill mid-write
    in a subprocess), after which the old checkpoint must load unchanged and no temp file remain.
 3. Reproducibility: the small float32 run of tests/_repro.py repeated in this process and in fresh
-   subprocesses (JAX's defaults there), compared bit for bit; a different key must differ.
+   subprocesses (JAX's defaults there), and run in pieces (Trainer.run calls continuing one
+   TrainState; fit(initial_state=result.state)), compared bit for bit; a different key must differ.
 4. With --mutants: deliberately wrong derivatives swapped in (tests/_gradient_checks.py); each
    must be caught by the gradient checks, which must pass on the library itself.
 
@@ -92,13 +95,23 @@ class _Payload:
         return (pathlib.Path.touch, (pathlib.Path(self.marker),))
 
 
-def _craft(header, payload: bytes = b"") -> bytes:
-    """A file in fnn's format with a valid sha256: what a forger (not a disk fault) would write."""
+def _craft(meta, buffer: bytes = b"") -> bytes:
+    """A safetensors file with a valid fnn_sha256: what a forger (not a disk fault) would write. meta: the other
+    __metadata__ entries, or the header's bytes after the digest (to forge a malformed header)."""
     import hashlib
 
-    head = header if isinstance(header, bytes) else json.dumps(header).encode()
-    body = checkpoint.MAGIC + checkpoint._LENGTHS.pack(len(head), len(payload)) + head + payload
-    return body + hashlib.sha256(body).digest()
+    opening = b'{"__metadata__":{"fnn_sha256":"'
+    tail = meta if isinstance(meta, bytes) else b"," + json.dumps(meta).encode()[1:] + b"}"
+    text = opening + b"0" * 64 + b'"' + tail
+    text += b" " * (-len(text) % 8)
+    data = len(text).to_bytes(8, "little") + text + buffer
+    at = 8 + len(opening)
+    return data[:at] + hashlib.sha256(data).hexdigest().encode() + data[at + 64:]
+
+
+def _forged_tree(tree) -> bytes:
+    return _craft({"fnn_format": checkpoint.FORMAT, "fnn_format_version": str(checkpoint.FORMAT_VERSION),
+                   "fnn_tree": json.dumps(tree)})
 
 
 class _Faults:
@@ -143,7 +156,7 @@ def checkpoint_faults(work: pathlib.Path, quick: bool, seed: int) -> dict:
         f.load("bit flipped", _battery.flip_bit(good, i, bit))
     for _ in range(20 if quick else 300):
         f.load("random garbage", bytes(rng.integers(0, 256, int(rng.integers(1, 3000)), np.uint8)))
-        cut = int(rng.integers(len(checkpoint.MAGIC), n))
+        cut = int(rng.integers(8, n))
         f.load("good prefix + garbage", good[:cut] + bytes(rng.integers(0, 256, int(rng.integers(1, 200)), np.uint8)))
     f.load("empty file", b"")
     f.load("extra bytes appended", good + b"\0")
@@ -153,7 +166,8 @@ def checkpoint_faults(work: pathlib.Path, quick: bool, seed: int) -> dict:
     executions = 0
     for protocol in range(pickle.HIGHEST_PROTOCOL + 1):
         f.load("pickle (would touch a marker)", pickle.dumps(_Payload(marker), protocol=protocol))
-        f.load("magic line + pickle", checkpoint.MAGIC + pickle.dumps(_Payload(marker), protocol=protocol))
+        pickled = pickle.dumps(_Payload(marker), protocol=protocol)
+        f.load("header length + pickle", len(pickled).to_bytes(8, "little") + pickled)
     buf = io.BytesIO()
     np.save(buf, np.array([_Payload(marker)], dtype=object), allow_pickle=True)
     f.load("pickled .npy (would touch a marker)", buf.getvalue())
@@ -161,27 +175,30 @@ def checkpoint_faults(work: pathlib.Path, quick: bool, seed: int) -> dict:
 
     _Trap.marker = marker
     try:
-        tree = {"type": "namedtuple", "module": __name__, "qualname": "_Trap", "fields": ["a", "b"],
-                "items": [{"type": "int", "value": 1}, {"type": "int", "value": 2}]}
-        header = {"format": checkpoint.FORMAT, "format_version": 1, "tree": tree}
-        f.load("header naming a class with a side-effecting constructor", _craft(header), expect_error=False,
-               check=lambda t: tuple(t) == (1, 2))
+        tree = {"type": "namedtuple", "name": "_Trap", "module": __name__, "qualname": "_Trap", "keys": ["a", "b"],
+                "items": [1, 2]}
+        f.load("header naming a class with a side-effecting constructor", _forged_tree(tree), expect_error=False,
+               check=lambda t: tuple(t) == (1, 2) and type(t) is not _Trap)
     finally:
         _Trap.marker = None
     executions += marker.exists()
     imported = "this" in sys.modules
-    tree = {"type": "namedtuple", "module": "this", "qualname": "Zen", "fields": ["a"],
-            "items": [{"type": "none"}]}
+    tree = {"type": "namedtuple", "name": "Zen", "module": "this", "qualname": "Zen", "keys": ["a"], "items": [None]}
     with contextlib.redirect_stdout(io.StringIO()) as printed:
-        f.load("header naming an unimported module", _craft({"format": checkpoint.FORMAT, "format_version": 1,
-                                                             "tree": tree}),
-               expect_error=False, check=lambda t: tuple(t) == (None,))
+        f.load("header naming an unimported module", _forged_tree(tree), expect_error=False,
+               check=lambda t: tuple(t) == (None,))
+        f.load("header whose node type is an unimported module", _forged_tree({"type": "this", "items": []}))
     executions += ("this" in sys.modules and not imported) or bool(printed.getvalue())
     attempts = sum(row[0] for kind, row in f.rows.items() if "pickle" in kind or kind.startswith("header naming"))
     f.load("header of a newer format version",
-           _craft({"format": checkpoint.FORMAT, "format_version": 99, "tree": {"type": "none"}}))
-    f.load("header not JSON", _craft(b'{"format": "fnn-checkpoint",'))
-    f.load("header a JSON list", _craft(b"[1, 2]"))
+           _craft({"fnn_format": checkpoint.FORMAT, "fnn_format_version": "99", "fnn_tree": "null"}))
+    f.load("header not JSON", _craft(b',"fnn_format": "fnn-checkpoint",'))
+    f.load("header with a bogus tensor entry", _craft(b'}, "w": [1, 2]}'))
+    huge = {"type": "array", "kind": "numpy", "dtype": "float32", "shape": [0, 2**62], "tensor": "w"}
+    huge = json.dumps(json.dumps(huge))
+    f.load("shape [0, 2**62] in a valid header", _craft(
+        b',"fnn_format":"fnn-checkpoint","fnn_format_version":"3","fnn_tree":' + huge.encode()
+        + b'},"w":{"dtype":"F32","shape":[0,4611686018427387904],"data_offsets":[0,0]}}'))
 
     interrupted = interrupted_saves(work, quick)
     tried = sum(r[0] for r in f.rows.values())
@@ -217,7 +234,7 @@ def interrupted_saves(work: pathlib.Path, quick: bool) -> dict:
         "os.replace interrupted (KeyboardInterrupt)": ("os.replace", _raiser(KeyboardInterrupt)),
         "os.fsync raising OSError": ("os.fsync", disk_full),
     }
-    for k in (1, 2, 3):
+    for k in (1, 2):  # the header, then the tensors
         failures[f"disk full at write {k}"] = ("write", k)
     rows = []
     for name, (where, how) in failures.items():
@@ -226,20 +243,13 @@ def interrupted_saves(work: pathlib.Path, quick: bool) -> dict:
         raised = False
         with pytest.MonkeyPatch.context() as mp:
             if where == "write":
-                real, calls = checkpoint._write, [0]
-
-                def write(f, hasher, data, real=real, calls=calls, k=how):
-                    calls[0] += 1
-                    if calls[0] == k:
-                        raise OSError(errno.ENOSPC, "No space left on device")
-                    return real(f, hasher, data)
-
-                mp.setattr(checkpoint, "_write", write)
+                real = os.fdopen
+                mp.setattr(checkpoint.os, "fdopen", lambda *a, real=real, k=how, **kw: _FullDisk(real(*a, **kw), k))
             else:
                 mp.setattr(where, how)
             try:
                 fnn.save(target, new)
-            except (OSError, KeyboardInterrupt):
+            except (FnnError, KeyboardInterrupt):  # an OSError comes as a CheckpointError naming the path
                 raised = True
         intact = target.read_bytes() == before and _repro.same(fnn.load(target), old)
         leftovers = [p.name for p in work.iterdir() if p.name.endswith(".tmp")]
@@ -257,6 +267,28 @@ def interrupted_saves(work: pathlib.Path, quick: bool) -> dict:
     }
 
 
+class _FullDisk:
+    """os.fdopen's file, whose k-th write fails as on a full disk."""
+
+    def __init__(self, f, k: int):
+        self.f, self.k, self.writes = f, k, 0
+
+    def write(self, data):
+        self.writes += 1
+        if self.writes == self.k:
+            raise OSError(errno.ENOSPC, "No space left on device")
+        return self.f.write(data)
+
+    def __getattr__(self, name):
+        return getattr(self.f, name)
+
+    def __enter__(self):
+        return self
+
+    def __exit__(self, *exc):
+        self.f.close()
+
+
 def _raiser(exc):
     def f(*args, **kwargs):
         raise exc()
@@ -269,18 +301,23 @@ def _hard_kill(work: pathlib.Path, k: int):
     target = work / f"killed-{k}.ckpt"
     old = {"params": _battery.PARAMS[_battery.BIN], "step": 1}
     fnn.save(target, old)
-    code = (f"import os, sys, numpy as np; sys.path.insert(0, {TESTS!r}); import fnn; from fnn import checkpoint\n"
-            f"calls = [0]\nreal = checkpoint._write\n"
-            f"def write(f, h, d):\n    calls[0] += 1\n    real(f, h, d)\n"
-            f"    if calls[0] == {k}:\n        f.flush(); os._exit(9)\n"
-            f"checkpoint._write = write\n"
+    code = (f"import os, sys, numpy as np; sys.path.insert(0, {TESTS!r}); import fnn\n"
+            f"real = os.fdopen\n"
+            f"class Killed:\n"
+            f"    def __init__(self, f): self.f, self.writes = f, 0\n"
+            f"    def __enter__(self): return self\n"
+            f"    def __exit__(self, *exc): self.f.close()\n"
+            f"    def __getattr__(self, name): return getattr(self.f, name)\n"
+            f"    def write(self, d):\n        n = self.f.write(d)\n        self.writes += 1\n"
+            f"        if self.writes == {k}:\n            self.f.flush(); os._exit(9)\n        return n\n"
+            f"os.fdopen = lambda *a, **kw: Killed(real(*a, **kw))\n"
             f"fnn.save({str(target)!r}, {{'w': np.ones((50, 50), np.float32), 'step': 2}})\n")
     env = {key: v for key, v in os.environ.items() if not key.startswith("JAX_")}
     done = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, env=env)
     killed = done.returncode == 9
     intact = _repro.same(fnn.load(target), old)
-    stale = [p.name for p in work.glob(f".killed-{k}.ckpt.*.tmp")]
-    for p in work.glob(f".killed-{k}.ckpt.*.tmp"):
+    stale = [p.name for p in work.glob(".fnn-*.tmp")]
+    for p in work.glob(".fnn-*.tmp"):
         p.unlink()
     # after a hard kill the temp file cannot be cleaned up: the guarantee is the old file intact
     return (f"hard kill at write {k}", killed, intact, stale)
@@ -292,10 +329,14 @@ def reproducibility(work: pathlib.Path, runs: int, subprocesses: int) -> dict:
     same_in_process = sum(_repro.same(reference, _repro.run()) for _ in range(runs - 1)) + 1
     same_fresh = sum(_repro.same(reference, _repro.in_subprocess(work / f"fresh-{i}.ckpt", x64=False))
                      for i in range(subprocesses))
+    # the same run in pieces: Trainer.run calls continuing one TrainState, and fit(initial_state=...)
+    pieces = [_repro.run_in_pieces(pieces=(1, 2)), _repro.run_in_pieces(pieces=(2, 1)), _repro.run_resumed(first=1),
+              _repro.run_resumed(first=2)]
     other = _repro.run(fit_seed=8)
     return {
         "in_process_runs": runs, "in_process_identical": same_in_process,
         "subprocess_runs": subprocesses, "subprocess_identical": same_fresh,
+        "piece_runs": len(pieces), "piece_identical": sum(_repro.same(reference, p) for p in pieces),
         "other_key_differs": not _repro.same(reference["params"], other["params"]),
         "final_loss": reference["history"]["loss"][-1],
     }
@@ -356,6 +397,7 @@ def main(argv=None) -> dict:
           f"{c['clear']}/{b['cases']}")
     s.add(f"  raw (non-fnn) errors: {c['raw']}   silent successes: {c['silent']}   raised inside a trace: "
           f"{c['traced']}   wrong message: {c['wrong_message']}   wrong class: {c['wrong_class']}")
+    s.add(f"  known (waiting for the fix each names): {b['known']} of the {b['cases'] - c['clear']} not clear")
     for case_id, status, detail, xfail in b["problems"]:
         s.add(f"  [{status}] {case_id}{'  (known: ' + xfail + ')' if xfail else ''}")
         s.add(f"      {detail.splitlines()[0][:160]}")
@@ -392,7 +434,9 @@ def main(argv=None) -> dict:
     s.add()
     s.add(f"REPRODUCIBILITY (float32, adam, 3 epochs, shuffled): {r['in_process_identical']}/{r['in_process_runs']} "
           f"in-process runs bitwise identical, {r['subprocess_identical']}/{r['subprocess_runs']} fresh-process runs "
-          f"bitwise identical; another key gives other params: {r['other_key_differs']}")
+          f"bitwise identical, {r['piece_identical']}/{r['piece_runs']} runs in pieces (Trainer.run 1 + 2 and 2 + 1 "
+          f"epochs, fit continuing from result.state) bitwise identical; another key gives other params: "
+          f"{r['other_key_differs']}")
 
     m = None
     if args.mutants:

@@ -4,25 +4,44 @@ Every check runs on shapes and, for concrete arrays, on values, before anything 
 bad input raises an fnn error that names the argument, what was expected and what was received.
 Under a transformation (jit, grad, vmap) values are tracers: only shapes are checked then.
 """
+
 from __future__ import annotations
 
 import functools
 import math
 import numbers
+import typing
 import weakref
 from typing import Any
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = [
+    "all_finite",
+    "array",
+    "cast",
+    "check_finite",
+    "device",
+    "features",
+    "float_dtype",
+    "integer",
+    "is_concrete",
+    "key",
+    "real",
+    "same_length",
+]
 
 Array = jax.Array
 
 
 def is_concrete(a) -> bool:
-    return not isinstance(a, jax.core.Tracer)
+    """False for a tracer (under jit, grad or vmap), whose values cannot be read."""
+    return not isinstance(a, Tracer)
 
 
 def _dtype_of(a, name):
@@ -44,12 +63,15 @@ def array(a, name: str):
         try:
             a = np.asarray(a)
         except (ValueError, TypeError) as e:
-            raise FnnTypeError(f"{name} must be a numeric array (rectangular, real), got "
-                               f"{type(a).__name__}: {e}") from None
+            raise FnnTypeError(
+                f"{name} must be a numeric array (rectangular, real), got {type(a).__name__}: {e}"
+            ) from None
     dtype = _dtype_of(a, name)
     if dtype.kind in "USOVMm":
-        raise FnnTypeError(f"{name} must have a numeric dtype (float or int), got dtype {dtype}; "
-                           "encode strings or objects as numbers first")
+        raise FnnTypeError(
+            f"{name} must have a numeric dtype (float or int), got dtype {dtype}; "
+            "encode strings or objects as numbers first"
+        )
     if dtype.kind == "c":
         raise FnnTypeError(f"{name} has complex dtype {dtype}; fnn trains on real numbers only")
     return a
@@ -69,7 +91,8 @@ def check_finite(a, name: str) -> None:
         where = f"row {index[0]}" + (f", column {index[1]}" if len(index) > 1 else "") if index else "its value"
         raise FnnValueError(
             f"{name} contains {int(bad.sum())} non-finite value(s); the first is {value} at {where}; "
-            "remove or impute NaN/inf before using it")
+            "remove or impute NaN/inf before using it"
+        )
 
 
 @functools.cache
@@ -121,7 +144,9 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
         single = True
         x = x[None, :]
     if x.ndim != 2:
-        expect = "(n_samples, n_features) or a single example (n_features,)" if allow_single else "(n_samples, n_features)"
+        expect = (
+            "(n_samples, n_features) or a single example (n_features,)" if allow_single else "(n_samples, n_features)"
+        )
         hint = f" ({_reshape_advice(name, x.shape[0], n_features)})" if x.ndim == 1 else ""
         raise FnnValueError(f"{name} must be 2-d {expect}, got shape {tuple(x.shape)}{hint}")
     if x.shape[0] == 0:
@@ -129,8 +154,9 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
     if x.shape[1] == 0:
         raise FnnValueError(f"{name} has 0 features (shape {tuple(x.shape)})")
     if n_features is not None and x.shape[1] != n_features:
-        raise FnnValueError(f"{name} has {x.shape[1]} features (shape {shape}) but the model's "
-                            f"first layer expects {n_features}")
+        raise FnnValueError(
+            f"{name} has {x.shape[1]} features (shape {shape}) but the model's first layer expects {n_features}"
+        )
     check_finite(x, name)
     return x, single
 
@@ -154,8 +180,7 @@ def same_length(x, y, xname: str = "x", yname: str = "y") -> None:
     if y.ndim == 0:
         raise FnnValueError(f"{yname} must have one entry per sample, got a scalar")
     if x.shape[0] != y.shape[0]:
-        raise FnnValueError(f"{xname} and {yname} have different numbers of samples: "
-                            f"{x.shape[0]} and {y.shape[0]}")
+        raise FnnValueError(f"{xname} and {yname} have different numbers of samples: {x.shape[0]} and {y.shape[0]}")
 
 
 def integer(value: Any, name: str, minimum: int = 1) -> int:
@@ -167,11 +192,17 @@ def integer(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
-def real(value: Any, name: str, low: float | None = None, high: float | None = None,
-         low_open: bool = False, high_open: bool = False) -> float:
+def real(
+    value: Any,
+    name: str,
+    low: float | None = None,
+    high: float | None = None,
+    low_open: bool = False,
+    high_open: bool = False,
+) -> float:
     """A finite real number in the stated interval (a traced value, as in fnn.sweep, passes unchecked)."""
-    if isinstance(value, jax.core.Tracer):
-        return value
+    if isinstance(value, Tracer):
+        return typing.cast(float, value)  # traced (a number fnn.sweep vmaps over): it stands for the float
     if isinstance(value, bool) or not isinstance(value, numbers.Real):
         if hasattr(value, "shape") and getattr(value, "shape", None) == () and is_concrete(value):
             value = float(value)
@@ -190,7 +221,7 @@ def real(value: Any, name: str, low: float | None = None, high: float | None = N
     return value
 
 
-MAX_SEED = 2**32 - 1  # larger seeds wrap around without jax_enable_x64: 2**32 would be seed 0
+_MAX_SEED = 2**32 - 1  # larger seeds wrap around without jax_enable_x64: 2**32 would be seed 0
 
 
 def key(k, name: str = "key"):
@@ -198,9 +229,11 @@ def key(k, name: str = "key"):
     in [0, 2**32 - 1], which becomes jax.random.key(seed)."""
     expected = f"{name} must be a JAX PRNG key such as jax.random.key(0), or an integer seed >= 0"
     if isinstance(k, (int, np.integer)) and not isinstance(k, (bool, np.bool_)):
-        if not 0 <= k <= MAX_SEED:
-            raise FnnValueError(f"{name} as an integer seed must be in [0, 2**32 - 1], got {int(k)}; "
-                                f"pass a seed such as 0, or a key made with jax.random.key")
+        if not 0 <= k <= _MAX_SEED:
+            raise FnnValueError(
+                f"{name} as an integer seed must be in [0, 2**32 - 1], got {int(k)}; "
+                f"pass a seed such as 0, or a key made with jax.random.key"
+            )
         return jax.random.key(int(k))
     if k is None:
         raise FnnTypeError(f"{expected}, got None")
@@ -244,6 +277,8 @@ def cast(a, dtype, name: str):
         out = np.asarray(a, dtype)
     if np.asarray(a).dtype.kind == "f" and not np.isfinite(out).all():
         bad = np.argwhere(~np.isfinite(out))[0]
-        raise FnnValueError(f"{name} has a value too large for the params' dtype {jnp.dtype(dtype).name} at row "
-                            f"{int(bad[0])}: {np.asarray(a)[tuple(bad)]}; scale the data (e.g. standardize it)")
+        raise FnnValueError(
+            f"{name} has a value too large for the params' dtype {jnp.dtype(dtype).name} at row "
+            f"{int(bad[0])}: {np.asarray(a)[tuple(bad)]}; scale the data (e.g. standardize it)"
+        )
     return device(out)

@@ -6,15 +6,41 @@ it has `softmax_jacobian(z)` (..., k, k) and, like every activation, a `vjp(z, g
 
 NaN in, NaN out, for every function here and its derivative: a NaN must never come out as a
 plausible 0 or 1, or NaN params would give believable predictions.
+
+`ACTIVATIONS` is the registry: one `Activation` record per name, which `get(name)` looks up.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = [
+    "ACTIVATIONS",
+    "LEAKY_SLOPE",
+    "RELU_FAMILY",
+    "Activation",
+    "canonical_name",
+    "get",
+    "leaky_relu",
+    "leaky_relu_deriv",
+    "linear",
+    "linear_deriv",
+    "relu",
+    "relu_deriv",
+    "sigmoid",
+    "sigmoid_deriv",
+    "softmax",
+    "softmax_jacobian",
+    "softmax_vjp",
+    "tanh",
+    "tanh_deriv",
+]
 
 Array = jax.Array
 

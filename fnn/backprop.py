@@ -9,15 +9,30 @@ a_l = f_l(z_l), with a_0 = x:
 
 The deltas δ_l (batch, n_l) are the error signals: where they vanish, nothing upstream learns.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+from jax.typing import ArrayLike
 
 from fnn import _validate, activations, layers, losses, models
 from fnn.layers import DenseParams
+
+__all__ = [
+    "Backward",
+    "Forward",
+    "backward",
+    "dead_units",
+    "deltas",
+    "dense_vjp",
+    "forward",
+    "gradient_norms",
+    "gradients",
+    "mlp_backward",
+]
 
 Array = jax.Array
 
@@ -56,10 +71,13 @@ def dense_vjp(params: DenseParams, a: Array, delta: Array) -> tuple[DenseParams,
     return DenseParams(w=a.T @ delta, b=delta.sum(axis=0)), delta @ params.w.T
 
 
-def mlp_backward(activation_names, params, fwd: Forward, g_out: Array, from_logits: bool):
-    """Walk back from g_out = ∂L/∂a_L (or ∂L/∂z_L if from_logits): -> (grads, deltas)."""
+def mlp_backward(
+    activation_names, params, fwd: Forward, g_out: Array, from_logits: bool
+) -> tuple[tuple[DenseParams, ...], tuple[Array, ...]]:
+    """Walk back from g_out = ∂L/∂a_L (or ∂L/∂z_L if from_logits): -> (grads, deltas), first layer first."""
     n = len(params)
-    grads, deltas = [None] * n, [None] * n
+    grads: list[DenseParams] = []  # last layer first, as the walk goes
+    deltas: list[Array] = []
     g = g_out
     for l in reversed(range(n)):
         z = fwd.preactivations[l]
@@ -67,17 +85,19 @@ def mlp_backward(activation_names, params, fwd: Forward, g_out: Array, from_logi
             delta = g
         else:
             delta = activations.get(activation_names[l]).vjp(z, g)
-        grads[l], g = dense_vjp(params[l], fwd.inputs[l], delta)
-        deltas[l] = delta
-    return tuple(grads), tuple(deltas)
+        grad, g = dense_vjp(params[l], fwd.inputs[l], delta)
+        grads.append(grad)
+        deltas.append(delta)
+    return tuple(reversed(grads)), tuple(reversed(deltas))
 
 
-def backward(model: models.Sequential, loss: str, params, x: Array, y: Array) -> Backward:
+def backward(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLike) -> Backward:
     """Loss, gradients, deltas and per-layer gradient norms by the hand-written chain rule.
 
     Example:
         >>> out = fnn.backprop.backward(model, "binary_cross_entropy", params, x, y)
         >>> [d.shape for d in out.deltas]  # one (batch, units) error signal per layer
+        [(64, 4), (64, 1)]
     """
     spec = models.resolve_loss(model, loss)
     x, y = models.prepare(model, spec, params, x, y)
@@ -90,31 +110,32 @@ def _backward(model, spec: losses.Loss, params, x, y) -> Backward:
     out = fwd.preactivations[-1] if spec.from_logits else fwd.output
     loss = losses.value(spec, out, y)
     grads, deltas = mlp_backward(names, params, fwd, losses.grad(spec, out, y), spec.from_logits)
-    norms = tuple(jnp.sqrt(jnp.sum(g.w ** 2) + jnp.sum(g.b ** 2)) for g in grads)
+    norms = tuple(jnp.sqrt(jnp.sum(g.w**2) + jnp.sum(g.b**2)) for g in grads)
     return Backward(loss, grads, deltas, norms)
 
 
-def gradients(model: models.Sequential, loss: str, params, x: Array, y: Array):
+def gradients(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLike):
     """∂loss/∂params by hand; the same tree (tuple of DenseParams) as jax.grad(fnn.objective(...))."""
     grads = backward(model, loss, params, x, y).grads
     return jax.tree.unflatten(jax.tree.structure(params), jax.tree.leaves(grads))
 
 
-def deltas(model: models.Sequential, loss: str, params, x: Array, y: Array) -> tuple[Array, ...]:
+def deltas(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLike) -> tuple[Array, ...]:
     """Each layer's error signal δ_l = ∂L/∂z_l, (batch, units_l)."""
     return backward(model, loss, params, x, y).deltas
 
 
-def gradient_norms(model: models.Sequential, loss: str, params, x: Array, y: Array) -> tuple[Array, ...]:
+def gradient_norms(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLike) -> tuple[Array, ...]:
     """Each layer's ‖∂L/∂(w_l, b_l)‖₂: where these vanish, the layers below stop learning."""
     return backward(model, loss, params, x, y).grad_norms
 
 
-def dead_units(model: models.Sequential, params, x: Array) -> tuple[Array, ...]:
+def dead_units(model: models.Sequential, params, x: ArrayLike) -> tuple[Array, ...]:
     """Per layer, a (units,) bool mask of ReLU units that output 0 for every sample of x (so pass no signal)."""
     models.check_params(model, params)
     x, _ = _validate.features(x, "x", params[0][0].shape[0])
     fwd = forward(model.activations, params, jnp.asarray(x, params[0][0].dtype))
     return tuple(
         jnp.all(z <= 0, axis=0) if name == "relu" else jnp.zeros(z.shape[1], bool)
-        for name, z in zip(model.activations, fwd.preactivations))
+        for name, z in zip(model.activations, fwd.preactivations)
+    )

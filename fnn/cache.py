@@ -31,9 +31,14 @@ Like any JAX compilation cache the folder is trusted: whoever can write to it ca
 your processes.
 
 Example:
-    >>> fnn.cache.info()                                # doctest: +SKIP
-    {'directory': PosixPath('/home/me/.cache/fnn/jax'), 'enabled': True, 'files': 37, 'bytes': 270336}
+    >>> import tempfile
+    >>> folder = fnn.cache.enable(tempfile.mkdtemp())  # `import fnn` did this with ~/.cache/fnn/jax
+    >>> info = fnn.cache.info()  # "files" counts the programs kept, "bytes" their size
+    >>> info["enabled"], info["directory"] == folder, sorted(info)
+    (True, True, ['bytes', 'directory', 'enabled', 'files'])
+    >>> fnn.cache.disable()
 """
+
 from __future__ import annotations
 
 import contextlib
@@ -50,14 +55,19 @@ from jax.experimental.compilation_cache import compilation_cache as jax_compilat
 
 from fnn.errors import FnnValueError
 
+_CacheInterface: type = object  # the base of fnn's file cache: JAX's interface, where this JAX has it
 try:  # private: where JAX makes its file cache, and the interface that cache implements
     from jax._src import compilation_cache as _jax_cache_internals
-    from jax._src.compilation_cache_interface import CacheInterface as _CacheInterface
-except ImportError:  # another JAX: its own cache is used as it is
-    _jax_cache_internals, _CacheInterface = None, object
+    from jax._src.compilation_cache_interface import CacheInterface
 
-OFF_VALUES = ("off", "0", "false", "no")
-ON_VALUES = ("on", "1", "true", "yes", "")
+    _CacheInterface = CacheInterface
+except ImportError:  # another JAX: its own cache is used as it is
+    _jax_cache_internals = None
+
+__all__ = ["clear", "configure", "default_directory", "directory", "disable", "enable", "info"]
+
+_OFF_VALUES = ("off", "0", "false", "no")
+_ON_VALUES = ("on", "1", "true", "yes", "")
 
 # What JAX writes into a cache folder; clear() deletes these and nothing else, so a mistaken
 # FNN_CACHE_DIR (a home folder, say) loses no other file.
@@ -65,8 +75,8 @@ _ENTRY_SUFFIXES = ("-cache", "-atime")
 _XLA_ENTRIES = ("xla_gpu_per_fusion_autotune_cache_dir", "xla_gpu_kernel_cache_file")
 _TEMP_SUFFIX = ".fnn-tmp"
 
-_directory: pathlib.Path | None = None   # the folder fnn configured; None while it configured none
-_saved_min_compile_time: float | None = None   # JAX's threshold before fnn set it, for disable()
+_directory: pathlib.Path | None = None  # the folder fnn configured; None while it configured none
+_saved_min_compile_time: float | None = None  # JAX's threshold before fnn set it, for disable()
 
 
 def default_directory() -> pathlib.Path:
@@ -87,7 +97,7 @@ def default_directory() -> pathlib.Path:
 
 def directory() -> pathlib.Path | None:
     """The folder fnn's cache writes to now; None if it is off or the cache in use is not fnn's."""
-    if _directory is not None and jax.config.jax_compilation_cache_dir == str(_directory):
+    if _directory is not None and _setting("jax_compilation_cache_dir") == str(_directory):
         return _directory
     return None
 
@@ -99,9 +109,12 @@ def info() -> dict:
     """
     folder = directory()
     entries = _entries(folder) if folder is not None else []
-    return {"directory": folder, "enabled": folder is not None,
-            "files": sum(1 for p in entries if p.name.endswith("-cache")),
-            "bytes": sum(_size(p) for p in entries)}
+    return {
+        "directory": folder,
+        "enabled": folder is not None,
+        "files": sum(1 for p in entries if p.name.endswith("-cache")),
+        "bytes": sum(_size(p) for p in entries),
+    }
 
 
 def clear() -> int:
@@ -112,10 +125,12 @@ def clear() -> int:
     """
     folder = directory()
     if folder is None:
-        foreign = jax.config.jax_compilation_cache_dir
+        foreign = _setting("jax_compilation_cache_dir")
         if foreign:
-            raise FnnValueError(f"JAX's compilation cache at {foreign} was configured outside fnn, so "
-                                "fnn.cache.clear() leaves it alone; delete its files yourself if you mean to")
+            raise FnnValueError(
+                f"JAX's compilation cache at {foreign} was configured outside fnn, so "
+                "fnn.cache.clear() leaves it alone; delete its files yourself if you mean to"
+            )
         return 0
     freed = 0
     for path in _entries(folder):
@@ -138,25 +153,33 @@ def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
     Refused (FnnValueError) while a cache configured in JAX outside fnn is in use.
     """
     global _directory, _saved_min_compile_time
-    foreign = jax.config.jax_compilation_cache_dir
+    foreign = _setting("jax_compilation_cache_dir")
     if foreign and foreign != str(_directory):
-        raise FnnValueError(f"JAX's compilation cache is already configured at {foreign}; fnn will not replace "
-                            'it. To use fnn\'s instead, unset it first: jax.config.update("jax_compilation_cache_dir", '
-                            "None)")
-    if not jax.config.jax_enable_compilation_cache:
-        raise FnnValueError("JAX's compilation cache is switched off (jax_enable_compilation_cache=False); "
-                            'turn it on first with jax.config.update("jax_enable_compilation_cache", True)')
+        raise FnnValueError(
+            f"JAX's compilation cache is already configured at {foreign}; fnn will not replace "
+            'it. To use fnn\'s instead, unset it first: jax.config.update("jax_compilation_cache_dir", '
+            "None)"
+        )
+    if not _setting("jax_enable_compilation_cache"):
+        raise FnnValueError(
+            "JAX's compilation cache is switched off (jax_enable_compilation_cache=False); "
+            'turn it on first with jax.config.update("jax_enable_compilation_cache", True)'
+        )
     folder = default_directory() if path is None else _absolute(path)
     problem = _unwritable(folder)
     if problem:
         disable()
-        warnings.warn(f"fnn's compilation cache is off: cannot write to {folder} ({problem}). Set FNN_CACHE_DIR "
-                      "to a writable folder to keep compiled programs between runs, or FNN_CACHE=off to "
-                      "silence this.", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"fnn's compilation cache is off: cannot write to {folder} ({problem}). Set FNN_CACHE_DIR "
+            "to a writable folder to keep compiled programs between runs, or FNN_CACHE=off to "
+            "silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
     _install_atomic_writes()
     if _saved_min_compile_time is None:
-        _saved_min_compile_time = jax.config.jax_persistent_cache_min_compile_time_secs
+        _saved_min_compile_time = _setting("jax_persistent_cache_min_compile_time_secs")
     if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
         # fnn's programs compile in well under JAX's 1 s threshold, but a fresh process runs
         # dozens of them. jax_persistent_cache_min_entry_size_bytes stays at JAX's 0: any size.
@@ -184,21 +207,39 @@ def configure() -> pathlib.Path | None:
     """What `import fnn` runs: enable(), unless FNN_CACHE is off or JAX's cache is set up (or
     switched off) outside fnn."""
     setting = os.environ.get("FNN_CACHE", "").strip().lower()
-    if (setting in OFF_VALUES or jax.config.jax_compilation_cache_dir or os.environ.get("JAX_COMPILATION_CACHE_DIR")
-            or not jax.config.jax_enable_compilation_cache):
+    if (
+        setting in _OFF_VALUES
+        or _setting("jax_compilation_cache_dir")
+        or os.environ.get("JAX_COMPILATION_CACHE_DIR")
+        or not _setting("jax_enable_compilation_cache")
+    ):
         return None
-    if setting not in ON_VALUES:
-        warnings.warn(f"FNN_CACHE={os.environ['FNN_CACHE']!r} is not one of on/off (or 1/0, true/false, yes/no); "
-                      "the compilation cache stays on", RuntimeWarning, stacklevel=2)
+    if setting not in _ON_VALUES:
+        warnings.warn(
+            f"FNN_CACHE={os.environ['FNN_CACHE']!r} is not one of on/off (or 1/0, true/false, yes/no); "
+            "the compilation cache stays on",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     try:
         return enable()
     except RuntimeError as e:  # pathlib found no home folder
-        warnings.warn(f"fnn's compilation cache is off: {e}. Set FNN_CACHE_DIR to a writable folder, or "
-                      "FNN_CACHE=off to silence this.", RuntimeWarning, stacklevel=2)
+        warnings.warn(
+            f"fnn's compilation cache is off: {e}. Set FNN_CACHE_DIR to a writable folder, or "
+            "FNN_CACHE=off to silence this.",
+            RuntimeWarning,
+            stacklevel=2,
+        )
         return None
 
 
 # --------------------------------------------------------------------------- helpers
+def _setting(name: str):
+    """JAX's current value of the config option `name` (jax.config makes these attributes at run
+    time, so a type checker cannot see them)."""
+    return getattr(jax.config, name)
+
+
 def _absolute(path: str | os.PathLike) -> pathlib.Path:
     return pathlib.Path(os.path.abspath(os.path.expanduser(path)))  # a later chdir moves nothing
 
@@ -268,24 +309,41 @@ class _AtomicFileCache(_CacheInterface):
                 os.unlink(temp)
             if not self._warned:  # once, not once per program (JAX's own cache warns every time)
                 self._warned = True
-                warnings.warn(f"fnn's compilation cache could not write to {self._path} ({type(e).__name__}: "
-                              f"{e.strerror or e}); programs still run but are not kept. Set FNN_CACHE_DIR to a "
-                              "writable folder, or FNN_CACHE=off.", RuntimeWarning, stacklevel=2)
+                warnings.warn(
+                    f"fnn's compilation cache could not write to {self._path} ({type(e).__name__}: "
+                    f"{e.strerror or e}); programs still run but are not kept. Set FNN_CACHE_DIR to a "
+                    "writable folder, or FNN_CACHE=off.",
+                    RuntimeWarning,
+                    stacklevel=2,
+                )
 
     def clear(self) -> None:  # JAX's interface; fnn.cache.clear() is the one to call
         pass
 
 
+class _AtomicFileCacheFactory:
+    """JAX's get_file_cache(path) -> (cache, path), giving fnn's folder the atomic cache above."""
+
+    fnn_atomic = True  # marks JAX's factory as replaced already (a reloaded fnn.cache must not wrap it twice)
+
+    def __init__(self, original):
+        self.original = original
+
+    def __call__(self, path: str):
+        if (
+            _directory is not None
+            and path == str(_directory)
+            and _setting("jax_compilation_cache_max_size") == -1
+            and not _setting("jax_compilation_cache_check_contents")
+        ):
+            return _AtomicFileCache(path), path
+        return self.original(path)  # any other folder, a size limit or content checks: JAX's own cache
+
+
 def _install_atomic_writes() -> None:
+    if _jax_cache_internals is None:
+        return
     original = getattr(_jax_cache_internals, "get_file_cache", None)
     if original is None or getattr(original, "fnn_atomic", False):
         return
-
-    def get_file_cache(path: str):
-        if (_directory is not None and path == str(_directory) and jax.config.jax_compilation_cache_max_size == -1
-                and not jax.config.jax_compilation_cache_check_contents):
-            return _AtomicFileCache(path), path
-        return original(path)  # any other folder, a size limit or content checks: JAX's own cache
-
-    get_file_cache.fnn_atomic = True
-    _jax_cache_internals.get_file_cache = get_file_cache
+    _jax_cache_internals.get_file_cache = _AtomicFileCacheFactory(original)

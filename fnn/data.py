@@ -8,6 +8,7 @@ jax.random.key(seed). The numbers are drawn with NumPy, from a generator seeded 
 data, so no call compiles anything (eager JAX ops would each compile on first use: seconds in a
 fresh process). The same key gives the same data, for a given NumPy version.
 """
+
 from __future__ import annotations
 
 from typing import NamedTuple
@@ -17,6 +18,8 @@ import numpy as np
 
 from fnn import _validate
 from fnn.errors import FnnValueError
+
+__all__ = ["Scaler", "circles", "digits", "scaler", "spiral", "standardize", "train_test_split"]
 
 Array = jax.Array
 
@@ -77,7 +80,7 @@ def train_test_split(key: Array, x, y, test_fraction: float = 0.25):
     _validate.same_length(x, y)
     test_fraction = _validate.real(test_fraction, "test_fraction", low=0, high=1, low_open=True, high_open=True)
     n = x.shape[0]
-    n_test = int(round(n * test_fraction))
+    n_test = round(n * test_fraction)
     if n_test == 0 or n_test == n:
         raise FnnValueError(f"test_fraction={test_fraction} leaves an empty split of {n} samples")
     perm = rng.permutation(n)
@@ -94,8 +97,9 @@ def standardize(x_train, *others):
     for i, a in enumerate(others):
         a, _ = _validate.features(a, f"others[{i}]")
         if a.shape[1] != x_train.shape[1]:
-            raise FnnValueError(f"others[{i}] has {a.shape[1]} features (shape {tuple(a.shape)}) but x_train has "
-                                f"{x_train.shape[1]}")
+            raise FnnValueError(
+                f"others[{i}] has {a.shape[1]} features (shape {tuple(a.shape)}) but x_train has {x_train.shape[1]}"
+            )
     mean = np.asarray(x_train).mean(axis=0)
     std = np.asarray(x_train).std(axis=0)
     std = np.where(std > 0, std, 1.0)
@@ -112,9 +116,11 @@ def _columns(a, name: str, n_columns: int | None = None) -> np.ndarray:
         raise FnnValueError(f"{name} is empty (shape {a.shape}); pass at least one row")
     d = 1 if a.ndim == 1 else a.shape[1]
     if n_columns is not None and d != n_columns:
-        raise FnnValueError(f"{name} has {d} column(s) (shape {a.shape}) but the scaler was made from "
-                            f"{n_columns}; use the scaler of the same targets, or make one with "
-                            "fnn.data.scaler(values)")
+        raise FnnValueError(
+            f"{name} has {d} column(s) (shape {a.shape}) but the scaler was made from "
+            f"{n_columns}; use the scaler of the same targets, or make one with "
+            "fnn.data.scaler(values)"
+        )
     _validate.check_finite(a, name)
     return a
 
@@ -125,6 +131,7 @@ class Scaler(NamedTuple):
     `mean` and `scale` are shaped like one row of the values they came from: () for (n,), (d,) for
     (n, d). NumPy in, NumPy out; a float array keeps its dtype, anything else becomes float64.
     """
+
     mean: np.ndarray
     scale: np.ndarray
 
@@ -176,5 +183,5 @@ def digits():
         from sklearn.datasets import load_digits
     except ImportError:
         raise ImportError("fnn.data.digits needs scikit-learn: pip install 'fnn[experiments]'") from None
-    d = load_digits()
-    return (d.data / 16.0).astype(np.float32), d.target.astype(np.int32)
+    x, y = load_digits(return_X_y=True)
+    return (np.asarray(x) / 16.0).astype(np.float32), np.asarray(y).astype(np.int32)

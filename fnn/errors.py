@@ -1,5 +1,7 @@
 """fnn's exceptions: every bad input raises one of these before anything is traced."""
 
+__all__ = ["CheckpointError", "CheckpointNotFoundError", "FnnError", "FnnTypeError", "FnnValueError"]
+
 
 class FnnError(Exception):
     """Base class of every error fnn raises on purpose."""

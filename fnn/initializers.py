@@ -3,17 +3,33 @@
 Glorot (Xavier) keeps the variance of signals and gradients alike for tanh/sigmoid/linear
 layers: Var = 2 / (fan_in + fan_out). He keeps it for ReLU layers, which zero half their
 input: Var = 2 / fan_in.
+
+`INITIALIZERS` is the registry `get(name)` looks up; `draw_many` draws a whole network's weights
+with one call to the random generator.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Callable
+from collections.abc import Callable
 
 import jax
 import jax.numpy as jnp
 
 from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = [
+    "INITIALIZERS",
+    "Initializer",
+    "draw_many",
+    "get",
+    "glorot_normal",
+    "glorot_uniform",
+    "he_normal",
+    "he_uniform",
+    "zeros",
+]
 
 Array = jax.Array
 Initializer = Callable[..., Array]
@@ -22,8 +38,10 @@ Initializer = Callable[..., Array]
 def _fans(shape) -> tuple[int, int]:
     if not isinstance(shape, (tuple, list)) or len(shape) != 2:
         raise FnnValueError(f"initializers take a (fan_in, fan_out) shape, got {shape!r}")
-    return (_validate.integer(shape[0], "fan_in (shape[0])", minimum=1),
-            _validate.integer(shape[1], "fan_out (shape[1])", minimum=1))
+    return (
+        _validate.integer(shape[0], "fan_in (shape[0])", minimum=1),
+        _validate.integer(shape[1], "fan_out (shape[1])", minimum=1),
+    )
 
 
 # Every initializer is a transform of U(0, 1) draws, so a whole network can be drawn with one call
@@ -104,7 +122,7 @@ def draw_many(key: Array, names, shapes, dtype=jnp.float32) -> list[Array]:
     out, at = [], 0
     for name, shape, size in zip(names, shapes, sizes):
         get(name)
-        out.append(_transform(name, u[at:at + size], shape))
+        out.append(_transform(name, u[at : at + size], shape))
         at += size
     return out
 
@@ -121,8 +139,9 @@ INITIALIZERS: dict[str, Initializer] = {
 def get(name: str) -> Initializer:
     """The initializer registered under `name`."""
     if not isinstance(name, str):
-        raise FnnTypeError(f"initializer must be a name (str), got {type(name).__name__}; "
-                           f"choose one of {sorted(INITIALIZERS)}")
+        raise FnnTypeError(
+            f"initializer must be a name (str), got {type(name).__name__}; choose one of {sorted(INITIALIZERS)}"
+        )
     if name not in INITIALIZERS:
         raise FnnValueError(f"unknown initializer {name!r}; choose one of {sorted(INITIALIZERS)}")
     return INITIALIZERS[name]

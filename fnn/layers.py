@@ -3,14 +3,18 @@
 A network's params are `tuple[DenseParams, ...]`, one entry per layer. Its static configuration
 (units, activation names) lives in `fnn.models.Dense`/`Sequential`, never in the params.
 """
+
 from __future__ import annotations
 
-from typing import NamedTuple, Sequence
+from collections.abc import Sequence
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from fnn import activations, initializers
+
+__all__ = ["SMALL_LAYER", "DenseParams", "dense_apply", "dense_init", "mlp_apply", "mlp_logits"]
 
 Array = jax.Array
 
@@ -22,8 +26,9 @@ class DenseParams(NamedTuple):
     b: Array  # (n_out,)
 
 
-def dense_init(key: Array, n_in: int, n_out: int, kernel_init: str = "glorot_uniform",
-               dtype=jnp.float32) -> DenseParams:
+def dense_init(
+    key: Array, n_in: int, n_out: int, kernel_init: str = "glorot_uniform", dtype=jnp.float32
+) -> DenseParams:
     """w from the named initializer (fan_in = n_in, fan_out = n_out), b zero."""
     w = initializers.get(kernel_init)(key, (n_in, n_out), dtype)
     return DenseParams(w=w, b=jnp.zeros((n_out,), dtype))
@@ -53,8 +58,7 @@ def mlp_apply(activation_names: Sequence[str], params: Sequence[DenseParams], x:
     return a
 
 
-def mlp_logits(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array,
-               small: bool = False) -> Array:
+def mlp_logits(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array, small: bool = False) -> Array:
     """Like mlp_apply but returns the last layer's pre-activation z (the logits)."""
     a = x
     for name, p in zip(activation_names[:-1], params[:-1]):

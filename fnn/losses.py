@@ -11,10 +11,12 @@ per-sample value, its gradient, its metric, the output activation it pairs with,
 fused on logits and the targets it takes. A new loss is one new entry; its metric and its
 default pairing follow from the record. Targets: see `fnn.targets`.
 """
+
 from __future__ import annotations
 
 import warnings
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -22,6 +24,39 @@ import numpy as np
 
 from fnn import _validate, metrics, targets
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = [
+    "ALIASES",
+    "BINARY_CE",
+    "CATEGORICAL_CE",
+    "LOSSES",
+    "MSE",
+    "ON_PROBABILITIES",
+    "Loss",
+    "binary_cross_entropy",
+    "binary_cross_entropy_grad",
+    "binary_cross_entropy_per_sample",
+    "canonical_name",
+    "categorical_cross_entropy",
+    "categorical_cross_entropy_grad",
+    "categorical_cross_entropy_per_sample",
+    "grad",
+    "mse",
+    "mse_grad",
+    "mse_per_sample",
+    "per_sample",
+    "prepare_targets",
+    "resolve",
+    "sigmoid_binary_cross_entropy",
+    "sigmoid_binary_cross_entropy_grad",
+    "sigmoid_binary_cross_entropy_per_sample",
+    "softmax_cross_entropy",
+    "softmax_cross_entropy_grad",
+    "softmax_cross_entropy_per_sample",
+    "unfused",
+    "value",
+    "warn_if_one_class_per_row",
+]
 
 Array = jax.Array
 
@@ -164,10 +199,26 @@ class Loss(NamedTuple):
 
 LOSSES = {
     MSE: Loss(MSE, mse, mse_grad, mse_per_sample, metrics.MSE, None, False, targets.REAL),
-    BINARY_CE: Loss(BINARY_CE, sigmoid_binary_cross_entropy, sigmoid_binary_cross_entropy_grad,
-                    sigmoid_binary_cross_entropy_per_sample, metrics.BINARY_ACCURACY, "sigmoid", True, targets.BINARY),
-    CATEGORICAL_CE: Loss(CATEGORICAL_CE, softmax_cross_entropy, softmax_cross_entropy_grad,
-                         softmax_cross_entropy_per_sample, metrics.ACCURACY, "softmax", True, targets.CATEGORICAL),
+    BINARY_CE: Loss(
+        BINARY_CE,
+        sigmoid_binary_cross_entropy,
+        sigmoid_binary_cross_entropy_grad,
+        sigmoid_binary_cross_entropy_per_sample,
+        metrics.BINARY_ACCURACY,
+        "sigmoid",
+        True,
+        targets.BINARY,
+    ),
+    CATEGORICAL_CE: Loss(
+        CATEGORICAL_CE,
+        softmax_cross_entropy,
+        softmax_cross_entropy_grad,
+        softmax_cross_entropy_per_sample,
+        metrics.ACCURACY,
+        "softmax",
+        True,
+        targets.CATEGORICAL,
+    ),
 }
 
 ON_PROBABILITIES = {  # the unfused forms, on σ/softmax outputs: for checking, never for training
@@ -187,15 +238,16 @@ def unfused(loss: Loss) -> Loss:
 def canonical_name(loss: str) -> str:
     """The registry name of a loss (Keras' names are aliases); unknown names are refused."""
     if not isinstance(loss, str):
-        raise FnnTypeError(f"loss must be a name (str), got {type(loss).__name__} {loss!r}; "
-                           f"choose one of {list(LOSSES)}")
+        raise FnnTypeError(
+            f"loss must be a name (str), got {type(loss).__name__} {loss!r}; choose one of {list(LOSSES)}"
+        )
     name = ALIASES.get(loss.lower(), loss.lower())
     if name not in LOSSES:
         raise FnnValueError(f"unknown loss {loss!r}; choose one of {list(LOSSES)}")
     return name
 
 
-def default_for(output_activation: str) -> str:
+def _default_for(output_activation: str) -> str:
     """The loss that pairs with an output activation (sigmoid: binary CE, softmax: categorical CE), else mse."""
     for name, loss in LOSSES.items():
         if loss.activation == output_activation:
@@ -206,7 +258,7 @@ def default_for(output_activation: str) -> str:
 def resolve(loss: str | None, output_activation: str, n_outputs: int) -> Loss:
     """Pair a loss (None: the output's default) with the model's output layer; refuse pairs that
     cannot learn, naming the fix. k > 1 sigmoid outputs are k independent labels (multi-label)."""
-    name = default_for(output_activation) if loss is None else canonical_name(loss)
+    name = _default_for(output_activation) if loss is None else canonical_name(loss)
     record = LOSSES[name]
     if record.activation is None:
         return record
@@ -214,20 +266,24 @@ def resolve(loss: str | None, output_activation: str, n_outputs: int) -> Loss:
         if output_activation == "softmax":
             raise FnnValueError(
                 f"binary_cross_entropy on a softmax output of {n_outputs} units: use "
-                "Dense(1, activation='sigmoid') for two classes, or categorical_cross_entropy with softmax")
+                "Dense(1, activation='sigmoid') for two classes, or categorical_cross_entropy with softmax"
+            )
         if output_activation != "sigmoid":
             raise FnnValueError(
                 f"binary_cross_entropy needs probabilities, but the output activation is {output_activation!r}; "
-                "use activation='sigmoid' on the last layer")
+                "use activation='sigmoid' on the last layer"
+            )
         return record if n_outputs == 1 else record._replace(metric=metrics.LABEL_ACCURACY)
     if n_outputs < 2:
         raise FnnValueError(
             "categorical_cross_entropy needs a softmax output of k >= 2 units, the model has 1 output unit; "
-            "for two classes use Dense(1, activation='sigmoid') with binary_cross_entropy")
+            "for two classes use Dense(1, activation='sigmoid') with binary_cross_entropy"
+        )
     if output_activation != "softmax":
         raise FnnValueError(
             f"categorical_cross_entropy needs a softmax output, but the output activation is "
-            f"{output_activation!r}; use Dense({n_outputs}, activation='softmax') as the last layer")
+            f"{output_activation!r}; use Dense({n_outputs}, activation='softmax') as the last layer"
+        )
     return record
 
 
@@ -244,11 +300,14 @@ def warn_if_one_class_per_row(loss: Loss, t, stacklevel: int = 3) -> None:
         return
     values = np.asarray(t)
     if np.all((values == 0) | (values == 1)) and np.all(values.sum(axis=1) == 1):
-        warnings.warn(f"every target row is one-hot over {t.shape[1]} columns, but binary_cross_entropy on "
-                      f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
-                      "metrics and predict_classes per column). For one class per row use "
-                      f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
-                      UserWarning, stacklevel=stacklevel)
+        warnings.warn(
+            f"every target row is one-hot over {t.shape[1]} columns, but binary_cross_entropy on "
+            f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
+            "metrics and predict_classes per column). For one class per row use "
+            f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )
 
 
 def value(loss: Loss, out: Array, y: Array) -> Array:

@@ -8,17 +8,20 @@ longest stretch of steps over which the smoothed loss keeps falling, and a rate 
 steepest-descent rule picks the noisy first steps on small networks; min/10 overshoots when dying
 ReLU units flatten the curve).
 """
+
 from __future__ import annotations
 
-import functools
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, engine, models, optim
+from fnn import _validate, callbacks, models, optim
 from fnn.errors import FnnTypeError, FnnValueError
+from fnn.trainer import Trainer
+
+__all__ = ["LRFindResult", "lr_find", "valley"]
 
 Array = jax.Array
 
@@ -33,47 +36,22 @@ class LRFindResult(NamedTuple):
     stopped_early: bool  # the loss blew up before max_lr
 
 
-class _Loop(NamedTuple):
-    params: Any
-    opt_state: Any
-    step: Array
-    average: Array  # exponential moving average of the loss
-    best: Array  # best bias-corrected average so far
-    done: Array
-    raw: Array  # (steps,) losses, nan where not run
-
-
-@functools.lru_cache(maxsize=16)
-def _compiled(config: engine.RunConfig, steps: int):
-    """run(params, opt_state, x, y, key, smoothing, diverge) -> _Loop: the whole range test, one program."""
-    objective = engine.batch_objective(config)
-
-    def run(params, opt_state, x, y, key, smoothing, diverge):
-        n = x.shape[0]
-
-        def body(loop: _Loop) -> _Loop:
-            idx = jax.random.randint(jax.random.fold_in(key, loop.step), (config.batch_size,), 0, n)
-            (loss, _), grads = jax.value_and_grad(objective, has_aux=True)(loop.params, x[idx], y[idx], None)
-            updates, opt_state = config.update(grads, loop.opt_state, loop.params)
-            params = optim.apply_updates(loop.params, updates)
-            average = smoothing * loop.average + (1 - smoothing) * loss
-            smoothed = average / (1 - smoothing ** (loop.step + 1).astype(average.dtype))
-            blown = ~jnp.isfinite(smoothed) | (smoothed > diverge * loop.best)
-            return _Loop(params, opt_state, loop.step + 1, average, jnp.minimum(loop.best, smoothed),
-                         blown | (loop.step + 1 >= steps), loop.raw.at[loop.step].set(loss))
-
-        dtype = x.dtype
-        start = _Loop(params, opt_state, jnp.zeros((), jnp.int32), jnp.zeros((), dtype), jnp.full((), jnp.inf, dtype),
-                      jnp.zeros((), bool), jnp.full((steps,), jnp.nan, dtype))
-        return jax.lax.while_loop(lambda loop: ~loop.done, body, start)
-
-    return jax.jit(run)
-
-
-def lr_find(model: models.Sequential, params, x, y, *, loss: str | None = None,
-            optimizer: Callable[[Any], optim.Optimizer] = optim.adam, min_lr: float = 1e-5, max_lr: float = 10.0,
-            steps: int = 150, batch_size: int = 32, key=None, smoothing: float = 0.98,
-            diverge: float = 4.0) -> LRFindResult:
+def lr_find(
+    model: models.Sequential,
+    params,
+    x,
+    y,
+    *,
+    loss: str | None = None,
+    optimizer: Callable[[Any], optim.Optimizer] = optim.adam,
+    min_lr: float = 1e-5,
+    max_lr: float = 10.0,
+    steps: int = 150,
+    batch_size: int = 32,
+    key=None,
+    smoothing: float = 0.98,
+    diverge: float = 4.0,
+) -> LRFindResult:
     """The learning-rate range test: `steps` steps at rates growing from min_lr to max_lr.
 
     optimizer: learning_rate -> Optimizer (fnn's optimizers take the growing rate as a schedule).
@@ -97,22 +75,43 @@ def lr_find(model: models.Sequential, params, x, y, *, loss: str | None = None,
     key = jax.random.key(0) if key is None else _validate.key(key)
     factor = (max_lr / min_lr) ** (1.0 / (steps - 1))
     opt = optim.check_optimizer(optimizer(optim.exponential_decay(min_lr, factor)), "optimizer(schedule)")
-    record = models.resolve_loss(model, loss)
-    x, y = models.prepare(model, record, params, x, y)
-    config = engine.configure(model, record, opt, x.shape[1], batch_size=min(batch_size, x.shape[0]), shuffle=True,
-                              validate=False, target_loss=None, patience=None,
-                              restore_best=False, verbose=0)
-    theta = config.layout.flatten(params, x.dtype)
-    out = _compiled(config, steps)(theta, opt.init(theta), x, y, key, np.asarray(smoothing, x.dtype),
-                                   np.asarray(diverge, x.dtype))
-    n = int(out.step)
-    raw = np.asarray(out.raw)[:n].astype(np.float64)
-    rates = min_lr * factor ** np.arange(n)
-    average, smoothed = 0.0, np.empty(n)
-    for i, value in enumerate(raw):
+    trainer = Trainer(
+        model,
+        loss=loss,
+        optimizer=opt,
+        batch_size=batch_size,
+        callbacks=[callbacks.StepLoss(), callbacks.TerminateOnNaN()],
+    )
+    state = trainer.init(params, key=key)
+    data = trainer.data(state, x, y)
+    per_epoch = -(-int(data.n) // trainer.spec_for(data).batch_size)
+    # The rate grows with the optimizer's step count; the run is `steps` steps of shuffled epochs,
+    # stopped by the step budget (and early by a non-finite step); its per-step losses are StepLoss'.
+    raw: list = []
+    store: dict = {"step_loss": []}
+    while len(raw) < steps:
+        left = steps - len(raw)
+        state, record = trainer.train_epochs(state, data, -(-left // per_epoch) + 1, left)
+        host = jax.device_get(record)
+        trainer.rules[0].collect(store, host.buffers[0], 0, int(host.epochs), None)
+        raw = [float(v) for row in store["step_loss"] + [store.get("step_loss_pending", [])] for v in row]
+        if bool(host.stopped) or int(host.steps) == 0:
+            break
+    raw_losses = np.asarray(raw[:steps], np.float64)
+    finite = np.isfinite(raw_losses)
+    n = int(np.argmin(finite)) if not finite.all() else raw_losses.size
+    average, smoothed, best = 0.0, [], np.inf
+    for i, value in enumerate(raw_losses[:n]):
         average = smoothing * average + (1 - smoothing) * value
-        smoothed[i] = average / (1 - smoothing ** (i + 1))
-    return LRFindResult(rates, smoothed, raw, valley(rates, smoothed), n < steps)
+        smoothed.append(average / (1 - smoothing ** (i + 1)))
+        blown = smoothed[-1] > diverge * best
+        best = min(best, smoothed[-1])
+        if blown:
+            n = i + 1
+            break
+    smoothed_losses = np.asarray(smoothed[:n])
+    rates = min_lr * factor ** np.arange(n)
+    return LRFindResult(rates, smoothed_losses, raw_losses[:n], valley(rates, smoothed_losses), n < steps)
 
 
 def valley(rates: np.ndarray, smoothed: np.ndarray) -> float:

@@ -5,14 +5,32 @@ sees (logits for the fused pairs, flagged by from_logits) and prepared (n, k) ta
 or weighted batch can be summed sample by sample. Each loss in `fnn.losses` names its metric.
 The public functions below take probabilities/values and targets in any form the losses accept.
 """
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
 
 from fnn import targets
+
+__all__ = [
+    "ACCURACY",
+    "BINARY_ACCURACY",
+    "LABEL_ACCURACY",
+    "MSE",
+    "Metric",
+    "accuracy",
+    "binary_accuracy",
+    "binary_hits",
+    "categorical_accuracy",
+    "class_hits",
+    "label_hits",
+    "mean_squared_error",
+    "squared_error",
+]
 
 Array = jax.Array
 

@@ -1,21 +1,38 @@
 """The Keras-like layer on top of the pure functions: Dense, Sequential and the objective.
 
 Dense and Sequential are frozen, hashable configurations (so they can be static arguments to
-jit); parameters are separate immutable pytrees made by `Sequential.init`.
+jit); parameters are separate immutable pytrees made by `Sequential.init`. The checks every entry
+point runs on a model, its params and its data (`check_params`, `prepare`) live here too.
 """
+
 from __future__ import annotations
 
 import dataclasses
-import functools
-from typing import Callable, Sequence
+import itertools
+import typing
+from collections.abc import Callable, Sequence
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.typing import ArrayLike
 
-from fnn import _validate, activations, initializers, layers, losses
+from fnn import _compile, _validate, activations, initializers, layers, losses
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
+
+__all__ = [
+    "Dense",
+    "DenseParams",
+    "Params",
+    "Sequential",
+    "check_model",
+    "check_params",
+    "network_output",
+    "objective",
+    "prepare",
+    "resolve_loss",
+]
 
 Array = jax.Array
 Params = tuple  # tuple[DenseParams, ...]
@@ -50,8 +67,10 @@ class Dense:
         if self.kernel_init is not None:
             initializers.get(self.kernel_init)
         if name == "softmax" and units == 1:
-            raise FnnValueError("softmax over a single unit is always 1 and cannot learn; use "
-                                "Dense(1, activation='sigmoid') for one output, or >= 2 softmax units")
+            raise FnnValueError(
+                "softmax over a single unit is always 1 and cannot learn; use "
+                "Dense(1, activation='sigmoid') for one output, or >= 2 softmax units"
+            )
         object.__setattr__(self, "bias_init", _validate.real(self.bias_init, "Dense bias_init"))
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "activation", name)
@@ -97,12 +116,14 @@ class Sequential:
                 raise FnnValueError(
                     f"Sequential layer {i}, Dense({layer.units}, input_dim={layer.input_dim}), declares input_dim, "
                     f"but only the first layer may: layer {i}'s inputs are layer {i - 1}'s {layers[i - 1].units} "
-                    f"outputs; remove input_dim from layer {i} (put it on layer 0 to declare the model's input width)")
+                    f"outputs; remove input_dim from layer {i} (put it on layer 0 to declare the model's input width)"
+                )
         object.__setattr__(self, "layers", tuple(layers))
 
     @property
     def activations(self) -> tuple[str, ...]:
-        return tuple(layer.activation for layer in self.layers)
+        """Each layer's activation, by its registry name."""
+        return tuple(_activation_name(layer) for layer in self.layers)
 
     @property
     def declared_input_dim(self) -> int | None:
@@ -115,27 +136,31 @@ class Sequential:
 
     @property
     def output_activation(self) -> str:
-        return self.layers[-1].activation
+        return _activation_name(self.layers[-1])
 
     def shapes(self, input_dim: int | None = None) -> tuple[tuple[int, int], ...]:
         """Each layer's w shape (n_in, n_out) for inputs of width input_dim (by default, the declared one)."""
         dims = (self._resolve_input_dim(input_dim),) + tuple(layer.units for layer in self.layers)
-        return tuple(zip(dims[:-1], dims[1:]))
+        return tuple(itertools.pairwise(dims))
 
     def _resolve_input_dim(self, input_dim) -> int:
         """input_dim as given, else the first layer's; the two must agree when both are given."""
         declared = self.declared_input_dim
         if input_dim is None:
             if declared is None:
-                raise FnnTypeError("input_dim must be an integer >= 1, got None: pass model.init(key, input_dim), "
-                                   "or declare it on the first layer, Dense(..., input_dim=n)")
+                raise FnnTypeError(
+                    "input_dim must be an integer >= 1, got None: pass model.init(key, input_dim), "
+                    "or declare it on the first layer, Dense(..., input_dim=n)"
+                )
             return declared
         input_dim = _validate.integer(input_dim, "input_dim", minimum=1)
         if declared is not None and input_dim != declared:
             first = self.layers[0]
-            raise FnnValueError(f"input_dim={input_dim} disagrees with the first layer's "
-                                f"Dense({first.units}, input_dim={declared}); pass input_dim={declared} "
-                                "or leave it out")
+            raise FnnValueError(
+                f"input_dim={input_dim} disagrees with the first layer's "
+                f"Dense({first.units}, input_dim={declared}); pass input_dim={declared} "
+                "or leave it out"
+            )
         return input_dim
 
     def init(self, key: Array, input_dim: int | None = None, dtype=jnp.float32) -> Params:
@@ -148,44 +173,47 @@ class Sequential:
         so no two layers share values; the same key gives the same parameters."""
         key = _validate.key(key)
         input_dim = self._resolve_input_dim(input_dim)
-        return _init_fn(self, input_dim, _validate.float_dtype(dtype))(key)
+        return _init(self, input_dim, _validate.float_dtype(dtype), key)
 
     def input_dim(self, params: Params) -> int:
         """The input width these params were built for (checks the params' structure first)."""
         check_params(self, params)
         return params[0][0].shape[0]
 
-    def apply(self, params: Params, x: Array) -> Array:
+    def apply(self, params: Params, x: ArrayLike) -> Array:
         """(n, n_in) -> (n, n_out) outputs (probabilities for sigmoid/softmax); (n_in,) -> (n_out,)."""
         check_params(self, params)
         x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
         out = layers.mlp_apply(self.activations, params, _as_float(x, params))
         return out[0] if single else out
 
-    def logits(self, params: Params, x: Array) -> Array:
+    def logits(self, params: Params, x: ArrayLike) -> Array:
         """(n, n_in) -> (n, n_out): the last layer's pre-activation."""
         check_params(self, params)
         x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
         out = layers.mlp_logits(self.activations, params, _as_float(x, params))
         return out[0] if single else out
 
-    def __call__(self, params: Params, x: Array) -> Array:
+    def __call__(self, params: Params, x: ArrayLike) -> Array:
         return self.apply(params, x)
 
 
-@functools.lru_cache(maxsize=128)
-def _init_fn(model: Sequential, input_dim: int, dtype):
+def _activation_name(layer: Dense) -> str:
+    # Dense.activation is declared as the constructor takes it (None: linear); __post_init__ has
+    # made it the registry name
+    return typing.cast(str, layer.activation)
+
+
+@_compile.jit(static_argnums=(0, 1, 2))
+def _init(model: Sequential, input_dim: int, dtype, key):
     """All layers' initialisation as one compiled call drawing every weight from one random stream
     (one generator call compiles in a fraction of the time of one per layer)."""
-
-    @jax.jit
-    def init(key):
-        shapes = model.shapes(input_dim)
-        weights = initializers.draw_many(key, [layer.initializer for layer in model.layers], shapes, dtype)
-        return tuple(layers.DenseParams(w, jnp.full((n_out,), layer.bias_init, dtype))
-                     for w, layer, (_, n_out) in zip(weights, model.layers, shapes))
-
-    return init
+    shapes = model.shapes(input_dim)
+    weights = initializers.draw_many(key, [layer.initializer for layer in model.layers], shapes, dtype)
+    return tuple(
+        layers.DenseParams(w, jnp.full((n_out,), layer.bias_init, dtype))
+        for w, layer, (_, n_out) in zip(weights, model.layers, shapes)
+    )
 
 
 def _as_float(x, params):
@@ -203,8 +231,10 @@ def check_params(model: Sequential, params) -> None:
     params holding NaN or ±inf, naming the leaf (under jit, grad or vmap only structure is checked)."""
     check_model(model)
     if not isinstance(params, (tuple, list)):
-        raise FnnTypeError(f"params must be a tuple of DenseParams (one per layer), got {type(params).__name__}; "
-                           "make them with model.init(key, input_dim)")
+        raise FnnTypeError(
+            f"params must be a tuple of DenseParams (one per layer), got {type(params).__name__}; "
+            "make them with model.init(key, input_dim)"
+        )
     if len(params) != len(model.layers):
         raise FnnValueError(f"params has {len(params)} layer entries but the model has {len(model.layers)} layers")
     n_in = None
@@ -218,11 +248,14 @@ def check_params(model: Sequential, params) -> None:
             n_in = w.shape[0] if len(w.shape) == 2 else "n_in"
         expected_w = (n_in, layer.units)
         if tuple(w.shape) != expected_w:
-            raise FnnValueError(f"params[{i}].w (layer {i}, Dense({layer.units})) has shape {tuple(w.shape)}, "
-                                f"expected ({n_in}, {layer.units})")
+            raise FnnValueError(
+                f"params[{i}].w (layer {i}, Dense({layer.units})) has shape {tuple(w.shape)}, "
+                f"expected ({n_in}, {layer.units})"
+            )
         if tuple(b.shape) != (layer.units,):
-            raise FnnValueError(f"params[{i}].b (layer {i}, Dense({layer.units})) has shape {tuple(b.shape)}, "
-                                f"expected {(layer.units,)}")
+            raise FnnValueError(
+                f"params[{i}].b (layer {i}, Dense({layer.units})) has shape {tuple(b.shape)}, expected {(layer.units,)}"
+            )
         for leaf, nm in ((w, "w"), (b, "b")):
             if not jnp.issubdtype(leaf.dtype, jnp.floating):
                 raise FnnTypeError(f"params[{i}].{nm} has dtype {leaf.dtype}; parameters must be floating point")
@@ -242,9 +275,11 @@ def _refuse_non_finite(params) -> None:
     index = tuple(int(j) for j in np.argwhere(mask)[0])
     where = f"row {index[0]}, column {index[1]}" if len(index) == 2 else f"index {index[0]}"
     others = f", as do {', '.join(other for other, _, _ in bad[1:])}" if len(bad) > 1 else ""
-    raise FnnValueError(f"{name} contains {int(mask.sum())} non-finite value(s) (first: {values[index]} at {where})"
-                        f"{others}; the params are unusable: retrain (e.g. with a smaller learning rate), or "
-                        "reload a checkpoint")
+    raise FnnValueError(
+        f"{name} contains {int(mask.sum())} non-finite value(s) (first: {values[index]} at {where})"
+        f"{others}; the params are unusable: retrain (e.g. with a smaller learning rate), or "
+        "reload a checkpoint"
+    )
 
 
 def resolve_loss(model: Sequential, loss: str | None) -> losses.Loss:
@@ -253,8 +288,7 @@ def resolve_loss(model: Sequential, loss: str | None) -> losses.Loss:
     return losses.resolve(loss, model.output_activation, model.output_dim)
 
 
-def network_output(model: Sequential, spec: losses.Loss, params: Params, x: Array,
-                   small: bool = False) -> Array:
+def network_output(model: Sequential, spec: losses.Loss, params: Params, x: Array, small: bool = False) -> Array:
     """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks.
     small: see layers.dense_apply."""
     f = layers.mlp_logits if spec.from_logits else layers.mlp_apply

@@ -1,7 +1,13 @@
-"""Numerical derivatives by central differences, over a whole parameter pytree."""
+"""Numerical derivatives by central differences, over a whole parameter pytree.
+
+`numerical_gradient` differentiates any scalar function of a params tree; `gradcheck` compares an
+analytic gradient (jax.grad's, or fnn.backprop's by hand) with it, entry by entry.
+"""
+
 from __future__ import annotations
 
-from typing import Callable, NamedTuple
+from collections.abc import Callable
+from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
@@ -9,6 +15,8 @@ import numpy as np
 
 from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = ["GradCheck", "gradcheck", "numerical_gradient"]
 
 
 def _check(f, params, h, caller: str) -> float:
@@ -18,8 +26,9 @@ def _check(f, params, h, caller: str) -> float:
     h = _validate.real(h, "h", low=0, low_open=True)
     leaves = jax.tree.leaves(params)
     if not leaves:
-        raise FnnValueError(f"params has no array leaves ({type(params).__name__} {params!r:.40}): nothing to "
-                            "differentiate")
+        raise FnnValueError(
+            f"params has no array leaves ({type(params).__name__} {params!r:.40}): nothing to differentiate"
+        )
     for leaf in leaves:
         dtype = np.asarray(leaf).dtype
         if not np.issubdtype(dtype, np.floating):
@@ -65,8 +74,9 @@ class GradCheck(NamedTuple):
     ok: bool
 
 
-def gradcheck(f: Callable, params, *args, grad_fn: Callable | None = None, h: float = 1e-6,
-              tolerance: float = 1e-6) -> GradCheck:
+def gradcheck(
+    f: Callable, params, *args, grad_fn: Callable | None = None, h: float = 1e-6, tolerance: float = 1e-6
+) -> GradCheck:
     """Compare grad_fn(params, *args) (default jax.grad(f)) with central differences.
 
     Error per entry: |a − n| / max(|a|, |n|, 1) (relative for large entries, absolute for small);

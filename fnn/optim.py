@@ -12,17 +12,54 @@ rate, a schedule's parameters) are arrays in its state, in the params' dtype, as
 program. Learning rates take a number or a schedule (step -> rate). Transforms
 (clip_by_global_norm, add_weight_decay) have the same shape and compose with `chain`.
 """
+
 from __future__ import annotations
 
 import math
-from typing import Any, Callable, NamedTuple
+from collections.abc import Callable
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.core import Tracer
 
 from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = [
+    "OPTIMIZERS",
+    "AdamState",
+    "Bound",
+    "ChainState",
+    "MomentumState",
+    "Optimizer",
+    "Params",
+    "Schedule",
+    "SgdState",
+    "State",
+    "TransformState",
+    "adam",
+    "add_weight_decay",
+    "apply_updates",
+    "chain",
+    "check_optimizer",
+    "clip_by_global_norm",
+    "constant",
+    "cosine_decay",
+    "dtype_of",
+    "exponential_decay",
+    "get",
+    "global_norm",
+    "hyperparameters",
+    "is_elementwise",
+    "learning_rate",
+    "momentum",
+    "nesterov",
+    "set_hyperparameters",
+    "sgd",
+    "with_hyperparameters_of",
+]
 
 Array = jax.Array
 Params = Any
@@ -32,7 +69,7 @@ State = Any
 class Bound:
     """fn with keyword options bound; equal by value (unlike a closure), so jit caches on it."""
 
-    __slots__ = ("fn", "kwargs", "__weakref__")
+    __slots__ = ("__weakref__", "fn", "kwargs")
 
     def __init__(self, fn, **kwargs):
         self.fn = fn
@@ -53,16 +90,10 @@ class Bound:
 
 
 class Optimizer(NamedTuple):
-    """Two pure functions: gradients in, updates out (never params); all memory in the state.
-
-    elementwise: update treats every parameter alike whatever leaf it sits in (element by element,
-    or through whole-tree quantities such as the global norm), so fnn may hand it the params as
-    one flat vector. A per-leaf optimizer must leave it False: it then always sees the params tree.
-    """
+    """Two pure functions: gradients in, updates out (never params); all memory in the state."""
 
     init: Callable[[Params], State]
     update: Callable[..., tuple[Params, State]]  # (grads, state, params=None) -> (updates, state)
-    elementwise: bool = False
 
 
 # --------------------------------------------------------------------------- schedules
@@ -102,8 +133,9 @@ def _exponential(step, init_value, decay_rate, transition_steps, end_value=None,
     t = step / transition_steps
     if staircase:
         t = jnp.floor(t)
-    rate = init_value * decay_rate ** t
+    rate = init_value * decay_rate**t
     if floored:
+        assert end_value is not None  # exponential_decay floors exactly when it was given an end_value
         rate = jnp.where(decay_rate < 1, jnp.maximum(rate, end_value), jnp.minimum(rate, end_value))
     return rate
 
@@ -118,12 +150,19 @@ def constant(value: float) -> Schedule:
     return Schedule(_constant, dict(value=_validate.real(value, "learning_rate", low=0, low_open=True)))
 
 
-def exponential_decay(init_value: float, decay_rate: float, transition_steps: int = 1,
-                      staircase: bool = False, end_value: float | None = None) -> Schedule:
+def exponential_decay(
+    init_value: float,
+    decay_rate: float,
+    transition_steps: int = 1,
+    staircase: bool = False,
+    end_value: float | None = None,
+) -> Schedule:
     """step -> init_value · decay_rate^(step / transition_steps), floored at end_value if given."""
-    numbers = dict(init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
-                   decay_rate=_validate.real(decay_rate, "decay_rate", low=0, low_open=True),
-                   transition_steps=_validate.integer(transition_steps, "transition_steps", minimum=1))
+    numbers = dict(
+        init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
+        decay_rate=_validate.real(decay_rate, "decay_rate", low=0, low_open=True),
+        transition_steps=_validate.integer(transition_steps, "transition_steps", minimum=1),
+    )
     if end_value is not None:
         numbers["end_value"] = _validate.real(end_value, "end_value", low=0)
     return Schedule(_exponential, numbers, staircase=bool(staircase), floored=end_value is not None)
@@ -131,9 +170,14 @@ def exponential_decay(init_value: float, decay_rate: float, transition_steps: in
 
 def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
     """step -> init_value · ((1 − alpha) · ½(1 + cos(π · min(step, decay_steps) / decay_steps)) + alpha)."""
-    return Schedule(_cosine, dict(init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
-                                  decay_steps=_validate.integer(decay_steps, "decay_steps", minimum=1),
-                                  alpha=_validate.real(alpha, "alpha", low=0, high=1)))
+    return Schedule(
+        _cosine,
+        dict(
+            init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
+            decay_steps=_validate.integer(decay_steps, "decay_steps", minimum=1),
+            alpha=_validate.real(alpha, "alpha", low=0, high=1),
+        ),
+    )
 
 
 def _learning_rate(learning_rate) -> tuple[Callable, dict]:
@@ -163,7 +207,7 @@ def _hyper(params, numbers: tuple) -> dict:
     dtype = _dtype_of(params)
 
     def cast(v):
-        return jnp.asarray(v, dtype) if isinstance(v, jax.core.Tracer) else np.asarray(v, dtype)
+        return jnp.asarray(v, dtype) if isinstance(v, Tracer) else np.asarray(v, dtype)
 
     return {k: {n: cast(x) for n, x in v} if isinstance(v, tuple) else cast(v) for k, v in numbers}
 
@@ -175,10 +219,14 @@ def _frozen(**numbers) -> dict:
 
 def _zeros(params):
     """Zeros shaped like params; made on the host when the params are concrete (no program to compile)."""
+
     def zero(p):
-        if isinstance(p, jax.core.Tracer):
+        if isinstance(p, Tracer):
             return jnp.zeros_like(p)
+        if isinstance(p, np.ndarray):  # host params, host state: the caller transfers the whole tree at once
+            return np.zeros(p.shape, p.dtype)
         return jax.device_put(np.zeros(np.shape(p), jnp.result_type(p)))
+
     return jax.tree.map(zero, params)
 
 
@@ -191,19 +239,21 @@ def _scale(tree, factor):
 
 
 # --------------------------------------------------------------------------- optimizers
+# `count` shadows tuple.count, as in optax's states; it stays: it names a leaf of saved checkpoints.
+# A fresh state's count is a host array (nothing to compile), a stepped one a jax array.
 class SgdState(NamedTuple):
-    count: Array  # steps taken, int32 ()
+    count: Array | np.ndarray  # pyright: ignore[reportIncompatibleMethodOverride]  # steps taken, int32 ()
     hyper: dict  # learning_rate
 
 
 class MomentumState(NamedTuple):
-    count: Array
+    count: Array | np.ndarray  # pyright: ignore[reportIncompatibleMethodOverride]
     velocity: Params  # Δθ, shaped like the params
     hyper: dict  # learning_rate, momentum
 
 
 class AdamState(NamedTuple):
-    count: Array
+    count: Array | np.ndarray  # pyright: ignore[reportIncompatibleMethodOverride]
     mu: Params  # first moment, shaped like the params
     nu: Params  # second moment
     hyper: dict  # learning_rate, b1, b2, eps
@@ -220,8 +270,7 @@ def _sgd_update(grads, state, params=None, *, schedule):
 
 def _optimizer(init, update, numbers: dict, **options) -> Optimizer:
     """An fnn optimizer: init binds the numbers (stored in the state), update only the kind."""
-    return Optimizer(Bound(init, hyper=tuple(sorted(_frozen(**numbers).items()))), Bound(update, **options),
-                     elementwise=True)
+    return Optimizer(Bound(init, hyper=tuple(sorted(_frozen(**numbers).items()))), Bound(update, **options))
 
 
 def sgd(learning_rate: float | Schedule = 0.01) -> Optimizer:
@@ -270,8 +319,9 @@ def nesterov(learning_rate: float | Schedule = 0.01, momentum: float = 0.9) -> O
 def _heavy_ball(learning_rate, momentum, nesterov: bool) -> Optimizer:
     beta = _validate.real(momentum, "momentum", low=0, high=1, high_open=True)
     kind, lr = _learning_rate(learning_rate)
-    return _optimizer(_momentum_init, _momentum_update, dict(learning_rate=lr, momentum=beta), schedule=kind,
-                      nesterov=nesterov)
+    return _optimizer(
+        _momentum_init, _momentum_update, dict(learning_rate=lr, momentum=beta), schedule=kind, nesterov=nesterov
+    )
 
 
 def _adam_init(params, *, hyper):
@@ -290,7 +340,7 @@ def _adam_update(grads, state, params=None, *, schedule):
         # bias corrections for the zero start, in the params' dtype: an int32 count would promote
         # to float64 under jax_enable_x64, and float32 runs would then depend on that flag
         t = count.astype(m.dtype)
-        c1, c2 = 1 - b1 ** t, 1 - b2 ** t
+        c1, c2 = 1 - b1**t, 1 - b2**t
         return (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(m.dtype)
 
     updates = jax.tree.map(step, mu, nu)
@@ -375,8 +425,10 @@ def chain(*parts: Optimizer) -> Optimizer:
     if not parts:
         raise FnnValueError("chain needs at least one optimizer or transform")
     parts = tuple(check_optimizer(p, f"chain part {i}") for i, p in enumerate(parts))
-    return Optimizer(Bound(_chain_init, parts=parts), Bound(_chain_update, parts=tuple(p.update for p in parts)),
-                     elementwise=all(p.elementwise for p in parts))
+    return Optimizer(
+        Bound(_chain_init, parts=parts),
+        Bound(_chain_update, parts=tuple(p.update for p in parts)),
+    )
 
 
 # --------------------------------------------------------------------------- by name, and checks
@@ -388,8 +440,10 @@ def get(name: str) -> Optimizer:
     adam (1e-3, 0.9, 0.999, 1e-8), as Keras' `optimizer="adam"`."""
     key = name.lower()
     if key not in OPTIMIZERS:
-        raise FnnValueError(f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}, or pass "
-                            "fnn.optim.adam(learning_rate=...) and friends")
+        raise FnnValueError(
+            f"unknown optimizer {name!r}; choose one of {sorted(OPTIMIZERS)}, or pass "
+            "fnn.optim.adam(learning_rate=...) and friends"
+        )
     return OPTIMIZERS[key]()
 
 
@@ -400,11 +454,183 @@ def check_optimizer(opt, name: str = "optimizer") -> Optimizer:
     if isinstance(opt, Optimizer):
         return opt
     if not (isinstance(opt, tuple) and len(opt) == 2 and callable(opt[0]) and callable(opt[1])):
-        raise FnnTypeError(f"{name} must be an fnn.optim.Optimizer (init, update) or a name such as 'adam', e.g. "
-                           f"fnn.optim.momentum(learning_rate=0.1), got {type(opt).__name__}")
+        raise FnnTypeError(
+            f"{name} must be an fnn.optim.Optimizer (init, update) or a name such as 'adam', e.g. "
+            f"fnn.optim.momentum(learning_rate=0.1), got {type(opt).__name__}"
+        )
     return Optimizer(*opt)
 
 
 def apply_updates(params: Params, updates: Params) -> Params:
     """θ + Δθ leaf by leaf, keeping each leaf's dtype; returns a new tree."""
     return jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
+
+
+# --------------------------------------------------------------------------- numbers of a state
+dtype_of = _dtype_of
+
+
+def is_elementwise(update) -> bool:
+    """Does this update treat every parameter alike whatever leaf it sits in (element by element, or
+    through whole-tree quantities such as the global norm)? fnn's own optimizers and transforms do,
+    so the compiled run may hand them the params as one flat vector; any other update sees the tree."""
+    if not isinstance(update, Bound):
+        return False
+    if update.fn is _chain_update:
+        return all(is_elementwise(part) for part in dict(update.kwargs)["parts"])
+    return update.fn in (_sgd_update, _momentum_update, _adam_update, _clip_update, _decay_update)
+
+
+def _named(state) -> bool:
+    """Is `state` a NamedTuple (a state record), as opposed to a plain tuple or list of them?"""
+    return isinstance(state, tuple) and hasattr(state, "_fields")
+
+
+def _substates(state):
+    """Every sub-state holding numbers (a NamedTuple with a `hyper` field), depth first."""
+    if _named(state) and "hyper" in state._fields:
+        yield state
+    if isinstance(state, (tuple, list)):
+        for item in state:
+            yield from _substates(item)
+
+
+def _as(value, like):
+    if isinstance(value, Tracer) or isinstance(like, Tracer):
+        return jnp.asarray(value, jnp.result_type(like))
+    return np.asarray(value, jnp.result_type(like))
+
+
+def hyperparameters(opt_state) -> dict:
+    """The numbers an fnn optimizer state runs with: {name: value}; a constant learning rate is its
+    value, a schedule's numbers a dict. Sub-states of a chain are merged in order.
+
+    Example:
+        >>> opt = fnn.optim.adam(1e-3)
+        >>> {k: float(v) for k, v in fnn.optim.hyperparameters(opt.init(params)).items()}
+        {'b1': 0.9, 'b2': 0.999, 'eps': 1e-08, 'learning_rate': 0.001}
+    """
+    numbers: dict = {}
+    for sub in _substates(opt_state):
+        for name, value in sub.hyper.items():
+            numbers[name] = value["value"] if name == "learning_rate" and set(value) == {"value"} else value
+    if not numbers and not list(_substates(opt_state)):
+        raise FnnTypeError(
+            "this optimizer state keeps no hyperparameters (only fnn.optim's optimizers keep their "
+            "numbers in their state)"
+        )
+    return numbers
+
+
+def learning_rate(opt_state):
+    """The constant learning rate an fnn optimizer state runs with (refused for a schedule)."""
+    for sub in _substates(opt_state):
+        rate = sub.hyper.get("learning_rate")
+        if rate is not None:
+            if set(rate) != {"value"}:
+                raise FnnValueError(
+                    f"the learning rate is a schedule ({sorted(rate)}), not one number; "
+                    "use a constant learning rate, or change the schedule's numbers with "
+                    "set_hyperparameters(opt_state, learning_rate={...})"
+                )
+            return rate["value"]
+    raise FnnValueError(
+        "this optimizer state has no learning_rate (only fnn.optim's optimizers keep their rate in "
+        "their state); use e.g. fnn.optim.adam(1e-3)"
+    )
+
+
+_RANGES = {  # (low, high, low_open, high_open) of each number fnn's optimizers keep; others: finite
+    "learning_rate": (0, None, True, False),
+    "init_value": (0, None, True, False),
+    "decay_rate": (0, None, True, False),
+    "end_value": (0, None, False, False),
+    "momentum": (0, 1, False, True),
+    "b1": (0, 1, False, True),
+    "b2": (0, 1, False, True),
+    "eps": (0, None, True, False),
+    "max_norm": (0, None, True, False),
+    "rate": (0, None, False, False),
+    "alpha": (0, 1, False, False),
+    "transition_steps": (1, None, False, False),
+    "decay_steps": (1, None, False, False),
+}
+
+
+def _checked(name: str, value):
+    """A concrete number checked against its range (a traced one, inside a compiled run, passes)."""
+    if isinstance(value, Tracer):
+        return value
+    low, high, low_open, high_open = _RANGES.get(name, (None, None, False, False))
+    return _validate.real(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
+
+
+def set_hyperparameters(opt_state, **numbers):
+    """The same state with new numbers, e.g. set_hyperparameters(state, learning_rate=1e-4): every
+    sub-state holding that name gets it (a schedule's learning rate takes a dict of its numbers).
+    Moments and step counts are kept; the new numbers compile nothing (they are values in the state).
+
+    Example:
+        >>> state = fnn.optim.adam(1e-3).init(params)
+        >>> float(fnn.optim.learning_rate(fnn.optim.set_hyperparameters(state, learning_rate=0.01)))
+        0.01
+    """
+    found: set = set()
+
+    def replace(state):
+        if _named(state) and "hyper" in state._fields:
+            hyper = dict(state.hyper)
+            for name, value in numbers.items():
+                if name not in hyper:
+                    continue
+                found.add(name)
+                old = hyper[name]
+                if isinstance(old, dict):
+                    given = value if isinstance(value, dict) else {"value": value}
+                    if not set(given) <= set(old):
+                        raise FnnValueError(
+                            f"{name} here is {'a constant' if set(old) == {'value'} else 'a schedule'} "
+                            f"with numbers {sorted(old)}; got {sorted(given)}"
+                        )
+                    hyper[name] = {
+                        k: _as(
+                            _checked(k if name == "learning_rate" and k != "value" else name, given[k])
+                            if k in given
+                            else v,
+                            v,
+                        )
+                        for k, v in old.items()
+                    }
+                else:
+                    hyper[name] = _as(_checked(name, value), old)
+            state = state._replace(hyper=hyper)
+        if _named(state):
+            return type(state)(*(replace(item) if isinstance(item, (tuple, list)) else item for item in state))
+        if isinstance(state, (tuple, list)):
+            return type(state)(replace(item) for item in state)
+        return state
+
+    out = replace(opt_state)
+    missing = sorted(set(numbers) - found)
+    if missing:
+        have = sorted({name for sub in _substates(opt_state) for name in sub.hyper})
+        raise FnnValueError(
+            f"this optimizer state has no hyperparameter {', '.join(map(repr, missing))}; it has {have}"
+        )
+    return out
+
+
+def with_hyperparameters_of(opt_state, fresh):
+    """opt_state (moments, counts) with every number taken from `fresh`, a new state of the same
+    optimizer kind: what continuing a run with a newly passed optimizer means."""
+
+    def graft(state, new):
+        if _named(state):
+            items = [graft(a, b) if isinstance(a, (tuple, list)) else a for a, b in zip(state, new)]
+            state = type(state)(*items)
+            return state._replace(hyper=new.hyper) if "hyper" in state._fields else state
+        if isinstance(state, (tuple, list)):
+            return type(state)(graft(a, b) for a, b in zip(state, new))
+        return state
+
+    return graft(opt_state, fresh)

@@ -4,22 +4,37 @@ matplotlib is imported on first use, not with fnn (install it with `pip install 
 Every function draws into `ax` (a new figure when ax is None), returns what it drew and never
 calls plt.show(): call it yourself, or save the figure.
 """
+
 from __future__ import annotations
 
 import functools
 import os
 import pathlib
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, backprop, inference, layers as _layers, models
+from fnn import _validate, backprop, inference, models
+from fnn import layers as _layers
 from fnn.errors import FnnTypeError, FnnValueError
 
-DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
-MISSING = "fnn.plot needs matplotlib: pip install 'fnn[experiments]' (or pip install matplotlib)"
+__all__ = [
+    "LayerStats",
+    "animate",
+    "decision_boundary",
+    "descent",
+    "grouped_bars",
+    "history",
+    "layer_stats",
+    "layers",
+    "learning_rates",
+]
+
+_DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
+_MISSING = "fnn.plot needs matplotlib: pip install 'fnn[experiments]' (or pip install matplotlib)"
 
 
 def _pyplot():
@@ -27,7 +42,7 @@ def _pyplot():
     try:
         import matplotlib.pyplot as plt
     except ImportError as e:
-        raise ImportError(MISSING) from e
+        raise ImportError(_MISSING) from e
     return plt
 
 
@@ -39,8 +54,7 @@ def _axes(ax):
     from matplotlib.axes import Axes
 
     if not isinstance(ax, Axes):
-        raise FnnTypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, "
-                           f"got {type(ax).__name__}")
+        raise FnnTypeError(f"ax must be a matplotlib Axes (e.g. from plt.subplots()) or None, got {type(ax).__name__}")
     return ax
 
 
@@ -61,12 +75,16 @@ def history(result, ax=None, *, val_label: str = "validation"):
     if not isinstance(hist, dict):
         raise FnnTypeError(f"history needs a FitResult or its history dict, got {type(result).__name__}")
     if len(hist.get("loss", ())) == 0:
-        raise FnnValueError(f"the history has no 'loss' entries (names: {sorted(hist)}); "
-                            "pass the result of fnn.fit after at least one epoch")
+        raise FnnValueError(
+            f"the history has no 'loss' entries (names: {sorted(hist)}); "
+            "pass the result of fnn.fit after at least one epoch"
+        )
     for name, values in hist.items():
         if np.ndim(values) != 1:
-            raise FnnValueError(f"history[{name!r}] has shape {np.shape(values)}, expected one value per epoch; "
-                                "for the stacked history of fnn.sweep use fnn.plot.learning_rates")
+            raise FnnValueError(
+                f"history[{name!r}] has shape {np.shape(values)}, expected one value per epoch; "
+                "for the stacked history of fnn.sweep use fnn.plot.learning_rates"
+            )
     ax = _axes(ax)
     epochs = np.arange(1, len(hist["loss"]) + 1)
     metric = next((k for k in hist if k != "loss" and not k.startswith("val_")), None)
@@ -75,8 +93,11 @@ def history(result, ax=None, *, val_label: str = "validation"):
     def curves(target, name, color):
         lines.extend(target.plot(epochs, np.asarray(hist[name], float), color=color, label=f"{name} (train)"))
         if f"val_{name}" in hist:
-            lines.extend(target.plot(epochs, np.asarray(hist[f"val_{name}"], float), color=color, ls="--",
-                                     label=f"{name} ({val_label})"))
+            lines.extend(
+                target.plot(
+                    epochs, np.asarray(hist[f"val_{name}"], float), color=color, ls="--", label=f"{name} ({val_label})"
+                )
+            )
         target.set_ylabel(name, color=color)
 
     curves(ax, "loss", "C0")
@@ -105,12 +126,16 @@ def _boundary_setup(model, params, x, y, resolution, where: str) -> _Boundary:
     models.check_params(model, params)
     n_in = params[0][0].shape[0]
     if n_in != 2:
-        raise FnnValueError(f"{where} needs a model with exactly 2 input features (x of shape (n, 2)); "
-                            f"this model takes {n_in}. Plot two features, or use fnn.plot.history instead")
+        raise FnnValueError(
+            f"{where} needs a model with exactly 2 input features (x of shape (n, 2)); "
+            f"this model takes {n_in}. Plot two features, or use fnn.plot.history instead"
+        )
     act, k = model.output_activation, model.output_dim
-    if not (act == "sigmoid" and k == 1 or act == "softmax"):
-        raise FnnValueError(f"{where} needs a classifier: one sigmoid unit or a softmax output, but the model "
-                            f"ends in Dense({k}, activation={act!r})")
+    if not ((act == "sigmoid" and k == 1) or act == "softmax"):
+        raise FnnValueError(
+            f"{where} needs a classifier: one sigmoid unit or a softmax output, but the model "
+            f"ends in Dense({k}, activation={act!r})"
+        )
     x, _ = _validate.features(x, "x", 2)
     x = np.asarray(x, float)
     y = _validate.array(y, "y")
@@ -118,7 +143,7 @@ def _boundary_setup(model, params, x, y, resolution, where: str) -> _Boundary:
     y = np.asarray(y)
     if y.ndim == 2 and y.shape[1] > 1:
         labels = np.argmax(y, axis=1)  # one-hot rows
-    elif y.ndim == 2 and y.shape[1] == 1 or y.ndim == 1:
+    elif (y.ndim == 2 and y.shape[1] == 1) or y.ndim == 1:
         labels = y.reshape(-1)
     else:
         raise FnnValueError(f"y must be (n,) class labels, (n, 1) or one-hot (n, k), got shape {y.shape}")
@@ -126,15 +151,18 @@ def _boundary_setup(model, params, x, y, resolution, where: str) -> _Boundary:
     resolution = _validate.integer(resolution, "resolution", minimum=2)
     lo, hi = x.min(axis=0), x.max(axis=0)
     margin = 0.1 * np.where(hi > lo, hi - lo, 1.0)
-    gx, gy = np.meshgrid(np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
-                         np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution))
+    gx, gy = np.meshgrid(
+        np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
+        np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution),
+    )
     grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(params[0][0].dtype)
     return _Boundary(gx, gy, grid, labels, 2 if k == 1 else k)
 
 
 def _draw_boundary(ax, setup: _Boundary, x, outputs):
     """Filled contour of outputs (resolution², n_out) over the grid, the data on top: (contours, points)."""
-    import matplotlib
+    from matplotlib import color_sequences, colormaps
+    from matplotlib.colors import ListedColormap
 
     gx, gy = setup.gx, setup.gy
     points = dict(edgecolors="white", linewidths=0.6, s=16)  # a white rim: visible on a fill of its own colour
@@ -145,8 +173,7 @@ def _draw_boundary(ax, setup: _Boundary, x, outputs):
         scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap="RdBu_r", vmin=0, vmax=1, **points)
     else:
         k = setup.n_classes
-        cmap = (matplotlib.colors.ListedColormap(matplotlib.colormaps["tab10"].colors[:k]) if k <= 10
-                else matplotlib.colormaps["viridis"].resampled(k))
+        cmap = ListedColormap(color_sequences["tab10"][:k]) if k <= 10 else colormaps["viridis"].resampled(k)
         cls = np.argmax(outputs, axis=1).reshape(gx.shape)
         filled = ax.contourf(gx, gy, cls, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.45)
         scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap=cmap, vmin=-0.5, vmax=k - 0.5, **points)
@@ -165,8 +192,8 @@ def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolutio
     Returns (contour set, scatter); pass the contour set to fig.colorbar for a scale.
 
     Example:
-        >>> contours, points = fnn.plot.decision_boundary(model, result.params, x, y)
-        >>> contours.figure.colorbar(contours, label="P(y = 1)")
+        >>> contours, points = fnn.plot.decision_boundary(model, params, x, y)
+        >>> colorbar = contours.figure.colorbar(contours, label="P(y = 1)")
     """
     setup = _boundary_setup(model, params, x, y, resolution, "decision_boundary")
     ax = _axes(ax)
@@ -174,36 +201,39 @@ def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolutio
     return _draw_boundary(ax, setup, np.asarray(x, float), outputs)
 
 
-@functools.lru_cache(maxsize=16)
-def _snapshot_predictor(model: models.Sequential):
-    """outputs(snapshots, grid): every snapshot's outputs on the grid, (S, n, n_out), one compiled call."""
-    apply = functools.partial(_layers.mlp_apply, model.activations)
-    return jax.jit(jax.vmap(apply, in_axes=(0, None)))
+@functools.partial(jax.jit, static_argnums=0)
+def _snapshot_outputs(model: models.Sequential, snapshots, grid):
+    """Every snapshot's outputs on the grid, (S, n, n_out), one compiled call."""
+    return jax.vmap(functools.partial(_layers.mlp_apply, model.activations), in_axes=(0, None))(snapshots, grid)
 
 
 def animate(model: models.Sequential, result, x, y, path, fps: float = 10, resolution: int = 100) -> pathlib.Path:
     """The decision boundary at each recorded epoch, as an animated GIF: one frame per snapshot.
 
-    result: from fnn.fit(..., record_every=k); result.snapshots is the params tree with a leading
-    axis of S snapshots, result.snapshot_epochs the S epochs they belong to. path: a .gif file.
-    Returns the path written.
+    result: from fnn.fit(..., callbacks=[fnn.callbacks.Snapshots(every=k)]); result.snapshots is the
+    params tree with a leading axis of S snapshots, result.snapshot_epochs the S epochs they belong
+    to. path: a .gif file. Returns the path written.
 
     Example:
-        >>> result = fnn.fit(model, params, x, y, epochs=120, record_every=4)
+        >>> result = fnn.fit(model, params, x, y, epochs=120, callbacks=[fnn.callbacks.Snapshots(every=4)])
         >>> fnn.plot.animate(model, result, x, y, "boundary.gif")
         PosixPath('boundary.gif')
     """
     snapshots = getattr(result, "snapshots", None)
     if snapshots is None:
-        raise FnnValueError("result has no snapshots of the parameters; train with "
-                            "fnn.fit(..., record_every=k) to record them every k epochs")
+        raise FnnValueError(
+            "result has no snapshots of the parameters; train with "
+            "fnn.fit(..., callbacks=[fnn.callbacks.Snapshots(every=k)]) to record them every k epochs"
+        )
     epochs = getattr(result, "snapshot_epochs", None)
     epochs = [] if epochs is None else [int(e) for e in np.asarray(epochs).reshape(-1)]
     leaves = jax.tree.leaves(snapshots)
     if not epochs or not leaves or any(np.ndim(leaf) == 0 or leaf.shape[0] != len(epochs) for leaf in leaves):
         shapes = sorted({tuple(np.shape(leaf)) for leaf in leaves})
-        raise FnnValueError(f"result.snapshots must lead with one entry per snapshot epoch: "
-                            f"{len(epochs)} snapshot_epochs, leaf shapes {shapes}")
+        raise FnnValueError(
+            f"result.snapshots must lead with one entry per snapshot epoch: "
+            f"{len(epochs)} snapshot_epochs, leaf shapes {shapes}"
+        )
     setup = _boundary_setup(model, jax.tree.map(lambda leaf: leaf[0], snapshots), x, y, resolution, "animate")
     fps = _validate.real(fps, "fps", low=0, low_open=True)
     if not isinstance(path, (str, os.PathLike)):
@@ -217,11 +247,12 @@ def animate(model: models.Sequential, result, x, y, path, fps: float = 10, resol
     from matplotlib.animation import PillowWriter
     from matplotlib.figure import Figure
 
-    outputs = np.asarray(_snapshot_predictor(model)(snapshots, jnp.asarray(setup.grid)))  # (S, res², n_out)
+    outputs = np.asarray(_snapshot_outputs(model, snapshots, jnp.asarray(setup.grid)))  # (S, res², n_out)
     fig = Figure(figsize=(5, 5), layout="constrained")  # not pyplot's: nothing is left open afterwards
     ax = fig.add_subplot()
     x = np.asarray(x, float)
-    writer = PillowWriter(fps=fps)
+    # matplotlib's stubs say int, but a writer uses any rate (PillowWriter: frames of 1000 / fps ms)
+    writer = PillowWriter(fps=fps)  # pyright: ignore[reportArgumentType]
     with writer.saving(fig, str(path), dpi=80):
         for epoch, out in zip(epochs, outputs):
             ax.clear()
@@ -246,8 +277,7 @@ class LayerStats(NamedTuple):
 def _layer_stats(model, loss, params, x, y):
     back = backprop.backward(model, loss, params, x, y)
     dead = backprop.dead_units(model, params, x)
-    return (back.loss, [jnp.sum(d) for d in dead], [jnp.mean(jnp.abs(d)) for d in back.deltas],
-            list(back.grad_norms))
+    return (back.loss, [jnp.sum(d) for d in dead], [jnp.mean(jnp.abs(d)) for d in back.deltas], list(back.grad_norms))
 
 
 def layer_stats(model: models.Sequential, params, x, y, loss: str) -> LayerStats:
@@ -256,13 +286,18 @@ def layer_stats(model: models.Sequential, params, x, y, loss: str) -> LayerStats
     Example:
         >>> stats = fnn.plot.layer_stats(model, params, x, y, "binary_cross_entropy")
         >>> stats.dead, stats.mean_abs_delta  # where these are 0, nothing upstream learns
+        ((0, 0), (0.0042, 0.0078))
     """
     spec = models.resolve_loss(model, loss)
     x, y = models.prepare(model, spec, params, x, y)  # every check on the host, before tracing
     value, dead, delta, norm = jax.device_get(_layer_stats(model, loss, params, x, y))
-    return LayerStats(units=tuple(layer.units for layer in model.layers), dead=tuple(int(d) for d in dead),
-                      mean_abs_delta=tuple(float(d) for d in delta), grad_norm=tuple(float(g) for g in norm),
-                      loss=float(value))
+    return LayerStats(
+        units=tuple(layer.units for layer in model.layers),
+        dead=tuple(int(d) for d in dead),
+        mean_abs_delta=tuple(float(d) for d in delta),
+        grad_norm=tuple(float(g) for g in norm),
+        loss=float(value),
+    )
 
 
 def _bar_set(ax, slot: int, n_slots: int, values, label: str, log: bool, floor: float, **style):
@@ -277,16 +312,26 @@ def _bar_set(ax, slot: int, n_slots: int, values, label: str, log: bool, floor: 
     return bars
 
 
-def grouped_bars(groups: dict, labels: Sequence[str], ax=None, *, ylabel: str, log: bool = True,
-                 floor: float = 1e-12, xlabel: str = "layer"):
+def grouped_bars(
+    groups: dict,
+    labels: Sequence[str],
+    ax=None,
+    *,
+    ylabel: str,
+    log: bool = True,
+    floor: float = 1e-12,
+    xlabel: str = "layer",
+):
     """Bars grouped by layer: one group per entry of labels, one bar per entry of groups (name -> values).
 
     Use it to set several networks side by side (e.g. LayerStats.mean_abs_delta of each); with a
     log axis, an exact 0 is drawn at `floor` and marked "0". Returns one BarContainer per group name.
 
     Example:
+        >>> nets = {"seed 0": params, "seed 1": model.init(1, 2, dtype=jnp.float64)}
         >>> stats = {name: fnn.plot.layer_stats(model, p, x, y, "binary_cross_entropy") for name, p in nets.items()}
         >>> fnn.plot.grouped_bars({k: s.grad_norm for k, s in stats.items()}, ["1", "2"], ylabel="‖grad‖")
+        [<BarContainer object of 2 artists>, <BarContainer object of 2 artists>]
     """
     if not isinstance(groups, dict):
         raise FnnTypeError(f"groups must be a dict name -> one value per label, got {type(groups).__name__}")
@@ -295,8 +340,9 @@ def grouped_bars(groups: dict, labels: Sequence[str], ax=None, *, ylabel: str, l
     labels = list(labels)
     for name, values in groups.items():
         if np.ndim(values) != 1 or len(values) != len(labels):
-            raise FnnValueError(f"groups[{name!r}] has shape {np.shape(values)}; expected one value per label "
-                                f"({len(labels)})")
+            raise FnnValueError(
+                f"groups[{name!r}] has shape {np.shape(values)}; expected one value per label ({len(labels)})"
+            )
     ax = _axes(ax)
     bars = [_bar_set(ax, i, len(groups), values, name, log, floor) for i, (name, values) in enumerate(groups.items())]
     ax.set_xticks(np.arange(len(labels)))
@@ -334,8 +380,9 @@ def layers(model: models.Sequential, params, x, y, loss: str, ax=None):
     dead_ax.set_ylim(0, 1 / 0.6)
     dead_ax.set_yticks([0, 0.25, 0.5, 0.75, 1])
     ax.set_xticks(np.arange(len(model.layers)))
-    ax.set_xticklabels([f"{i + 1}: {layer.units} {layer.activation}" for i, layer in enumerate(model.layers)],
-                       fontsize=8)
+    ax.set_xticklabels(
+        [f"{i + 1}: {layer.units} {layer.activation}" for i, layer in enumerate(model.layers)], fontsize=8
+    )
     ax.set_xlabel("layer")
     ax.set_ylabel("mean |δ|, gradient norm")
     dead_ax.set_ylabel("fraction of units dead")
@@ -370,39 +417,59 @@ def learning_rates(sweep_result, ax=None, metric: str = "loss"):
     hist = getattr(sweep_result, "history", None)
     rates = getattr(sweep_result, "learning_rates", None)
     if not isinstance(hist, dict) or rates is None:
-        raise FnnTypeError(f"learning_rates needs a fnn.SweepResult (from fnn.sweep), "
-                           f"got {type(sweep_result).__name__}")
+        raise FnnTypeError(
+            f"learning_rates needs a fnn.SweepResult (from fnn.sweep), got {type(sweep_result).__name__}"
+        )
     if metric not in hist:
         raise FnnValueError(f"metric {metric!r} is not in the sweep's history; choose one of {sorted(hist)}")
     rates = np.asarray(rates, float)
     runs = np.asarray(hist[metric], float)
     if runs.ndim != 3 or runs.shape[0] != len(rates):
-        raise FnnValueError(f"history[{metric!r}] must be (n_rates, n_seeds, epochs) with n_rates = {len(rates)}, "
-                            f"got shape {runs.shape}")
+        raise FnnValueError(
+            f"history[{metric!r}] must be (n_rates, n_seeds, epochs) with n_rates = {len(rates)}, "
+            f"got shape {runs.shape}"
+        )
     last = _last_finite(runs)  # (n_rates, n_seeds)
     reasons = getattr(sweep_result, "stop_reasons", None)
     diverged = ~np.isfinite(last)
     if reasons is not None:  # the last finite value of a diverged run is from before it blew up: not a result
-        diverged |= np.asarray(reasons) == DIVERGED
+        diverged |= np.asarray(reasons) == _DIVERGED
     final = np.where(diverged, np.nan, last)
     finite = np.isfinite(final)
     some = finite.any(axis=1)
     # Row by row, so that an all-diverged rate is a gap and not a warning.
-    low, mid, high = (np.array([f(row[ok]) if ok.any() else np.nan for row, ok in zip(final, finite)])
-                      for f in (np.min, np.median, np.max))
+    low, mid, high = (
+        np.array([f(row[ok]) if ok.any() else np.nan for row, ok in zip(final, finite)])
+        for f in (np.min, np.median, np.max)
+    )
     ax = _axes(ax)
     n_seeds = runs.shape[1]
-    band = ax.fill_between(rates, low, high, where=some, alpha=0.25, color="C0",
-                           label=f"min–max over {n_seeds} seeds")
+    band = ax.fill_between(rates, low, high, where=some, alpha=0.25, color="C0", label=f"min–max over {n_seeds} seeds")
     (line,) = ax.plot(rates, mid, "o-", color="C0", label="median")
     count = diverged.sum(axis=1)
     hit = count > 0
-    (markers,) = ax.plot(rates[hit], np.full(hit.sum(), 0.96), "x", color="C3", ms=8, mew=2,
-                         transform=ax.get_xaxis_transform(),
-                         label="diverged (runs at that rate)" if hit.any() else "_diverged")
+    (markers,) = ax.plot(
+        rates[hit],
+        np.full(hit.sum(), 0.96),
+        "x",
+        color="C3",
+        ms=8,
+        mew=2,
+        transform=ax.get_xaxis_transform(),
+        label="diverged (runs at that rate)" if hit.any() else "_diverged",
+    )
     for r, c in zip(rates[hit], count[hit]):
-        ax.annotate(f"{c}/{n_seeds}", (r, 0.96), xycoords=ax.get_xaxis_transform(), xytext=(0, -12),
-                    textcoords="offset points", ha="center", va="top", fontsize=7, color="C3")
+        ax.annotate(
+            f"{c}/{n_seeds}",
+            (r, 0.96),
+            xycoords=ax.get_xaxis_transform(),
+            xytext=(0, -12),
+            textcoords="offset points",
+            ha="center",
+            va="top",
+            fontsize=7,
+            color="C3",
+        )
     ax.set_xscale("log")
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{metric} at the end of the run")
@@ -440,8 +507,7 @@ def descent(f: Callable[[Any], Any], path, ax=None):
     def values(points):
         out = np.asarray(f(points), float)
         if out.shape != points.shape:
-            raise FnnValueError(f"f must be elementwise: f(x) for x of shape {points.shape} returned shape "
-                                f"{out.shape}")
+            raise FnnValueError(f"f must be elementwise: f(x) for x of shape {points.shape} returned shape {out.shape}")
         return out
 
     ax = _axes(ax)

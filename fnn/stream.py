@@ -1,26 +1,42 @@
-"""Training on data that does not fit in memory: the engine fed from a stream of mini-batches.
+"""Training on data that does not fit in memory: the engine's step and epoch end, fed from a stream.
 
 `fit(model, params, batches, None, ...)` reads (x_batch, y_batch) pairs from `batches` each
 epoch — a function epoch -> iterable (e.g. a generator reading files), or a re-iterable such as
-a list. Batches are checked on the host, stacked `chunk` at a time and put on the device
-while the previous chunk trains: one compiled scan of the engine's step per chunk, not one
-dispatch per batch, and the host prepares the next chunk while the device computes. Use arrays
-when the data fits in memory (the whole run is then one program, with on-device shuffling); use
-a stream when it does not, or when batches are made on the fly. Every epoch must yield batches.
+a list. Batches are checked on the host, stacked `chunk` at a time and put on the device while
+the previous chunk trains: one compiled scan of the engine's step per chunk (`engine.train_steps`),
+then the engine's `end_epoch` (figures, validation, every compiled callback). The state is the
+same TrainState as every other run's. Use arrays when the data fits in memory (the whole run is
+then one program, with on-device shuffling); use a stream when it does not. A stream that fails
+in a later epoch raises `StreamError`, which carries the state and history of the epochs trained.
 """
+
 from __future__ import annotations
 
-import functools
-from typing import Iterable
+from collections.abc import Iterable
+from typing import Any, cast
 
 import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, engine, models
+from fnn import _compile, _validate, engine, models
+from fnn.engine import Data, TrainState
 from fnn.errors import FnnTypeError, FnnValueError
 
+__all__ = ["CHUNK", "StreamError", "StreamTypeError", "is_stream", "run"]
+
 CHUNK = 8  # batches per compiled call
+
+
+class StreamError(FnnValueError):
+    """A stream's batch failed in epoch `epoch`; `state` and `history` hold what was trained before it."""
+
+    def __init__(self, message: str, state=None, history=None, epoch: int = 0):
+        super().__init__(message)
+        self.state, self.history, self.epoch = state, history, epoch
+
+
+class StreamTypeError(StreamError, FnnTypeError):
+    """A StreamError whose cause was a wrong type: caught by `except TypeError` as the cause would be."""
 
 
 def is_stream(x) -> bool:
@@ -32,122 +48,133 @@ def is_stream(x) -> bool:
     return callable(x) or hasattr(x, "__iter__")
 
 
-def _epoch_batches(batches, epoch: int, epochs: int) -> Iterable:
+def _epoch_batches(batches, epoch: int, epochs: int) -> Iterable[Any]:
     if callable(batches):
-        return batches(epoch)
+        return cast(Iterable[Any], batches(epoch))
     if iter(batches) is batches and epochs > 1:
-        raise FnnValueError("a one-shot iterator of batches can serve one epoch only; pass a function "
-                            "epoch -> iterable of (x, y) batches, or a list")
+        raise FnnValueError(
+            "a one-shot iterator of batches can serve one epoch only; pass a function "
+            "epoch -> iterable of (x, y) batches, or a list"
+        )
     return batches
 
 
-@functools.lru_cache(maxsize=32)
-def _steps(config: engine.RunConfig):
-    """steps(carry, xs, ys, ws, epoch, settings) -> carry: the engine's step over a chunk of batches."""
-
-    def steps(carry, xs, ys, ws, epoch, settings):
-        carry, _ = jax.lax.scan(engine.make_step(config, settings, epoch), carry, (xs, ys, ws))
-        return carry
-
-    return jax.jit(steps)
+@_compile.jit(static_argnums=0)
+def _steps(spec: engine.Spec, state: TrainState, xs, ys, ws) -> TrainState:
+    return engine.train_steps(spec, state, (xs, ys, ws))
 
 
-@functools.lru_cache(maxsize=32)
-def _end(config: engine.RunConfig):
-    return jax.jit(functools.partial(engine.end_epoch, config))
+@_compile.jit(static_argnums=0)
+def _end(spec: engine.Spec, state: TrainState, data: Data):
+    return engine.end_epoch(spec, state, data)
 
 
-@functools.lru_cache(maxsize=32)
-def _start(dtype):
-    return jax.jit(functools.partial(engine.start_epoch, dtype=dtype))
+def run(
+    trainer, state: TrainState, batches, *, epochs: int, validation_data=None, verbose: int = 0, chunk: int = CHUNK
+):
+    """`epochs` more epochs of `trainer` from `state` on a stream of (x, y) batches: -> (state, History)."""
+    from fnn import callbacks as fnn_callbacks
+    from fnn.trainer import History, Interrupts
 
-
-def fit_stream(model, params, batches, *, loss=None, optimizer=None, epochs=100, validation_data=None,
-               target_loss=None, patience=None, min_delta=0.0, restore_best=True, max_bad_steps=0, verbose=0,
-               chunk: int = CHUNK) -> engine.FitResult:
-    """fit on a stream of (x_batch, y_batch) pairs; see the module docstring. Returns a FitResult."""
-    loss, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta = engine.check_settings(
-        model, params, loss, optimizer, epochs, verbose, max_bad_steps, target_loss, patience, min_delta)
     chunk = _validate.integer(chunk, "chunk", minimum=1)
     if not (callable(batches) or hasattr(batches, "__iter__")):
         raise FnnTypeError("batches must be a function epoch -> iterable of (x, y), or an iterable of (x, y)")
-    dtype = params[0][0].dtype
-    n_in = params[0][0].shape[0]
+    params = state.params
+    xv = yv = None
     if validation_data is not None:
-        xv, yv = engine.validation(model, loss, params, validation_data)
-    else:
-        xv = jnp.zeros((0, n_in), dtype)
-        yv = jnp.zeros((0, model.output_dim), dtype)
-    data = engine.Data(xv[:0], yv[:0], None, xv, yv, jax.random.key(0))  # only the validation rows are used
-    numbers = engine.settings(dtype, target_loss=target_loss, patience=patience, min_delta=min_delta,
-                              max_bad_steps=max_bad_steps, epochs=epochs, verbose=verbose)
+        if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
+            raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
+        xv, yv = models.prepare(trainer.model, trainer.loss, params, *validation_data, xname="x_val", yname="y_val")
+    dtype = np.dtype(params[0][0].dtype)
+    n_in = params[0][0].shape[0]
+    data = Data(
+        np.zeros((0, n_in), dtype), np.zeros((0, trainer.model.output_dim), dtype), None, np.zeros((), np.int32), xv, yv
+    )
+    spec = None
+    names = trainer.spec.log_names(xv is not None)
+    for rule in trainer.rules:
+        rule.check(names, state.opt_state)
+    history = History(names)
+    host = list(trainer.host) + (
+        [fnn_callbacks.ProgressBar(verbose, epochs=int(state.epoch) + epochs)] if verbose else []
+    )
+    for c in host:
+        c.on_train_begin(state)
+    with Interrupts() as interrupts:
+        for _ in range(epochs):
+            epoch = int(state.epoch)
+            pending, index = [], 0
+            try:
+                for item in _epoch_batches(batches, epoch, epochs):
+                    xb, yb = _batch(trainer, params, item, index)
+                    if spec is None:  # the first batch fixes the batch size the program is compiled for
+                        spec = trainer.spec._replace(batch_size=xb.shape[0])
+                    if xb.shape[0] > spec.batch_size:
+                        raise FnnValueError(
+                            f"batch {index} has {xb.shape[0]} samples, more than the first batch's "
+                            f"{spec.batch_size}; make the first batch the largest"
+                        )
+                    pending.append((xb, yb))
+                    index += 1
+                    if len(pending) == chunk:
+                        state = _train_chunk(spec, state, pending, chunk)
+                        pending = []
+                if index == 0:
+                    raise FnnValueError(
+                        f"the batches of epoch {epoch} were empty; the stream must yield (x, y) pairs "
+                        "every epoch (a generator is used up after one epoch: pass a function "
+                        "epoch -> iterable instead)"
+                    )
+            except (ValueError, TypeError) as e:
+                trained = (
+                    ""
+                    if not history.epoch
+                    else f"; the {len(history.epoch)} epoch(s) before it are kept in this error's .state and .history"
+                )
+                raise (StreamTypeError if isinstance(e, TypeError) else StreamError)(
+                    f"epoch {epoch}: {e}{trained}", state if history.epoch else None, history, epoch
+                ) from None
+            if pending:
+                state = _train_chunk(spec, state, pending, chunk)
+            assert spec is not None
+            state, logs, stopped, reason = _end(spec, state, data)
+            logs = {k: float(v) for k, v in jax.device_get(logs).items()}
+            history.epoch.append(epoch)
+            for k, v in logs.items():
+                history.history[k].append(v)
+            for c in host:
+                c.on_epoch_end(epoch, logs)
+            if bool(stopped):
+                history.stop_reason = trainer.rules[int(reason) - 1].reason
+                break
+            if interrupts.count:
+                history.stop_reason = "interrupted"
+                break
+    trainer.finish(history, state)
+    for c in host:
+        c.on_train_end(state, history)
+    return state, history
 
-    def configure(batch_size):
-        return engine.configure(model, loss, optimizer, n_in, batch_size=batch_size, shuffle=False,
-                                validate=xv.shape[0] > 0, target_loss=target_loss, patience=patience,
-                                restore_best=restore_best, verbose=verbose)
 
-    config, state = None, None
-    history = {}
-    engine.PROGRESS.start()
-    for epoch in range(epochs):
-        carry, pending, index = None, [], 0
-        for item in _epoch_batches(batches, epoch, epochs):
-            xb, yb = _batch(model, loss, params, item, index)
-            if config is None:  # the first batch fixes the batch size the program is compiled for
-                config = configure(xb.shape[0])
-                theta = config.layout.flatten(params, dtype)
-                state = engine.initial_state(config, theta, optimizer.init(theta), dtype)
-                history = {k: [] for k in config.history_names}
-            if xb.shape[0] > config.batch_size:
-                raise FnnValueError(f"batch {index} has {xb.shape[0]} samples, more than the first batch's "
-                                    f"{config.batch_size}; make the first batch the largest")
-            pending.append((xb, yb))
-            index += 1
-            if len(pending) == chunk:
-                carry = _train_chunk(config, state, carry, pending, chunk, epoch, numbers)
-                pending = []
-        if index == 0:
-            raise FnnValueError(f"the batches of epoch {epoch} were empty; the stream must yield (x, y) pairs "
-                                "every epoch (a generator is used up after one epoch: pass a function "
-                                "epoch -> iterable instead)")
-        if pending:
-            carry = _train_chunk(config, state, carry, pending, chunk, epoch, numbers)
-        state, values = _end(config)(numbers, state, carry, data)
-        for k, v in jax.device_get(values).items():
-            history[k].append(float(v))
-        if bool(state.stopped):
-            break
-    if config is None:  # epochs == 0
-        config = configure(1)
-        theta = config.layout.flatten(params, dtype)
-        state = engine.initial_state(config, theta, optimizer.init(theta), dtype)
-        history = {k: [] for k in config.history_names}
-    marks = config.layout.state_marks(optimizer.init(config.layout.flatten(params, dtype)))
-    return engine.result(config, engine.Outcome(state, history, [], []), marks)
-
-
-def _batch(model, loss, params, item, index):
+def _batch(trainer, params, item, index):
     if not (isinstance(item, (tuple, list)) and len(item) == 2):
         raise FnnTypeError(f"batch {index} must be a pair (x, y), got {type(item).__name__}")
     try:
-        x, y = models.prepare(model, loss, params, *item)
+        x, y = models.prepare(trainer.model, trainer.loss, params, *item)
     except (ValueError, TypeError) as e:
         raise type(e)(f"batch {index}: {e}") from None
     return np.asarray(x), np.asarray(y)
 
 
-def _train_chunk(config, state, carry, pending, chunk, epoch, numbers):
+def _train_chunk(spec, state, pending, chunk):
     """Pad the chunk to `chunk` full-size batches (padding weighted 0), put it on the device, train it."""
-    bs = config.batch_size
-    d, k = config.layout.shapes[0][0], config.model.output_dim
-    dtype = np.dtype(state.guard.last_loss.dtype)
+    bs = spec.batch_size
+    d, k = pending[0][0].shape[1], pending[0][1].shape[1]
+    dtype = pending[0][0].dtype
     xs = np.zeros((chunk, bs, d), dtype)
     ys = np.zeros((chunk, bs, k), dtype)
     ws = np.zeros((chunk, bs), dtype)
     for i, (xb, yb) in enumerate(pending):
-        xs[i, :len(xb)], ys[i, :len(yb)], ws[i, :len(xb)] = xb, yb, 1
+        xs[i, : len(xb)], ys[i, : len(yb)], ws[i, : len(xb)] = xb, yb, 1
     xs, ys, ws = jax.device_put((xs, ys, ws))  # asynchronous: the host goes on while this trains
-    if carry is None:
-        carry = _start(dtype)(state)
-    return _steps(config)(carry, xs, ys, ws, np.asarray(epoch, np.int32), numbers)
+    return _steps(spec, state, xs, ys, ws)

@@ -7,18 +7,24 @@ together, each with its own stopping state, so one diverging run neither stops n
 others. The learning rates live in the optimizer states, so a sweep over other rates (or another
 momentum) runs the same compiled program.
 """
+
 from __future__ import annotations
 
 import functools
-from typing import Any, Callable, NamedTuple, Sequence
+from collections.abc import Callable, Sequence
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, engine, models, optim, train
+from fnn import _compile, _validate, engine, models, optim
+from fnn import callbacks as _callbacks
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
+from fnn.trainer import Trainer
+
+__all__ = ["SweepResult", "sweep"]
 
 Array = jax.Array
 
@@ -33,7 +39,7 @@ class SweepResult(NamedTuple):
     stop_reasons: tuple  # (n_rates, n_seeds) nested tuple of fit's stop_reason strings
     epochs_run: np.ndarray  # (n_rates, n_seeds) ints
     score: np.ndarray  # (n_rates, n_seeds): the returned params' val_loss (else loss); nan if diverged
-    snapshots: Any = None  # with record_every=k: leaves (n_rates, n_seeds, epochs // k, ...), nan after a stop
+    snapshots: Any = None  # with Snapshots(every=k): leaves (n_rates, n_seeds, 1 + epochs // k, ...), nan after a stop
     snapshot_epochs: tuple | None = None
 
     def run(self, rate_index: int, seed_index: int):
@@ -45,108 +51,124 @@ class SweepResult(NamedTuple):
         if np.all(np.isnan(self.score)):
             raise FnnValueError("every run of the sweep diverged; try smaller learning rates")
         i, j = np.unravel_index(np.nanargmin(self.score), self.score.shape)
-        return self.learning_rates[i], self.seeds[j], self.run(i, j)
+        return self.learning_rates[i], self.seeds[j], self.run(int(i), int(j))
 
 
-def sweep(model: models.Sequential, x, y, *, optimizer: Callable[[Any], optim.Optimizer],
-          learning_rates: Sequence[float], seeds: Sequence[int] = (0,), loss: str | None = None,
-          epochs: int = 100, batch_size: int = 32, validation_data=None, target_loss: float | None = None,
-          patience: int | None = None, min_delta: float = 0.0, restore_best: bool = True,
-          max_bad_steps: int = 0, shuffle: bool = True, record_every: int | None = None) -> SweepResult:
+def sweep(
+    model: models.Sequential,
+    x,
+    y,
+    *,
+    optimizer: Callable[[Any], optim.Optimizer],
+    learning_rates: Sequence[float],
+    seeds: Sequence[int] = (0,),
+    loss: str | None = None,
+    epochs: int = 100,
+    batch_size: int = 32,
+    validation_data=None,
+    shuffle: bool = True,
+    callbacks: Any = (),
+) -> SweepResult:
     """Train len(learning_rates) × len(seeds) networks in one compiled call.
 
     optimizer: learning_rate -> Optimizer, e.g. `lambda lr: fnn.optim.momentum(lr, 0.9)`; it must
     build optimizers of one kind for every rate (fnn's own do: the rate is a number in the state).
-    The other arguments are fit's.
+    callbacks: compiled ones only (EarlyStopping, TerminateOnNaN, TargetLoss, Snapshots, ...), each
+    run with its own state. The other arguments are fit's.
 
     Example:
         >>> runs = fnn.sweep(model, x, y, optimizer=lambda lr: fnn.optim.momentum(lr, 0.9),
-        ...                  learning_rates=[0.01, 0.1, 1.0], seeds=[0, 1], epochs=50)
+        ...                  learning_rates=[0.01, 0.1, 1.0], seeds=[0, 1], epochs=5)
         >>> runs.history["loss"].shape
-        (3, 2, 50)
+        (3, 2, 5)
     """
     if not callable(optimizer) or isinstance(optimizer, tuple):
-        raise FnnTypeError("optimizer must be a function learning_rate -> Optimizer, "
-                           "e.g. lambda lr: fnn.optim.momentum(lr, 0.9)")
+        raise FnnTypeError(
+            "optimizer must be a function learning_rate -> Optimizer, e.g. lambda lr: fnn.optim.momentum(lr, 0.9)"
+        )
     rates = _sequence(learning_rates, "learning_rates")
     rates = tuple(_validate.real(r, f"learning_rates[{i}]", low=0, low_open=True) for i, r in enumerate(rates))
     seeds = tuple(_validate.integer(s, f"seeds[{i}]", minimum=0) for i, s in enumerate(_sequence(seeds, "seeds")))
     models.check_model(model)
+    epochs = _validate.integer(epochs, "epochs", minimum=0)
     xs, _ = _validate.features(x, "x")
     n_in = xs.shape[1]
     opts = [optim.check_optimizer(optimizer(r), f"optimizer(learning_rates[{i}])") for i, r in enumerate(rates)]
     if any(o.update != opts[0].update for o in opts):
-        raise FnnValueError("optimizer(learning_rate) built optimizers of different kinds for different rates; "
-                            "a sweep needs one kind whose numbers differ (e.g. lambda lr: fnn.optim.adam(lr)); "
-                            "for a hand-written optimizer, build its update function once and reuse it")
-    params0 = model.init(jax.random.key(seeds[0]), n_in)
-    setup = train.prepare(model, params0, x, y, loss=loss, optimizer=opts[0], epochs=epochs, batch_size=batch_size,
-                          key=jax.random.key(seeds[0]), validation_data=validation_data, validation_split=0.0,
-                          target_loss=target_loss, patience=patience, min_delta=min_delta,
-                          restore_best=restore_best, max_bad_steps=max_bad_steps, shuffle=shuffle, verbose=0,
-                          checkpoint=None, checkpoint_every=None, resume=None, record_every=record_every)
-    epochs = _validate.integer(epochs, "epochs", minimum=0)
-    config = setup.config._replace(small_layers=False)  # batched over runs, matmuls beat the broadcast sums
-    layout, data = config.layout, setup.data
-    dtype = data.x.dtype
-    starts = [layout.flatten(model.init(jax.random.key(s), n_in, dtype), dtype) for s in seeds]
-    # Runs in seed-major order (run = seed_index · n_rates + rate_index): the runs of one seed share
-    # its key, so each epoch's shuffle is computed once per seed, not once per run.
-    states = [engine.initial_state(config, theta, opt.init(theta), dtype) for theta in starts for opt in opts]
-    states = jax.tree.map(lambda *leaves: np.stack([np.asarray(a) for a in leaves]), *states)
-    keys = jnp.stack([jax.random.key(s) for s in seeds])
-    outcome = _train(config, len(seeds), jax.device_put(states), data._replace(key=keys), setup.settings, epochs)
-    return _result(config, outcome, rates, seeds, epochs)
+        raise FnnValueError(
+            "optimizer(learning_rate) built optimizers of different kinds for different rates; "
+            "a sweep needs one kind whose numbers differ (e.g. lambda lr: fnn.optim.adam(lr)); "
+            "for a hand-written optimizer, build its update function once and reuse it"
+        )
+    trainers = [
+        Trainer(model, loss=loss, optimizer=o, batch_size=batch_size, shuffle=shuffle, callbacks=callbacks)
+        for o in opts
+    ]
+    if trainers[0].host:
+        raise FnnValueError(
+            f"a sweep runs compiled callbacks only; {[type(c).__name__ for c in trainers[0].host]} "
+            "run on the host: use fit for them"
+        )
+    trainer = trainers[0]
+    states = [t.init(model.init(jax.random.key(s), n_in), key=jax.random.key(s)) for t in trainers for s in seeds]
+    data = trainer.data(states[0], x, y, validation_data=validation_data)
+    spec = trainer.spec_for(data)._replace(small_layers=False)  # batched over runs, matmuls beat broadcast sums
+    names = spec.log_names(data.x_val is not None)
+    for rule in trainer.rules:
+        rule.check(names, states[0].opt_state)
+    stacked = jax.tree.map(lambda *leaves: jnp.stack(leaves), *states)  # rate-major: run = rate_index · n_seeds + seed
+    outcome = _train(spec, stacked, data, epochs, names)
+    return _result(trainer, outcome, rates, seeds, epochs, states[0])
 
 
-@functools.lru_cache(maxsize=16)
-def compiled(config: engine.RunConfig, n_seeds: int):
-    """The engine's run vmapped over rates (sharing a key) inside a vmap over seeds; states carry one
-    leading runs axis, seed-major; data and numbers are shared."""
-    run = engine.make_run(config)
-    over_rates = jax.vmap(run, in_axes=(0, None, None, None))
-    data_axes = engine.Data(x=None, y=None, w=None, x_val=None, y_val=None, key=0)
-    over_seeds = jax.vmap(over_rates, in_axes=(0, data_axes, None, None))
-
-    def runs(state, data, settings, stop_epoch):
-        state = jax.tree.map(lambda a: a.reshape((n_seeds, -1) + a.shape[1:]), state)
-        out = over_seeds(state, data, settings, stop_epoch)
-        return jax.tree.map(lambda a: a.reshape((-1,) + a.shape[2:]), out)
-
-    return jax.jit(runs)
+@_compile.jit(static_argnums=0)
+def _runs(spec: engine.Spec, states, data, epochs, max_steps):
+    """The engine's run vmapped over stacked states and their epoch counts; data shared."""
+    return jax.vmap(functools.partial(engine.run, spec), in_axes=(0, None, 0, None))(states, data, epochs, max_steps)
 
 
 class _Outcome(NamedTuple):
-    state: engine.State  # every leaf with a leading runs axis
+    state: engine.TrainState  # every leaf with a leading runs axis
     history: dict  # name -> (runs, epochs)
-    snapshots: Any  # params (layout form) with leading (runs, epochs // k), or None
+    records: list  # per run, what its compiled callbacks kept
+    reasons: np.ndarray  # per run: 1 + the index of the rule that stopped it, 0 if none
 
 
-def _train(config, n_seeds, state, data, settings, epochs) -> _Outcome:
-    """Call the vmapped run until every run has done `epochs` epochs or stopped; one sync per CHUNK."""
-    runs = compiled(config, n_seeds)
+def _train(spec, state, data, epochs, names) -> _Outcome:
+    """Call the vmapped run until every run has done `epochs` epochs or stopped; one sync per call."""
     n_runs = state.epoch.shape[0]
     dtype = np.dtype(data.x.dtype)
-    history = {k: np.full((n_runs, epochs), np.nan, dtype) for k in config.history_names}
-    k = config.record_every
-    snapshots = None
-    if k:
-        snapshots = jax.tree.map(lambda p: np.full((p.shape[0], epochs // k) + p.shape[1:], np.nan, p.dtype),
-                                 jax.device_get(state.params))
-    done = np.asarray(state.epoch)
-    while ((done < epochs) & ~np.asarray(state.stopped)).any():
-        state, record = runs(state, data, settings, np.asarray(epochs, np.int32))
-        now = np.asarray(state.epoch)
-        host = jax.device_get(record)
+    history = {k: np.full((n_runs, epochs), np.nan, dtype) for k in names}
+    records: list = [{} for _ in range(n_runs)]
+    done = np.zeros(n_runs, np.int64)
+    stopped = np.zeros(n_runs, bool)
+    reasons = np.zeros(n_runs, np.int64)
+    limits = [r.max_epochs_per_call() for r in spec.callbacks]
+    per_call = min([engine.CHUNK] + [m for m in limits if m])
+    if any(isinstance(r, _callbacks.Snapshots) for r in spec.callbacks):
+        first = jax.device_get(state.params)
         for i in range(n_runs):
+            records[i]["snapshots"] = [jax.tree.map(lambda a, i=i: a[i], first)]
+            records[i]["snapshot_epochs"] = [0]
+    while ((done < epochs) & ~stopped).any():
+        left = np.where(stopped, 0, np.minimum(epochs - done, per_call)).astype(np.int32)  # a stopped run stays
+        new, record = _runs(spec, state, data, left, None)
+        host = jax.device_get(record)
+        ran = np.asarray(host.epochs)
+        for i in range(n_runs):
+            if stopped[i]:
+                continue
+            n = int(min(ran[i], epochs - done[i]))
             for name, h in history.items():
-                h[i, done[i]:now[i]] = host.history[name][i, :now[i] - done[i]]
-            if k:
-                first, n = done[i] // k, int(host.n_snapshots[i])
-                jax.tree.map(lambda out, got, i=i: out.__setitem__((i, slice(first, first + n)), got[i, :n]),
-                             snapshots, host.snapshots)
-        done = now
-    return _Outcome(state, history, snapshots)
+                h[i, done[i] : done[i] + n] = host.history[name][i, :n]
+            for rule, buffer in zip(spec.callbacks, host.buffers):
+                if buffer is not None:
+                    rule.collect(records[i], jax.tree.map(lambda a, i=i: a[i], buffer), int(done[i]), n, None)
+            stopped[i] = bool(host.stopped[i])
+            reasons[i] = int(host.reason[i]) if stopped[i] else 0
+        done = done + ran
+        state = new
+    return _Outcome(state, history, records, reasons)
 
 
 def _sequence(values, name):
@@ -158,50 +180,55 @@ def _sequence(values, name):
     return values
 
 
-def _result(config, outcome: _Outcome, rates, seeds, epochs) -> SweepResult:
+def _result(trainer, outcome: _Outcome, rates, seeds, epochs, first) -> SweepResult:
     shape = (len(rates), len(seeds))
-
-    def rate_major(a):  # seed-major runs -> rate-major
-        a = np.asarray(a)
-        return np.swapaxes(a.reshape((len(seeds), len(rates)) + a.shape[1:]), 0, 1).reshape(a.shape)
-
-    outcome = jax.tree.map(rate_major, jax.device_get(outcome))
-    host = outcome.state
-    reason = np.asarray(host.reason)
+    state = outcome.state
+    host = jax.device_get(state)
     run = np.asarray(host.epoch)
-    diverged = reason == engine.NON_FINITE
-    theta = host.params
-    keep = np.zeros(run.shape, bool)
-    at = run - 1
-    for rule, rule_state in zip(config.rules, host.rules[1:]):
-        if isinstance(rule, engine.EarlyStopping):
-            keep = np.asarray(rule_state[1]) >= 0
-            if rule.keep_best:
-                theta = _where(keep, rule_state[3], theta)
-                at = np.where(keep, np.asarray(rule_state[1]), at)
-    theta = _where(diverged, host.rules[0][2], theta)  # as fit: the params its best-scoring epoch started from
-    params = _grid(config.layout.unflatten(theta), shape)
+    reasons = np.array(["epochs" if r == 0 else trainer.rules[r - 1].reason for r in outcome.reasons], dtype=object)
+    diverged = np.array(
+        [r > 0 and isinstance(trainer.rules[r - 1], _callbacks.TerminateOnNaN) for r in outcome.reasons], bool
+    ).reshape(run.shape)
+    params = _callbacks.final_params(trainer.rules, state.callbacks, state.params)
     history = {k: h.reshape(shape + (epochs,)) for k, h in outcome.history.items()}
-    monitor = outcome.history["val_loss" if config.validate else "loss"]
-    score = np.take_along_axis(monitor, np.maximum(at, 0)[:, None], axis=-1)[:, 0] if epochs else np.full(run.shape,
-                                                                                                        np.nan)
+    monitor = outcome.history["val_loss" if "val_loss" in outcome.history else "loss"]
+    at = run - 1
+    for rule, rule_state in zip(trainer.rules, host.callbacks):
+        if isinstance(rule, _callbacks.EarlyStopping) and rule.restore_best_weights:
+            at = np.where(np.asarray(rule_state.best_epoch) >= 0, np.asarray(rule_state.best_epoch), at)
+    if epochs:
+        score = np.take_along_axis(monitor, np.clip(at, 0, epochs - 1)[:, None], axis=-1)[:, 0]
+    else:
+        score = np.full(run.shape, np.nan)
     score = np.where(diverged | (run == 0), np.nan, score)
-    reasons = np.asarray(engine.STOP_REASONS)[reason].reshape(shape)
-    snapshots, snapshot_epochs = None, None
-    if config.record_every:
-        k = config.record_every
-        snapshots = _grid(config.layout.unflatten(outcome.snapshots), shape)
-        snapshot_epochs = tuple(range(k, epochs // k * k + 1, k))
-    return SweepResult(tuple(rates), tuple(seeds), params, history, tuple(tuple(r) for r in reasons.tolist()),
-                       run.reshape(shape), score.reshape(shape), snapshots, snapshot_epochs)
+    snapshots = snapshot_epochs = None
+    if any(isinstance(r, _callbacks.Snapshots) for r in trainer.rules):
+        k = next(r.every for r in trainer.rules if isinstance(r, _callbacks.Snapshots))
+        snapshot_epochs = tuple(range(0, epochs // k * k + 1, k))
+        slots = len(snapshot_epochs)
+        template = jax.device_get(first.params)
+        filled = []
+        for record in outcome.records:
+            kept = record.get("snapshots", [])
+            rows = [jax.tree.map(lambda a: np.full(a.shape, np.nan, a.dtype), template)] * slots
+            rows = list(kept[:slots]) + rows[len(kept[:slots]) :]
+            filled.append(jax.tree.map(lambda *a: np.stack(a), *rows))
+        snapshots = _grid(jax.tree.map(lambda *a: np.stack(a), *filled), shape)
+    return SweepResult(
+        tuple(rates),
+        tuple(seeds),
+        _grid(jax.device_get(params), shape),
+        history,
+        tuple(tuple(r) for r in reasons.reshape(shape).tolist()),
+        run.reshape(shape),
+        score.reshape(shape),
+        snapshots,
+        snapshot_epochs,
+    )
 
 
 def _grid(params, shape):
     """Host params with a leading runs axis -> device params with leading (n_rates, n_seeds) axes."""
-    return jax.device_put(tuple(DenseParams(w.reshape(shape + w.shape[1:]), b.reshape(shape + b.shape[1:]))
-                                for w, b in params))
-
-
-def _where(take, new, old):
-    """Per run (leading axis): new where take, else old."""
-    return jax.tree.map(lambda a, b: np.where(take.reshape(take.shape + (1,) * (np.ndim(a) - 1)), a, b), new, old)
+    return jax.device_put(
+        tuple(DenseParams(w.reshape(shape + w.shape[1:]), b.reshape(shape + b.shape[1:])) for w, b in params)
+    )

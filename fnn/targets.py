@@ -5,7 +5,11 @@ labels in [0, 1]) and "categorical" (integer class labels (n,) in [0, k), or one
 rows (n, k)). Concrete targets are checked on the host and refused with an error naming the row;
 under a transformation (jit, grad, vmap) values cannot be checked, so an invalid target turns its
 row into NaN: a traced loss on bad labels is loud (NaN), never a plausible number.
+
+Per-sample weights (`sample_weights`, from sample_weight and class_weight) live here too: they
+are read off the prepared targets, and fit and evaluate share them.
 """
+
 from __future__ import annotations
 
 import jax
@@ -13,7 +17,9 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _validate
-from fnn.errors import FnnValueError
+from fnn.errors import FnnTypeError, FnnValueError
+
+__all__ = ["BINARY", "CATEGORICAL", "REAL", "pair", "prepare", "sample_weights"]
 
 Array = jax.Array
 
@@ -39,12 +45,15 @@ def prepare(y, kind: str, n_outputs: int, dtype=jnp.float32, name: str = "y", lo
         return _categorical(y, n_outputs, dtype, name)
     if y.ndim == 1:
         if n_outputs != 1:
-            raise FnnValueError(f"{name} has shape {tuple(y.shape)} but the model has {n_outputs} outputs; "
-                                f"pass {name} of shape (n_samples, {n_outputs})")
+            raise FnnValueError(
+                f"{name} has shape {tuple(y.shape)} but the model has {n_outputs} outputs; "
+                f"pass {name} of shape (n_samples, {n_outputs})"
+            )
         y = y[:, None]
     elif y.shape[1] != n_outputs:
-        raise FnnValueError(f"{name} has {y.shape[1]} columns (shape {tuple(y.shape)}) but the model has "
-                            f"{n_outputs} outputs")
+        raise FnnValueError(
+            f"{name} has {y.shape[1]} columns (shape {tuple(y.shape)}) but the model has {n_outputs} outputs"
+        )
     if kind != BINARY:
         return _validate.device(y, dtype) if _validate.is_concrete(y) else jnp.asarray(y, dtype)
     if not _validate.is_concrete(y):
@@ -54,8 +63,10 @@ def prepare(y, kind: str, n_outputs: int, dtype=jnp.float32, name: str = "y", lo
     bad = (values < 0) | (values > 1)
     if bad.any():
         i = tuple(int(v) for v in np.argwhere(bad)[0])
-        raise FnnValueError(f"{loss} needs labels in [0, 1] in {name} (0/1 classes, or soft labels); found "
-                            f"{values[i]} at row {i[0]}; for k classes use softmax with categorical_cross_entropy")
+        raise FnnValueError(
+            f"{loss} needs labels in [0, 1] in {name} (0/1 classes, or soft labels); found "
+            f"{values[i]} at row {i[0]}; for k classes use softmax with categorical_cross_entropy"
+        )
     return _validate.device(y, dtype)
 
 
@@ -71,17 +82,23 @@ def _categorical(y, k, dtype, name):
         values = np.asarray(y)
         if values.dtype.kind == "f" and (values != np.round(values)).any():
             i = int(np.argwhere(values != np.round(values))[0, 0])
-            raise FnnValueError(f"{name} looks like class labels (shape {tuple(y.shape)}) but {name}[{i}] = "
-                                f"{values[i]} is not an integer")
+            raise FnnValueError(
+                f"{name} looks like class labels (shape {tuple(y.shape)}) but {name}[{i}] = "
+                f"{values[i]} is not an integer"
+            )
         bad = (values < 0) | (values >= k)
         if bad.any():
             i = int(np.argwhere(bad)[0, 0])
-            raise FnnValueError(f"class label {name}[{i}] = {values[i]} is out of range: the model has {k} "
-                                f"output units, so labels must be in 0..{k - 1}")
+            raise FnnValueError(
+                f"class label {name}[{i}] = {values[i]} is out of range: the model has {k} "
+                f"output units, so labels must be in 0..{k - 1}"
+            )
         return _validate.device(np.eye(k, dtype=np.dtype(dtype))[values.astype(np.int64)])
     if y.shape[1] != k:
-        raise FnnValueError(f"one-hot {name} has width {y.shape[1]} (shape {tuple(y.shape)}) but the model has {k} "
-                            f"output units; pass (n, {k}) rows or integer labels (n,)")
+        raise FnnValueError(
+            f"one-hot {name} has width {y.shape[1]} (shape {tuple(y.shape)}) but the model has {k} "
+            f"output units; pass (n, {k}) rows or integer labels (n,)"
+        )
     if not _validate.is_concrete(y):
         y = jnp.asarray(y, dtype)
         valid = jnp.all(y >= 0, axis=1) & (jnp.abs(jnp.sum(y, axis=1) - 1) <= 1e-4)
@@ -90,13 +107,17 @@ def _categorical(y, k, dtype, name):
     sums = values.sum(axis=1)
     if (values < 0).any():
         i, j = (int(v) for v in np.argwhere(values < 0)[0])
-        raise FnnValueError(f"one-hot {name} row {i} has a negative entry {values[i, j]:.6g} at column {j}; "
-                            "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
+        raise FnnValueError(
+            f"one-hot {name} row {i} has a negative entry {values[i, j]:.6g} at column {j}; "
+            "each row must be >= 0 and sum to 1, or pass integer labels (n,)"
+        )
     bad = np.abs(sums - 1) > 1e-4
     if bad.any():
         i = int(np.argwhere(bad)[0, 0])
-        raise FnnValueError(f"one-hot {name} row {i} sums to {sums[i]:.6g}; "
-                            "each row must be >= 0 and sum to 1, or pass integer labels (n,)")
+        raise FnnValueError(
+            f"one-hot {name} row {i} sums to {sums[i]:.6g}; "
+            "each row must be >= 0 and sum to 1, or pass integer labels (n,)"
+        )
     return _validate.device(y, dtype)
 
 
@@ -118,8 +139,10 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
         outside = (values < 0) | (values > 1)
         if outside.any():
             i, j = (int(v) for v in np.argwhere(outside)[0])
-            raise FnnValueError(f"predictions must be probabilities in [0, 1]; found {values[i, j]} at row {i}, "
-                                f"column {j}; pass logits to the sigmoid_/softmax_ versions instead")
+            raise FnnValueError(
+                f"predictions must be probabilities in [0, 1]; found {values[i, j]} at row {i}, "
+                f"column {j}; pass logits to the sigmoid_/softmax_ versions instead"
+            )
     pred = jnp.asarray(pred)
     if not jnp.issubdtype(pred.dtype, jnp.floating):
         pred = pred.astype(jnp.float32)
@@ -127,3 +150,54 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
     if t.shape[0] != pred.shape[0]:
         raise FnnValueError(f"predictions and y have different numbers of samples: {pred.shape[0]} and {t.shape[0]}")
     return pred, t
+
+
+def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | None:
+    """(n,) per-sample weights from sample_weight and class_weight (None when neither is given).
+
+    model: its `output_dim` is read; loss: a `fnn.losses.Loss` (its `name` and `metric.name`);
+    y: the prepared (n, k) targets. sample_weight: (n,) finite weights >= 0; class_weight:
+    {class label: weight >= 0}, the labels 0..k-1 (0/1 for one sigmoid unit).
+
+    Example:
+        >>> record = fnn.models.resolve_loss(model, None)
+        >>> t = fnn.losses.prepare_targets(np.array([0, 1, 1]), record.name, model.output_dim)
+        >>> fnn.targets.sample_weights(model, record, t, None, {0: 1.0, 1: 3.0})
+        array([1., 3., 3.])
+    """
+    if sample_weight is None and class_weight is None:
+        return None
+    n = y.shape[0]
+    w = np.ones(n, np.float64)
+    if sample_weight is not None:
+        sw = np.asarray(_validate.array(sample_weight, "sample_weight"), np.float64)
+        if sw.shape != (n,):
+            raise FnnValueError(f"sample_weight must have one weight per sample, shape ({n},), got {sw.shape}")
+        _validate.check_finite(sw, "sample_weight")
+        if (sw < 0).any():
+            i = int(np.argwhere(sw < 0)[0, 0])
+            raise FnnValueError(f"sample_weight[{i}] = {sw[i]} is negative; weights must be >= 0")
+        w = w * sw
+    if class_weight is not None:
+        if not isinstance(class_weight, dict) or not class_weight:
+            raise FnnTypeError("class_weight must be a non-empty dict {class label: weight}, e.g. {0: 1.0, 1: 5.0}")
+        if loss.metric.name == "mse":
+            raise FnnValueError("class_weight needs a classification loss; for regression use sample_weight")
+        k = model.output_dim
+        n_classes = 2 if k == 1 else k
+        if loss.name == "binary_cross_entropy" and k > 1:
+            raise FnnValueError(
+                "class_weight is for one label per sample; with several sigmoid outputs (multi-label) use sample_weight"
+            )
+        table = np.ones(n_classes)
+        for label, weight in class_weight.items():
+            if isinstance(label, bool) or not isinstance(label, (int, np.integer)) or not 0 <= label < n_classes:
+                raise FnnValueError(
+                    f"class_weight key {label!r} is not a class label of this model (0..{n_classes - 1})"
+                )
+            table[int(label)] = _validate.real(weight, f"class_weight[{label}]", low=0)
+        labels = np.asarray(y[:, 0] > 0.5, np.int64) if k == 1 else np.argmax(np.asarray(y), axis=1)
+        w = w * table[labels]
+    if not (w > 0).any():
+        raise FnnValueError("every sample has weight 0: nothing to train on")
+    return w

@@ -11,18 +11,27 @@ class expected, a regex the message must match). `run(case)` classifies what hap
     raw             a non-fnn exception: a raw JAX/XLA/numpy/Python error
     silent          no exception at all
 
+The training API is covered entry by entry: fit (its settings, callbacks=, initial_state=, a
+stream of batches), fnn.Trainer(...), trainer.init, trainer.run (with every bad x, y, params,
+model and loss, as fit), each callback's constructor, sweep, lr_find and the optimizer-state
+functions (set_hyperparameters, learning_rate).
+
 `EDGE_CASES` are the legitimate corner cases that must work (one sample, one feature, a single
-class present, batch_size larger than the data, (n,) targets equal to (n, 1) ones).
+class present, batch_size larger than the data, (n,) targets equal to (n, 1) ones, verbose=True,
+epochs=10.0, EarlyStopping(patience=0)).
 
 tests/test_errors.py runs both tables under pytest and experiments/reliability.py counts them.
 Everything is tiny and float32 explicitly, so the battery behaves the same with and without
 jax_enable_x64. A case waiting for a fix elsewhere may carry `xfail`, the reason naming the fix
-(tests/test_errors.py then marks it xfail(strict=True)); none does at present.
+(tests/test_errors.py then marks it xfail(strict=True), so the fix must remove it).
 """
 from __future__ import annotations
 
 import atexit
+import contextlib
 import functools
+import io
+import itertools
 import os
 import pathlib
 import pickle
@@ -34,10 +43,12 @@ from typing import Any, Callable, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from jax.sharding import Mesh
 
 import fnn
-from fnn import DenseParams, activations, backprop, checkpoint, data, initializers, losses, optim
+from fnn import DenseParams, activations, backprop, callbacks, checkpoint, data, initializers, losses, optim
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
+from fnn.stream import StreamError
 
 NaN, INF = float("nan"), float("inf")
 
@@ -293,6 +304,7 @@ DATA_ENTRIES: dict[str, Callable] = {
     "fnn.backprop.gradient_norms": lambda m, p, x, y, loss: backprop.gradient_norms(m, loss, p, x, y),
     "fnn.evaluate": lambda m, p, x, y, loss: fnn.evaluate(m, p, x, y, loss=loss),
     "fnn.fit": lambda m, p, x, y, loss: fit(m, p, x, y, loss=loss),
+    "trainer.run": lambda m, p, x, y, loss: _trainer_run(m, p, x, y, loss),
 }
 # (model, params, x) -> anything: the entry points that take inputs only
 X_ENTRIES: dict[str, Callable] = {
@@ -309,6 +321,17 @@ def fit(model, params, x, y, **kwargs):
     """fnn.fit with the battery's small defaults (one epoch, batches of 2, KEY)."""
     kwargs = {"epochs": 1, "batch_size": 2, "key": KEY, **kwargs}
     return fnn.fit(model, params, x, y, **kwargs)
+
+
+def _trainer_run(model, params, x, y, loss):
+    """Trainer(model, loss).init(params) and one epoch of trainer.run: what fit does, by hand."""
+    trainer = fnn.Trainer(model, loss=loss, batch_size=2)
+    return trainer.run(trainer.init(params, key=KEY), x, y, epochs=1)
+
+
+# a user's (init, update) pair: its state keeps no numbers
+USER_OPTIMIZER = (lambda params: {"count": np.zeros((), np.int32)},
+                  lambda grads, state, params=None: (jax.tree.map(lambda g: -0.1 * g, grads), state))
 
 
 def _data_cases() -> list[Case]:
@@ -557,6 +580,34 @@ def _model_cases() -> list[Case]:
     return cases
 
 
+# --------------------------------------------------------------------------- training: shared pieces
+_TRAINER = fnn.Trainer(BIN, batch_size=2)  # trainer.init and trainer.run cases; building it compiles nothing
+EARLY_LOSS = (callbacks.EarlyStopping(monitor="loss"),)
+
+
+def _state(model: fnn.Sequential, rules=(), epoch: int = 0) -> fnn.TrainState:
+    """A fresh TrainState of `model`'s params for a trainer with `rules` (built on the host)."""
+    state = fnn.Trainer(model, callbacks=list(rules)).init(PARAMS[model], key=KEY)
+    return state._replace(epoch=np.asarray(epoch, np.int32)) if epoch else state
+
+
+BAD_CALLBACK_LISTS = [  # (what, callbacks=, error, regex): fit, Trainer and sweep refuse each
+    ("not a list", 3, FnnTypeError, r"callbacks must be a list of fnn\.callbacks objects, got int"),
+    ("a string", "early_stopping", FnnTypeError, r"callbacks must be a list of fnn\.callbacks objects, got str"),
+    ("holding a number", [3], FnnTypeError,
+     r"callbacks\[0\] must be an fnn\.callbacks object \(a Rule for the compiled run, or a Callback for the host\), "
+     r"got int 3"),
+    ("holding a number after a callback", [callbacks.TerminateOnNaN(), 3], FnnTypeError,
+     r"callbacks\[1\] must be an fnn\.callbacks object"),
+    ("holding a Callback class, not an instance", [callbacks.EarlyStopping], FnnTypeError,
+     r"callbacks\[0\] is the class EarlyStopping, not an instance: write EarlyStopping\(\.\.\.\)"),
+    ("holding a function", [lambda epoch, logs: None], FnnTypeError,
+     r"callbacks\[0\] must be an fnn\.callbacks object .*got function"),
+]
+# a compiled callback monitoring a validation figure in a run without validation data
+NO_VALIDATION = (r"{rule} monitors '{monitor}', which this run does not log \(this run has no validation data: pass "
+                 r"validation_data= or validation_split=")
+
 # --------------------------------------------------------------------------- fit's settings
 def _fit_cases() -> list[Case]:
     def kw(name):
@@ -585,21 +636,11 @@ def _fit_cases() -> list[Case]:
          r"validation_split=0.1 of 4 samples leaves an empty training or validation set"),
         ("validation_data of 3 arrays", "validation_data", (X, Y_BIN, Y_BIN), FnnTypeError,
          r"validation_data must be a pair \(x_val, y_val\)"),
-        ("patience 0", "patience", 0, FnnValueError, r"patience must be an integer >= 1, got 0"),
-        ("min_delta -1", "min_delta", -1.0, FnnValueError, r"min_delta must be in \[0, inf\], got -1.0"),
-        ("target_loss NaN", "target_loss", NaN, FnnValueError, r"target_loss must be finite, got nan"),
         ("verbose -1", "verbose", -1, FnnValueError, r"verbose must be an integer >= 0, got -1"),
-        ("max_bad_steps -1", "max_bad_steps", -1, FnnValueError, r"max_bad_steps must be an integer >= 0, got -1"),
-        ("checkpoint_every 0", "checkpoint_every", 0, FnnValueError,
-         r"checkpoint_every must be an integer >= 1, got 0"),
-        ("checkpoint_every without checkpoint", "checkpoint_every", 2, FnnValueError,
-         r"checkpoint_every needs checkpoint=path"),
-        ("opt_state of another optimizer", "opt_state", optim.momentum(0.1).init(PARAMS[BIN]), FnnValueError,
-         r"opt_state does not fit the optimizer and params"),
-        ("opt_state a number", "opt_state", 3, FnnValueError, r"opt_state does not fit"),
-        ("opt_state with NaN", "opt_state",
-         optim.adam().init(PARAMS[BIN])._replace(mu=jax.tree.map(lambda a: a * NaN, PARAMS[BIN])), FnnValueError,
-         r"opt_state\.mu\[0\]\.w contains non-finite values"),
+        ("verbose 'loud'", "verbose", "loud", FnnTypeError, r"verbose must be an integer >= 0, got str 'loud'"),
+        ("shuffle 1", "shuffle", 1, FnnTypeError, r"shuffle must be True or False, got int 1"),
+        ("devices a string", "devices", "cpu", FnnTypeError,
+         r"devices must be a non-empty list of jax devices \(e\.g\. jax\.devices\(\)\) or a Mesh"),
         ("sample_weight of the wrong length", "sample_weight", np.ones(3), FnnValueError,
          r"sample_weight must have one weight per sample, shape \(4,\), got \(3,\)"),
         ("sample_weight negative", "sample_weight", np.array([1.0, -1.0, 1.0, 1.0]), FnnValueError,
@@ -614,10 +655,51 @@ def _fit_cases() -> list[Case]:
          r"class_weight key 2 is not a class label of this model \(0\.\.1\)"),
         ("class_weight negative", "class_weight", {0: -1.0}, FnnValueError, r"class_weight\[0\] must be in"),
         ("class_weight NaN", "class_weight", {1: NaN}, FnnValueError, r"class_weight\[1\] must be finite"),
-        ("record_every 0", "record_every", 0, FnnValueError, r"record_every must be an integer >= 1, got 0"),
-        ("record_every 1.5", "record_every", 1.5, FnnTypeError, r"record_every must be an integer >= 1"),
+        # callbacks=: the list itself, then what a run's callbacks need of the run
+        *((f"callbacks {what}", "callbacks", bad, error, match) for what, bad, error, match in BAD_CALLBACK_LISTS),
+        ("EarlyStopping on val_loss without validation data", "callbacks", [callbacks.EarlyStopping(patience=2)],
+         FnnValueError, NO_VALIDATION.format(rule="EarlyStopping", monitor="val_loss")),
+        ("ReduceLROnPlateau on val_loss without validation data", "callbacks", [callbacks.ReduceLROnPlateau()],
+         FnnValueError, NO_VALIDATION.format(rule="ReduceLROnPlateau", monitor="val_loss")),
+        ("TargetLoss on val_accuracy without validation data", "callbacks",
+         [callbacks.TargetLoss(0.9, monitor="val_accuracy")], FnnValueError,
+         NO_VALIDATION.format(rule="TargetLoss", monitor="val_accuracy")),
+        ("EarlyStopping on a figure never logged", "callbacks", [callbacks.EarlyStopping(monitor="mae")],
+         FnnValueError, r"EarlyStopping monitors 'mae', which this run does not log; it logs \['loss', 'accuracy'\]"),
+        # initial_state=: a TrainState or a ModelCheckpoint path
+        ("initial_state a number", "initial_state", 3, FnnTypeError,
+         r"initial_state must be a fnn\.TrainState or the path of a ModelCheckpoint file, got int"),
+        ("initial_state the params", "initial_state", PARAMS[BIN], FnnTypeError,
+         r"initial_state must be a fnn\.TrainState or the path of a ModelCheckpoint file, got tuple"),
+        ("initial_state of a trainer with other callbacks", "initial_state", _state(BIN, EARLY_LOSS), FnnValueError,
+         r"state\.callbacks does not fit this trainer's callbacks \(\['TerminateOnNaN'\]\)"),
+        ("initial_state of another model", "initial_state", _state(CAT), FnnValueError,
+         r"params\[1\]\.w \(layer 1, Dense\(1\)\) has shape \(3, 3\), expected \(3, 1\)"),
+        ("initial_state a missing file", "initial_state", "/nonexistent/run.ckpt", CheckpointNotFoundError,
+         r"no checkpoint at /nonexistent/run\.ckpt"),
     ]
     cases = [Case("fnn.fit", what, kw(name), bad, error, match) for what, name, bad, error, match in rows]
+    cases += [
+        Case("fnn.fit", "initial_state that has run more epochs than epochs=",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, initial_state=bad, epochs=3), _state(BIN, epoch=5),
+             FnnValueError, r"initial_state has already run 5 epochs, more than epochs=3"),
+        Case("fnn.fit", "initial_state an empty file",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, initial_state=_file(bad, "empty.ckpt")), b"", CheckpointError,
+             r"empty\.ckpt.*(is empty|0 bytes)"),
+        Case("fnn.fit", "initial_state a checkpoint of params, not of a TrainState",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, initial_state=_file(valid_checkpoint(), bad)), "params.ckpt",
+             CheckpointError, r"params\.ckpt.*(ModelCheckpoint|TrainState)"),
+        Case("fnn.fit", "ReduceLROnPlateau with a learning-rate schedule",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, optimizer=bad,
+                             callbacks=[callbacks.ReduceLROnPlateau(monitor="loss")]),
+             optim.adam(optim.exponential_decay(0.1, 0.5)), FnnValueError,
+             r"ReduceLROnPlateau .*the learning rate is a schedule"),
+        Case("fnn.fit", "ReduceLROnPlateau with a user optimizer",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, optimizer=bad,
+                             callbacks=[callbacks.ReduceLROnPlateau(monitor="loss")]),
+             USER_OPTIMIZER, FnnValueError,
+             r"ReduceLROnPlateau .*no learning_rate"),
+    ]
     reg = fnn.Sequential([fnn.Dense(1)])
     reg_params = _params(reg)
     cases.append(Case("fnn.fit", "class_weight for regression",
@@ -629,20 +711,85 @@ def _fit_cases() -> list[Case]:
     cases.append(Case("fnn.evaluate", "class_weight of class 2 for 2 classes",
                       lambda bad: fnn.evaluate(BIN, PARAMS[BIN], X, Y_BIN, class_weight=bad), {2: 1.0},
                       FnnValueError, r"class_weight key 2 is not a class label"))
+    cases += [
+        Case("fnn.fit", "validation x with NaN",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)),
+             nan_x, FnnValueError, r"x_val contains 1 non-finite value\(s\); the first is nan at row 2"),
+        Case("fnn.fit", "validation y with label 2",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)),
+             np.array([0, 1, 2, 0]), FnnValueError,
+             r"labels in \[0, 1\] in y_val \(0/1 classes, or soft labels\); found 2 at row 2"),
+        Case("fnn.fit", "validation x with 3 features",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)), np.ones((N, 3)), FnnValueError,
+             r"x_val has 3 features \(shape \(4, 3\)\) but the model's first layer expects 2"),
+        Case("fnn.fit", "validation y shorter than validation x",
+             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)), Y_BIN[:3], FnnValueError,
+             r"x_val and y_val have different numbers of samples: 4 and 3"),
+    ]
+    return cases + _stream_cases() + _sweep_cases() + _lr_find_cases()
+
+
+def _stream_cases() -> list[Case]:
+    """fit(model, params, batches, None, ...): what a stream refuses, and a bad batch in epoch 0."""
+    def stream(batches, **kwargs):
+        return fit(BIN, PARAMS[BIN], batches, None, **kwargs)
+
+    good = [(X, Y_BIN)]
+    nan_x = _with(X, (2, 1), NaN)
+    cases = [Case("fnn.fit", f"stream with {name}", lambda bad, name=name: stream(good, **{name: bad}), bad,
+                  FnnValueError, rf"{name} cannot be used with a stream of batches")
+             for name, bad in (("validation_split", 0.5), ("sample_weight", np.ones(N)), ("class_weight", {0: 1.0}),
+                               ("devices", jax.devices()))]
+    cases += [
+        Case("fnn.fit", "stream: a one-shot iterator for 2 epochs", lambda bad: stream(bad(), epochs=2),
+             lambda: iter(good), StreamError, r"^epoch 0: a one-shot iterator of batches can serve one epoch only"),
+        Case("fnn.fit", "stream: a batch with NaN", lambda bad: stream([(X, Y_BIN), (bad, Y_BIN)]), nan_x, StreamError,
+             r"^epoch 0: batch 1: x contains 1 non-finite value\(s\); the first is nan at row 2, column 1"),
+        Case("fnn.fit", "stream: a batch with label 2", lambda bad: stream([(X, Y_BIN), (X, bad)]),
+             np.array([0, 1, 2, 0]), StreamError, r"^epoch 0: batch 1: binary_cross_entropy needs labels in \[0, 1\]"),
+        Case("fnn.fit", "stream: a batch larger than the first", lambda bad: stream([(X[:2], Y_BIN[:2]), bad]),
+             (X, Y_BIN), StreamError, r"^epoch 0: batch 1 has 4 samples, more than the first batch's 2"),
+        Case("fnn.fit", "stream: no batches", lambda bad: stream(lambda epoch: bad), [], StreamError,
+             r"^epoch 0: the batches of epoch 0 were empty"),
+        Case("fnn.fit", "stream: a batch that is not a pair", lambda bad: stream([bad]), (X,), FnnTypeError,
+             r"batch 0 must be a pair \(x, y\), got tuple"),
+        Case("fnn.fit", "stream: a batch of strings", lambda bad: stream([(bad, Y_BIN)]), X.astype(str), FnnTypeError,
+             r"batch 0: x must have a numeric dtype"),
+        Case("fnn.fit", "stream: EarlyStopping on val_loss without validation data",
+             lambda bad: stream(good, callbacks=bad), [callbacks.EarlyStopping()], FnnValueError,
+             NO_VALIDATION.format(rule="EarlyStopping", monitor="val_loss")),
+        Case("fnn.fit", "stream: initial_state that has run more epochs than epochs=",
+             lambda bad: stream(good, initial_state=bad, epochs=3), _state(BIN, epoch=5), FnnValueError,
+             r"initial_state has already run 5 epochs, more than epochs=3"),
+    ]
+    return cases
+
+
+def _sweep_cases() -> list[Case]:
     sweep = functools.partial(fnn.sweep, BIN, X, Y_BIN, optimizer=optim.sgd, learning_rates=[0.1], epochs=1,
                               batch_size=2)
-    cases += [
+    return [
         Case("fnn.sweep", "epochs -1", lambda bad: sweep(epochs=bad), -1, FnnValueError,
              r"epochs must be an integer >= 0, got -1"),
-        Case("fnn.sweep", "record_every 0", lambda bad: sweep(record_every=bad), 0, FnnValueError,
-             r"record_every must be an integer >= 1"),
         Case("fnn.sweep", "an optimizer of another kind per rate",
              lambda bad: sweep(optimizer=bad, learning_rates=[0.1, 0.2]),
              lambda lr: optim.sgd(lr) if lr < 0.15 else optim.adam(lr), FnnValueError,
              r"built optimizers of different kinds for different rates"),
+        *(Case("fnn.sweep", f"callbacks {what}", lambda bad: sweep(callbacks=bad), bad, error, match)
+          for what, bad, error, match in BAD_CALLBACK_LISTS),
+        Case("fnn.sweep", "callbacks with a host callback", lambda bad: sweep(callbacks=bad),
+             [callbacks.CSVLogger(_scratch() / "sweep.csv")], FnnValueError,
+             r"a sweep runs compiled callbacks only; \['CSVLogger'\] run on the host: use fit for them"),
+        Case("fnn.sweep", "EarlyStopping on val_loss without validation data", lambda bad: sweep(callbacks=bad),
+             [callbacks.EarlyStopping()], FnnValueError,
+             NO_VALIDATION.format(rule="EarlyStopping", monitor="val_loss")),
     ]
+
+
+def _lr_find_cases() -> list[Case]:
     find = functools.partial(fnn.lr_find, BIN, PARAMS[BIN], X, Y_BIN, steps=5, batch_size=2)
-    cases += [
+    nan_x = _with(X, (2, 1), NaN)
+    return [
         Case("fnn.lr_find", "min_lr 0", lambda bad: find(min_lr=bad), 0.0, FnnValueError, r"min_lr must be in"),
         Case("fnn.lr_find", "max_lr below min_lr", lambda bad: find(max_lr=bad), 1e-6, FnnValueError,
              r"max_lr \(1e-06\) must be larger than min_lr"),
@@ -654,29 +801,188 @@ def _fit_cases() -> list[Case]:
         Case("fnn.lr_find", "label 2", lambda bad: fnn.lr_find(BIN, PARAMS[BIN], X, bad, steps=5),
              np.array([0, 1, 2, 0]), FnnValueError, r"labels in \[0, 1\]"),
     ]
-    cases += [
-        Case("fnn.fit", "validation x with NaN",
-             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)),
-             nan_x, FnnValueError, r"x_val contains 1 non-finite value\(s\); the first is nan at row 2"),
-        Case("fnn.fit", "validation y with label 2",
-             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)),
-             np.array([0, 1, 2, 0]), FnnValueError, r"labels in \[0, 1\] in y_val \(0/1 classes, or soft labels\); found 2 at row 2"),
-        Case("fnn.fit", "validation x with 3 features",
-             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(bad, Y_BIN)), np.ones((N, 3)), FnnValueError,
-             r"x_val has 3 features \(shape \(4, 3\)\) but the model's first layer expects 2"),
-        Case("fnn.fit", "validation y shorter than validation x",
-             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, validation_data=(X, bad)), Y_BIN[:3], FnnValueError,
-             r"x_val and y_val have different numbers of samples: 4 and 3"),
-        Case("fnn.fit", "resume from a missing file", lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=bad),
-             "/nonexistent/run.ckpt", CheckpointNotFoundError, r"no checkpoint at /nonexistent/run\.ckpt"),
-        Case("fnn.fit", "resume from a params checkpoint",
-             lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=_file(bad, "params.ckpt")),
-             b"", CheckpointError, r"is empty \(0 bytes\)"),
+
+
+# --------------------------------------------------------------------------- the Trainer and its state
+def _trainer_cases() -> list[Case]:
+    def trainer(**kwargs):
+        return lambda bad: fnn.Trainer(BIN, **{k: (bad if v is None else v) for k, v in kwargs.items()})
+
+    cases = [Case("fnn.Trainer", what, fnn.Trainer, bad, error, match) for what, bad, error, match in BAD_MODELS]
+    cases += [Case("fnn.Trainer", what, lambda bad, m=m: fnn.Trainer(m, loss=bad), loss, error, match)
+              for what, m, loss, error, match in BAD_LOSSES]
+    rows = [
+        ("optimizer an unknown name", "optimizer", "rmsprop", FnnValueError, r"unknown optimizer 'rmsprop'"),
+        ("optimizer a function", "optimizer", optim.sgd, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer"),
+        ("optimizer a number", "optimizer", 3, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer .*got int"),
+        ("batch_size 0", "batch_size", 0, FnnValueError, r"batch_size must be an integer >= 1, got 0"),
+        ("batch_size 1.5", "batch_size", 1.5, FnnTypeError, r"batch_size must be an integer >= 1, got float 1.5"),
+        ("batch_size 'a'", "batch_size", "a", FnnTypeError, r"batch_size must be an integer >= 1, got str 'a'"),
+        ("batch_size None", "batch_size", None, FnnTypeError, r"batch_size must be an integer >= 1, got NoneType"),
+        ("batch_size True", "batch_size", True, FnnTypeError, r"batch_size must be an integer >= 1, got bool True"),
+        ("shuffle 1", "shuffle", 1, FnnTypeError, r"shuffle must be True or False, got int 1"),
+        ("shuffle 'yes'", "shuffle", "yes", FnnTypeError, r"shuffle must be True or False, got str 'yes'"),
+        ("shuffle None", "shuffle", None, FnnTypeError, r"shuffle must be True or False, got NoneType"),
+        *((f"callbacks {what}", "callbacks", bad, error, match) for what, bad, error, match in BAD_CALLBACK_LISTS),
+        ("devices a string", "devices", "cpu", FnnTypeError, r"devices must be a non-empty list of jax devices"),
+        ("devices empty", "devices", [], FnnTypeError, r"devices must be a non-empty list of jax devices"),
+        ("devices of names", "devices", ["cpu"], FnnTypeError, r"devices must be a non-empty list of jax devices"),
+        ("devices a Mesh without a 'data' axis", "devices", Mesh(np.array(jax.devices()[:1]), ("x",)), FnnValueError,
+         r"devices= Mesh needs an axis named 'data' to split batches over, it has \('x',\)"),
     ]
-    cases.append(Case("fnn.fit", "resume from a file that fit did not write",
-                      lambda bad: fit(BIN, PARAMS[BIN], X, Y_BIN, resume=_file(valid_checkpoint(), bad)),
-                      "not-a-run.ckpt", FnnValueError, r"is not a checkpoint written by fit\(checkpoint=\.\.\.\)"))
+    cases += [Case("fnn.Trainer", what, lambda bad, name=name: fnn.Trainer(BIN, **{name: bad}), bad, error, match)
+              for what, name, bad, error, match in rows]
+
+    init = lambda bad: _TRAINER.init(bad)  # noqa: E731
+    cases += [Case("trainer.init", what, init, bad, error, match) for what, bad, error, match in _bad_params(BIN)]
+    key = lambda bad: _TRAINER.init(PARAMS[BIN], key=bad)  # noqa: E731
+    cases += [
+        Case("trainer.init", "key a negative int", key, -1, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
+        Case("trainer.init", "key a 33-bit int", key, 2**32, FnnValueError,
+             r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got 4294967296"),
+        Case("trainer.init", "key a string", key, "seed", FnnTypeError, r"key must be a JAX PRNG key .*got str"),
+        Case("trainer.init", "key None", key, None, FnnTypeError, r"key must be a JAX PRNG key .*got None"),
+        Case("trainer.init", "key a float array", key, np.zeros(2, np.float32), FnnTypeError,
+             r"key must be a JAX PRNG key .*got an array of dtype float32 and shape \(2,\)"),
+        Case("trainer.init", "key a batch of keys", key, jax.random.split(KEY, 2), FnnValueError,
+             r"key must be a single key \(shape \(\)\), got a batch of shape \(2,\)"),
+    ]
+    opt_state = lambda bad: _TRAINER.init(PARAMS[BIN], opt_state=bad)  # noqa: E731
+    cases += [
+        Case("trainer.init", "opt_state of another optimizer", opt_state, optim.momentum(0.1).init(PARAMS[BIN]),
+             FnnValueError, r"opt_state does not fit the optimizer and params"),
+        Case("trainer.init", "opt_state a number", opt_state, 3, FnnValueError, r"opt_state does not fit"),
+        Case("trainer.init", "opt_state with NaN", opt_state,
+             optim.adam().init(PARAMS[BIN])._replace(mu=jax.tree.map(lambda a: a * NaN, PARAMS[BIN])), FnnValueError,
+             r"opt_state\.mu\[0\]\.w contains non-finite values"),
+        Case("trainer.init", "opt_state of another model", opt_state, optim.adam().init(PARAMS[CAT]), FnnValueError,
+             r"opt_state\.mu\[1\]\.w has shape \(3, 3\), expected \(3, 1\)"),
+    ]
+
+    def run(bad=None, **kwargs):
+        kwargs = {"epochs": 1, **kwargs}
+        return _TRAINER.run(_state(BIN) if bad is None else bad, X, Y_BIN, **kwargs)
+
+    def kw(name):
+        return lambda bad: run(**{name: bad})
+
+    cases += [
+        Case("trainer.run", "epochs -1", kw("epochs"), -1, FnnValueError, r"epochs must be an integer >= 0, got -1"),
+        Case("trainer.run", "epochs 1.5", kw("epochs"), 1.5, FnnTypeError,
+             r"epochs must be an integer >= 0, got float 1.5"),
+        Case("trainer.run", "epochs None", kw("epochs"), None, FnnTypeError,
+             r"epochs must be an integer >= 0, got NoneType None"),
+        Case("trainer.run", "epochs '3'", kw("epochs"), "3", FnnTypeError, r"epochs must be an integer >= 0, got str"),
+        Case("trainer.run", "verbose 'loud'", kw("verbose"), "loud", FnnTypeError,
+             r"verbose must be an integer >= 0, got str 'loud'"),
+        Case("trainer.run", "verbose -1", kw("verbose"), -1, FnnValueError, r"verbose must be an integer >= 0, got -1"),
+        Case("trainer.run", "validation_data of 3 arrays", kw("validation_data"), (X, Y_BIN, Y_BIN), FnnTypeError,
+             r"validation_data must be a pair \(x_val, y_val\)"),
+        Case("trainer.run", "sample_weight of the wrong length", kw("sample_weight"), np.ones(3), FnnValueError,
+             r"sample_weight must have one weight per sample, shape \(4,\), got \(3,\)"),
+        Case("trainer.run", "class_weight of class 2 for 2 classes", kw("class_weight"), {2: 1.0}, FnnValueError,
+             r"class_weight key 2 is not a class label of this model"),
+        Case("trainer.run", "state a number", run, 3, FnnTypeError,
+             r"state must be a fnn\.TrainState \(from trainer\.init\), got int"),
+        Case("trainer.run", "state the params", run, PARAMS[BIN], FnnTypeError,
+             r"state must be a fnn\.TrainState \(from trainer\.init\), got tuple"),
+        Case("trainer.run", "state of a trainer with other callbacks", run, _state(BIN, EARLY_LOSS), FnnValueError,
+             r"state\.callbacks does not fit this trainer's callbacks \(\['TerminateOnNaN'\]\): continue a state with "
+             r"the trainer"),
+        Case("trainer.run", "state of another model", run, _state(CAT), FnnValueError,
+             r"params\[1\]\.w \(layer 1, Dense\(1\)\) has shape \(3, 3\), expected \(3, 1\)"),
+        Case("trainer.run", "state with the opt_state of another optimizer", run,
+             _state(BIN)._replace(opt_state=optim.sgd(0.1).init(PARAMS[BIN])), FnnValueError,
+             r"opt_state does not fit the optimizer and params"),
+        Case("trainer.run", "EarlyStopping on val_loss without validation data",
+             lambda bad: (lambda t: t.run(t.init(PARAMS[BIN]), X, Y_BIN, epochs=1))(fnn.Trainer(BIN, callbacks=bad)),
+             [callbacks.EarlyStopping()], FnnValueError,
+             NO_VALIDATION.format(rule="EarlyStopping", monitor="val_loss")),
+    ]
     return cases
+
+
+# --------------------------------------------------------------------------- callbacks
+def _callback_cases() -> list[Case]:
+    es, plateau = callbacks.EarlyStopping, callbacks.ReduceLROnPlateau
+    rows = [  # (entry, what, constructor, bad, error, regex)
+        (es, "patience -1", lambda bad: es(patience=bad), -1, FnnValueError,
+         r"patience must be an integer >= 0, got -1"),
+        (es, "patience 1.5", lambda bad: es(patience=bad), 1.5, FnnTypeError,
+         r"patience must be an integer >= 0, got float 1.5"),
+        (es, "patience '3'", lambda bad: es(patience=bad), "3", FnnTypeError,
+         r"patience must be an integer >= 0, got str '3'"),
+        (es, "min_delta NaN", lambda bad: es(min_delta=bad), NaN, FnnValueError, r"min_delta must be finite, got nan"),
+        (es, "min_delta 'a'", lambda bad: es(min_delta=bad), "a", FnnTypeError,
+         r"min_delta must be a real number, got str 'a'"),
+        (es, "mode 'up'", lambda bad: es(mode=bad), "up", FnnValueError,
+         r"mode must be 'auto', 'min' or 'max', got 'up'"),
+        (es, "monitor 3", lambda bad: es(monitor=bad), 3, FnnTypeError,
+         r"monitor must be the name of a logged figure such as 'val_loss', got 3"),
+        (es, "monitor ''", lambda bad: es(monitor=bad), "", FnnTypeError,
+         r"monitor must be the name of a logged figure such as 'val_loss', got ''"),
+        (es, "restore_best_weights 'yes'", lambda bad: es(restore_best_weights=bad), "yes", FnnTypeError,
+         r"restore_best_weights must be True or False, got str 'yes'"),
+        (es, "restore_best_weights 1", lambda bad: es(restore_best_weights=bad), 1, FnnTypeError,
+         r"restore_best_weights must be True or False, got int 1"),
+        (es, "start_from_epoch -1", lambda bad: es(start_from_epoch=bad), -1, FnnValueError,
+         r"start_from_epoch must be an integer >= 0, got -1"),
+        (es, "baseline NaN", lambda bad: es(baseline=bad), NaN, FnnValueError, r"baseline must be finite, got nan"),
+        (plateau, "factor 0", lambda bad: plateau(factor=bad), 0, FnnValueError, r"factor must be in \(0, 1\), got 0"),
+        (plateau, "factor 1", lambda bad: plateau(factor=bad), 1, FnnValueError, r"factor must be in \(0, 1\), got 1"),
+        (plateau, "factor 1.5", lambda bad: plateau(factor=bad), 1.5, FnnValueError,
+         r"factor must be in \(0, 1\), got 1.5"),
+        (plateau, "factor NaN", lambda bad: plateau(factor=bad), NaN, FnnValueError, r"factor must be finite, got nan"),
+        (plateau, "patience -1", lambda bad: plateau(patience=bad), -1, FnnValueError,
+         r"patience must be an integer >= 0, got -1"),
+        (plateau, "min_lr -1", lambda bad: plateau(min_lr=bad), -1, FnnValueError,
+         r"min_lr must be in \[0, inf\], got -1"),
+        (plateau, "cooldown -1", lambda bad: plateau(cooldown=bad), -1, FnnValueError,
+         r"cooldown must be an integer >= 0, got -1"),
+        (plateau, "min_delta NaN", lambda bad: plateau(min_delta=bad), NaN, FnnValueError,
+         r"min_delta must be finite, got nan"),
+        (plateau, "mode 'up'", lambda bad: plateau(mode=bad), "up", FnnValueError,
+         r"mode must be 'auto', 'min' or 'max'"),
+        (plateau, "monitor None", lambda bad: plateau(monitor=bad), None, FnnTypeError,
+         r"monitor must be the name of a logged figure"),
+        (callbacks.TargetLoss, "value NaN", callbacks.TargetLoss, NaN, FnnValueError,
+         r"target loss value must be finite, got nan"),
+        (callbacks.TargetLoss, "value 'a'", callbacks.TargetLoss, "a", FnnTypeError,
+         r"target loss value must be a real number, got str 'a'"),
+        (callbacks.TargetLoss, "value None", callbacks.TargetLoss, None, FnnTypeError,
+         r"target loss value must be a real number, got NoneType"),
+        (callbacks.TargetLoss, "monitor 3", lambda bad: callbacks.TargetLoss(0.1, monitor=bad), 3, FnnTypeError,
+         r"monitor must be the name of a logged figure"),
+        (callbacks.TerminateOnNaN, "max_bad_steps -1", callbacks.TerminateOnNaN, -1, FnnValueError,
+         r"max_bad_steps must be an integer >= 0, got -1"),
+        (callbacks.TerminateOnNaN, "max_bad_steps 1.5", callbacks.TerminateOnNaN, 1.5, FnnTypeError,
+         r"max_bad_steps must be an integer >= 0, got float 1.5"),
+        (callbacks.Snapshots, "every 0", callbacks.Snapshots, 0, FnnValueError,
+         r"every must be an integer >= 1, got 0"),
+        (callbacks.Snapshots, "every 1.5", callbacks.Snapshots, 1.5, FnnTypeError,
+         r"every must be an integer >= 1, got float 1.5"),
+        (callbacks.ModelCheckpoint, "path 3", callbacks.ModelCheckpoint, 3, FnnTypeError,
+         r"ModelCheckpoint path must be a str or os\.PathLike, got int"),
+        (callbacks.ModelCheckpoint, "every 0", lambda bad: callbacks.ModelCheckpoint("run.ckpt", every=bad), 0,
+         FnnValueError, r"every must be an integer >= 1, got 0"),
+        (callbacks.ModelCheckpoint, "every 1.5", lambda bad: callbacks.ModelCheckpoint("run.ckpt", every=bad), 1.5,
+         FnnTypeError, r"every must be an integer >= 1, got float 1.5"),
+        (callbacks.CSVLogger, "filename 3", callbacks.CSVLogger, 3, FnnTypeError,
+         r"CSVLogger filename must be a path, got int"),
+        (callbacks.CSVLogger, "filename None", callbacks.CSVLogger, None, FnnTypeError,
+         r"CSVLogger filename must be a path, got NoneType"),
+        (callbacks.LambdaCallback, "on_epoch_end=3", lambda bad: callbacks.LambdaCallback(on_epoch_end=bad), 3,
+         FnnTypeError, r"LambdaCallback on_epoch_end must be callable, got int"),
+        (callbacks.LambdaCallback, "on_train_begin a string", lambda bad: callbacks.LambdaCallback(on_train_begin=bad),
+         "x", FnnTypeError, r"LambdaCallback on_train_begin must be callable, got str"),
+        (callbacks.LambdaCallback, "on_batch_end (no batch-level hooks)",
+         lambda bad: callbacks.LambdaCallback(on_batch_end=bad), lambda batch, logs: None, FnnValueError,
+         r"LambdaCallback takes on_epoch_end, on_train_begin and on_train_end; got \['on_batch_end'\] "
+         r"\(batch-level hooks would need Python per batch"),
+    ]
+    return [Case(f"fnn.callbacks.{cls.__name__}", what, call, bad, error, match)
+            for cls, what, call, bad, error, match in rows]
 
 
 # --------------------------------------------------------------------------- optimizers and schedules
@@ -764,6 +1070,37 @@ def _optim_cases() -> list[Case]:
         Case("fnn.optim.chain", "a part that is a number", lambda bad: optim.chain(*bad), (3,), FnnTypeError,
              r"chain part 0 must be an fnn\.optim\.Optimizer"),
     ]
+    adam_state = optim.adam(0.1).init(PARAMS[BIN])
+    schedule_state = optim.adam(optim.exponential_decay(0.1, 0.5)).init(PARAMS[BIN])
+    user_state = USER_OPTIMIZER[0](PARAMS[BIN])
+    set_numbers = lambda bad: optim.set_hyperparameters(adam_state, **bad)  # noqa: E731
+    entry = "fnn.optim.set_hyperparameters"
+    cases += [
+        Case(entry, "an unknown name", set_numbers, {"foo": 1}, FnnValueError,
+             r"this optimizer state has no hyperparameter 'foo'; it has \['b1', 'b2', 'eps', 'learning_rate'\]"),
+        Case(entry, "a number for a schedule's learning_rate",
+             lambda bad: optim.set_hyperparameters(schedule_state, learning_rate=bad), 0.1, FnnValueError,
+             r"learning_rate here is a schedule with numbers \['decay_rate', 'init_value', 'transition_steps'\]; "
+             r"got \['value'\]"),
+        Case(entry, "learning_rate of a user optimizer's state",
+             lambda bad: optim.set_hyperparameters(bad, learning_rate=0.1), user_state, FnnValueError,
+             r"this optimizer state has no hyperparameter 'learning_rate'; it has \[\]"),
+        Case(entry, "learning_rate NaN", set_numbers, {"learning_rate": NaN}, FnnValueError,
+             r"learning_rate must be finite, got nan"),
+        Case(entry, "learning_rate -0.1", set_numbers, {"learning_rate": -0.1}, FnnValueError,
+             r"learning_rate must be in \(0, inf\], got -0.1"),
+        Case(entry, "learning_rate '0.1'", set_numbers, {"learning_rate": "0.1"}, FnnTypeError,
+             r"learning_rate must be a real number, got str '0.1'"),
+        Case("fnn.optim.learning_rate", "a schedule's state", optim.learning_rate, schedule_state, FnnValueError,
+             r"the learning rate is a schedule \(\['decay_rate', 'init_value', 'transition_steps'\]\), not one number"),
+        Case("fnn.optim.learning_rate", "a user optimizer's state", optim.learning_rate, user_state, FnnValueError,
+             r"this optimizer state has no learning_rate \(only fnn\.optim's optimizers keep their rate in their "
+             r"state\)"),
+        Case("fnn.optim.learning_rate", "a number", optim.learning_rate, 3, FnnValueError,
+             r"this optimizer state has no learning_rate"),
+        Case("fnn.optim.hyperparameters", "a user optimizer's state", optim.hyperparameters, user_state, FnnTypeError,
+             r"this optimizer state keeps no hyperparameters"),
+    ]
     return cases
 
 
@@ -782,7 +1119,7 @@ def _checkpoint_cases() -> list[Case]:
              r"tree leaf \['f'\] has unsupported type object"),
         Case("fnn.save", "a set", save, {"s": {1, 2}}, FnnTypeError, r"tree leaf \['s'\] has unsupported type set"),
         Case("fnn.save", "a NaN weight", save, {"w": np.array([1.0, NaN])}, FnnValueError,
-             r"tree leaf \['w'\] contains 1 non-finite value\(s\), the first nan at index \(1,\)"),
+             r"tree leaf \['w'\] has 1 non-finite value\(s\), nan at \(1,\): allow_non_finite"),
         Case("fnn.save", "an inf float", save, (1.0, INF), FnnValueError,
              r"tree leaf \[1\] is the non-finite float inf"),
         Case("fnn.save", "a string array", save, {"names": np.array(["a", "b"])}, FnnTypeError,
@@ -790,11 +1127,18 @@ def _checkpoint_cases() -> list[Case]:
         Case("fnn.save", "an object array", save, [np.array([1, None], dtype=object)], FnnTypeError,
              r"tree leaf \[0\] is an object array of dtype object"),
         Case("fnn.save", "an int dict key", save, {1: np.zeros(2)}, FnnTypeError,
-             r"tree dict <root> has key 1 of type int; checkpoint dict keys must be str"),
+             r"tree dict <root> has key 1 of type int; use str keys"),
+        Case("fnn.save", "a tree 400 deep", save, functools.reduce(lambda t, _: [t], range(400), 0), FnnValueError,
+             r"tree node \[0\]\[0\].* is past a checkpoint's 64 levels"),
+        Case("fnn.save", "a million leaves", save, list(range(10**6)), FnnValueError, r"100,000 nodes"),
+        Case("fnn.save", "a missing folder", lambda bad: fnn.save(_scratch() / bad, {}), "no/such/run.ckpt",
+             CheckpointError, r"cannot save to .*no/such/run\.ckpt: No such file or directory; .*folder that exists"),
+        Case("fnn.save", "a 256-byte file name", lambda bad: fnn.save(_scratch() / bad, {}), "n" * 256,
+             CheckpointError, r"cannot save to .*nnnn: File name too long; .*shorter"),
         Case("fnn.save", "metadata a list", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad), [1],
              FnnTypeError, r"metadata must be a dict or None, got list"),
         Case("fnn.save", "metadata with NaN", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad),
-             {"lr": NaN}, FnnValueError, r"metadata\['lr'\] is the non-finite float nan"),
+             {"lr": NaN}, FnnValueError, r"fnn_metadata is not JSON: Out of range float"),
         Case("fnn.checkpoint.read_metadata", "a missing file", lambda bad: checkpoint.read_metadata(_scratch() / bad),
              "missing.ckpt", CheckpointNotFoundError, r"no checkpoint at .*missing\.ckpt: the file does not exist"),
         Case("fnn.checkpoint.read_metadata", "a pickle", lambda bad: checkpoint.read_metadata(_file(bad)),
@@ -808,30 +1152,32 @@ def _checkpoint_cases() -> list[Case]:
         Case("fnn.load", "an empty file", load_bytes, b"", CheckpointError,
              r"is empty \(0 bytes\), not an fnn checkpoint"),
         Case("fnn.load", "garbage", load_bytes, bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)),
-             CheckpointError, r"is not an fnn checkpoint: it does not start with b'FNN-CHECKPOINT"),
+             CheckpointError, r"is not an fnn checkpoint: it does not start with a safetensors header"),
         Case("fnn.load", "a pickle", load_bytes, pickle.dumps({"w": [1.0, 2.0]}), CheckpointError,
              r"it looks like a pickle; fnn never unpickles"),
         Case("fnn.load", "an .npz archive", load_bytes, b"PK\x03\x04" + bytes(60), CheckpointError,
              r"it looks like a zip/\.npz archive"),
-        Case("fnn.load", "the magic line cut short", load_bytes, b"FNN-CHECK", CheckpointError,
-             r"is truncated: 9 bytes, shorter than the magic line"),
+        Case("fnn.load", "a format-version-1 file", load_bytes, b"FNN-CHECKPOINT\n" + bytes(60), CheckpointError,
+             r"is not an fnn checkpoint: it does not start with a safetensors header"),
+        Case("fnn.load", "the header cut short", lambda bad: fnn.load(_file(valid_checkpoint()[:bad])), 20,
+             CheckpointError, r"is truncated: 20 bytes of a header of \d+"),
         Case("fnn.load", "the last 40 bytes missing", lambda bad: fnn.load(_file(valid_checkpoint()[:-bad])), 40,
-             CheckpointError, r"is truncated \(or its length fields are corrupt\): it has \d+ bytes but its length "
-                              r"fields call for \d+"),
+             CheckpointError, r"is corrupt: sha256 of its \d+ bytes is [0-9a-f]+…, not [0-9a-f]+…"),
         Case("fnn.load", "10 trailing bytes", lambda bad: fnn.load(_file(valid_checkpoint() + bad)), bytes(10),
-             CheckpointError, r"is corrupt \(trailing bytes\)"),
+             CheckpointError, r"is corrupt: sha256"),
         Case("fnn.load", "one bit flipped in the header",
              lambda bad: fnn.load(_file(flip_bit(valid_checkpoint(), bad))),
-             60, CheckpointError, r"is corrupt: sha256 of its contents is [0-9a-f]+… but the file records"),
+             60, CheckpointError, r"is corrupt|malformed header|not an fnn checkpoint|no fnn_sha256"),
         Case("fnn.load", "one bit flipped in the payload",
              lambda bad: fnn.load(_file(flip_bit(valid_checkpoint(), bad))),
              -40, CheckpointError, r"is corrupt: sha256"),
         Case("fnn.load", "like of another shape", lambda bad: fnn.load(_file(valid_checkpoint()), like=bad),
              {"params": _params(fnn.Sequential([fnn.Dense(4), fnn.Dense(1)])), "step": 0}, CheckpointError,
-             r"checkpoint leaf \['params'\]\[0\]\.w has shape \(2, 3\) and dtype float32 but like has shape \(2, 4\)"),
+             r"checkpoint node \['params'\]\[0\]\.w is ndarray \(2, 3\) float32 but like has \w+ \(2, 4\) float32; "
+             r"load does not cast"),
         Case("fnn.load", "like of another structure", lambda bad: fnn.load(_file(valid_checkpoint()), like=bad),
              {"params": PARAMS[BIN]}, CheckpointError,
-             r"checkpoint dict <root> does not have like's keys: missing \[\], unexpected \['step'\]"),
+             r"checkpoint node <root> is dict \['params', 'step'\] but like has dict \['params'\]"),
     ]
     return cases
 
@@ -945,10 +1291,13 @@ def _data_module_cases() -> list[Case]:
 
 
 # --------------------------------------------------------------------------- the table
-CASES: list[Case] = (_model_cases() + _x_cases() + _data_cases() + _loss_cases() + _fit_cases() + _optim_cases()
-                     + _checkpoint_cases() + _numerical_cases() + _data_module_cases())
+CASES: list[Case] = (_model_cases() + _x_cases() + _data_cases() + _loss_cases() + _fit_cases() + _trainer_cases()
+                     + _callback_cases() + _optim_cases() + _checkpoint_cases() + _numerical_cases()
+                     + _data_module_cases())
 ENTRY_POINTS: list[str] = sorted({c.entry for c in CASES})
-FIT_CASES: list[Case] = [c for c in CASES if c.entry == "fnn.fit"]
+# the training entry points: none of their bad inputs may trace, compile or even look up a program
+TRAINING_ENTRIES = ("fnn.fit", "fnn.Trainer", "trainer.init", "trainer.run")
+FIT_CASES: list[Case] = [c for c in CASES if c.entry in TRAINING_ENTRIES or c.entry.startswith("fnn.callbacks.")]
 
 assert len({c.id for c in CASES}) == len(CASES), "case ids must be unique"
 
@@ -1098,12 +1447,57 @@ def _edge_keras_example():
     assert shapes == [(2, 4), (4,), (4, 6), (6,), (6, 6), (6,), (6, 4), (4,), (4, 1), (1,)], shapes
 
 
+def _edge_verbose_true():
+    out = io.StringIO()
+    with contextlib.redirect_stdout(out):
+        r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=2, verbose=True)
+    _trained(r, BIN, PARAMS[BIN])
+    lines = [line for line in out.getvalue().splitlines() if line.startswith("epoch ")]
+    assert [line.split(" - ")[0] for line in lines] == ["epoch 1/2", "epoch 2/2"], out.getvalue()
+
+
+def _edge_integral_float_epochs():
+    a = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=10.0)
+    _trained(a, BIN, PARAMS[BIN], epochs=10)
+    _same((a.params, a.history), (lambda r: (r.params, r.history))(fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=10)))
+
+
+def _edge_patience_zero():
+    """EarlyStopping(patience=0): every epoch improves on the best, or the run stops there (never at epoch 0)."""
+    r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=6, optimizer=optim.sgd(0.5),
+            callbacks=[callbacks.EarlyStopping(monitor="loss", patience=0)])
+    loss = r.history["loss"]
+    assert r.stop_reason in ("early_stopping", "epochs") and r.epochs_run == len(loss) >= 2, r
+    assert all(b < a for a, b in itertools.pairwise(loss[:-1])), loss  # improved every epoch before the last
+    if r.stop_reason == "early_stopping":
+        assert loss[-1] >= loss[-2], loss
+    else:
+        assert r.epochs_run == 6 and loss[-1] < loss[-2], loss
+
+
+def _edge_trainer_integral_float_batch_size():
+    assert fnn.Trainer(BIN, batch_size=2.0).batch_size == 2
+
+
+def _edge_initial_state_done():
+    """initial_state that has run all of epochs=: nothing more runs, the state comes back as it was."""
+    state = _state(BIN, epoch=3)
+    r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=3, initial_state=state)
+    assert r.stop_reason == "epochs" and r.epochs_run == 3 and all(v == [] for v in r.history.values()), r
+    _same(r.state._replace(key=jax.random.key_data(r.state.key)), state._replace(key=jax.random.key_data(state.key)))
+
+
 EDGE_CASES: list[Edge] = [
     Edge("fnn.fit", "one sample (batch_size 2)", _edge_one_sample),
     Edge("fnn.fit", "one feature", _edge_one_feature),
     Edge("fnn.fit", "a single class present, binary", _edge_single_class_binary),
     Edge("fnn.fit", "a single class present, categorical", _edge_single_class_categorical),
     Edge("fnn.fit", "batch_size 64 for 4 samples", _edge_big_batch),
+    Edge("fnn.fit", "verbose=True: a line per epoch", _edge_verbose_true),
+    Edge("fnn.fit", "epochs=10.0 is epochs=10", _edge_integral_float_epochs),
+    Edge("fnn.fit", "EarlyStopping(patience=0)", _edge_patience_zero),
+    Edge("fnn.fit", "initial_state that has run all of epochs=", _edge_initial_state_done),
+    Edge("fnn.Trainer", "batch_size=2.0 is 2", _edge_trainer_integral_float_batch_size),
     Edge("fnn.predict", "int lists as x", _edge_list_and_int_inputs),
     Edge("fnn.evaluate", "bool labels", _edge_bool_labels),
     Edge("fnn.Dense", "numpy integer units and rates", _edge_numpy_integers),
@@ -1118,7 +1512,7 @@ EDGE_CASES.append(Edge("fnn.fit", "binary_cross_entropy: (n,) targets train as (
                        functools.partial(_edge_column_targets_fit, "binary_cross_entropy")))
 EDGE_CASES += [Edge(entry, f"{loss}: (n,) targets give what (n, 1) ones give",
                     functools.partial(_edge_column_targets, entry, loss))
-               for entry in DATA_ENTRIES if entry != "fnn.fit" for loss in PROBLEMS]
+               for entry in DATA_ENTRIES if entry not in ("fnn.fit", "trainer.run") for loss in PROBLEMS]
 EDGE_CASES += [Edge(f"fnn.losses.{name}", "(n,) targets give what (n, 1) ones give",
                     functools.partial(_edge_loss_column_targets, name)) for name in LOSS_FUNCTIONS]
 EDGE_CASES += [Edge(entry, "a single example (d,)", functools.partial(_edge_single_example, entry))

@@ -1,11 +1,10 @@
 """fnn.cache: JAX's persistent compilation cache, configured on `import fnn`.
 
 The cache is process state, read once at import, so each configuration is tried in a fresh
-interpreter (tests/conftest.py turns it off for this one, and for every subprocess the suite
+interpreter (the root conftest.py turns it off for this one, and for every subprocess the suite
 starts, unless a test says otherwise). Whether a program was compiled or loaded is read from
 JAX's own cache events (jax.monitoring), never from timings.
 """
-import doctest
 import json
 import math
 import os
@@ -17,7 +16,6 @@ import warnings
 import jax
 import pytest
 
-import fnn
 from fnn import cache
 from fnn.errors import FnnValueError
 
@@ -186,7 +184,3 @@ def test_default_directory_follows_the_environment(monkeypatch, tmp_path):
         monkeypatch.delenv("FNN_CACHE_DIR")
         monkeypatch.setenv("XDG_CACHE_HOME", "relative/ignored")
         assert cache.default_directory() == pathlib.Path.home() / ".cache" / "fnn" / "jax"
-
-
-def test_doctests():
-    assert doctest.testmod(cache, extraglobs={"fnn": fnn}).failed == 0

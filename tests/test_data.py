@@ -1,13 +1,11 @@
 """fnn.data: the data sets are deterministic per key and compile nothing; Scaler round-trips."""
 import contextlib
-import doctest
 
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 
-import fnn
 from fnn import data
 from fnn.errors import FnnTypeError, FnnValueError
 
@@ -134,8 +132,3 @@ def test_transform_and_inverse_refuse_bad_input():
             method(np.array([[0.0, 0.0], [np.inf, 0.0]]))
         with pytest.raises(FnnValueError, match=r"a is empty"):
             method(np.ones((0, 2)))
-
-
-def test_doctests():
-    globs = {"fnn": fnn, "jax": jax, "np": np}
-    assert doctest.testmod(data, extraglobs=globs).failed == 0

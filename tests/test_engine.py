@@ -1,15 +1,17 @@
 """The engine: compiled once per structure, numbers as runtime values, the optimizer sees the params'
 structure, runs continue with their optimizer state, rejected steps are reported, snapshots."""
+import re
 import warnings
 
 import _compiles
 import chex
 import jax
+import jax.numpy as jnp
 import numpy as np
 import pytest
 
 import fnn
-from fnn import engine, optim
+from fnn import callbacks, engine, optim
 
 SEED_NET = fnn.Sequential([fnn.Dense(4, activation="relu"), fnn.Dense(6, activation="relu"),
                            fnn.Dense(6, activation="relu"), fnn.Dense(4, activation="relu"),
@@ -38,13 +40,17 @@ def test_eight_learning_rates_compile_once(circles, params, make):
     assert len({r.history["loss"][-1] for r in [first] + results}) == len(RATES)  # the rates did differ
 
 
+def _stopping(target, patience, delta, bad):
+    return [callbacks.TargetLoss(target), callbacks.EarlyStopping(monitor="loss", patience=patience, min_delta=delta),
+            callbacks.TerminateOnNaN(max_bad_steps=bad)]
+
+
 def test_stopping_numbers_compile_once(circles, params):
     x, y = circles
-    fnn.fit(SEED_NET, params, x, y, epochs=6, target_loss=0.1, patience=2, min_delta=0.0, max_bad_steps=0)
+    fnn.fit(SEED_NET, params, x, y, epochs=6, callbacks=_stopping(0.1, 2, 0.0, 0))
     with _compiles.counting() as counts:
         for target, patience, delta, bad in ((0.2, 3, 1e-3, 1), (0.5, 5, 0.0, 2), (0.69, 1, 0.1, 0)):
-            r = fnn.fit(SEED_NET, params, x, y, epochs=6, target_loss=target, patience=patience, min_delta=delta,
-                        max_bad_steps=bad)
+            r = fnn.fit(SEED_NET, params, x, y, epochs=6, callbacks=_stopping(target, patience, delta, bad))
     assert counts == {"trace": 0, "compile": 0}
     assert r.stop_reason in ("target_loss", "early_stopping")
 
@@ -58,6 +64,39 @@ def test_any_number_of_epochs_compiles_once(circles, params):
     assert [r.epochs_run for r in runs] == [37, 100, 300]  # 300 > engine.CHUNK: two compiled calls
     assert [len(r.history["loss"]) for r in runs] == [37, 100, 300]
     np.testing.assert_array_equal(runs[1].history["loss"][:37], runs[0].history["loss"])
+
+
+def test_a_state_stopped_inside_an_epoch_continues_it_bitwise(circles, params):
+    """The driver cuts a run into calls of any number of steps: a state left mid-epoch finishes that
+    epoch first, and the pieces add up to the whole, bitwise."""
+    x, y = circles
+    trainer = fnn.Trainer(SEED_NET, optimizer=optim.adam(0.01), batch_size=16,
+                          callbacks=[callbacks.EarlyStopping(monitor="loss", patience=100)])
+    state = trainer.init(params, key=1)
+    data = trainer.data(state, x, y)  # 64 rows: 4 steps an epoch
+    whole, record = trainer.train_epochs(state, data, 3)
+    assert int(record.epochs) == 3 and int(record.steps) == 12
+    piece, record = trainer.train_epochs(state, data, 3, max_steps=5)
+    assert (int(piece.epoch), int(piece.step), int(record.epochs)) == (1, 1, 1)
+    np.testing.assert_array_equal(np.isnan(np.asarray(record.history["loss"])), np.arange(engine.CHUNK) >= 1)
+    piece, record = trainer.train_epochs(piece, data, 2)  # finishes epoch 1 (one of the 2), then epoch 2
+    assert (int(piece.epoch), int(piece.step), int(record.epochs), int(record.steps)) == (3, 0, 2, 7)
+    same = jax.tree.map(lambda a, b: np.array_equal(a, b), *(
+        jax.tree.map(lambda v: jax.random.key_data(v) if jnp.issubdtype(v.dtype, jax.dtypes.prng_key) else v, s)
+        for s in (piece, whole)))
+    assert all(jax.tree.leaves(same))
+
+
+def test_run_is_a_pure_function_to_jit(circles, params):
+    """engine.run itself, jitted by hand with its Spec static, gives what Trainer.train_epochs gives."""
+    x, y = circles
+    trainer = fnn.Trainer(SEED_NET, optimizer=optim.sgd(0.1), batch_size=32)
+    state = trainer.init(params, key=2)
+    data = trainer.data(state, x, y)
+    mine, mine_record = jax.jit(engine.run, static_argnums=0)(trainer.spec_for(data), state, data, 4)
+    theirs, record = trainer.train_epochs(state, data, 4)
+    chex.assert_trees_all_equal(mine.params, theirs.params)
+    np.testing.assert_array_equal(mine_record.history["loss"], record.history["loss"])
 
 
 def _recording(seen):
@@ -88,12 +127,15 @@ def test_a_user_optimizer_sees_the_params_structure(circles, width, size):
     assert jax.tree.structure(r.params) == jax.tree.structure(p)
 
 
-def test_fnn_optimizers_declare_themselves_elementwise():
-    assert all(o.elementwise for o in (optim.sgd(0.1), optim.adam(), optim.momentum(0.1), optim.nesterov(0.1),
-                                       optim.chain(optim.clip_by_global_norm(1.0), optim.adam())))
+def test_fnn_optimizers_are_known_to_be_elementwise():
+    """Only those may travel as one flat vector inside the run; any other update sees the tree."""
+    assert all(optim.is_elementwise(o.update) for o in (
+        optim.sgd(0.1), optim.adam(), optim.momentum(0.1), optim.nesterov(0.1),
+        optim.chain(optim.clip_by_global_norm(1.0), optim.adam()), optim.chain(optim.add_weight_decay(1e-4),
+                                                                               optim.sgd(0.1))))
     init, update = _recording([])
-    assert not optim.check_optimizer((init, update)).elementwise
-    assert not optim.chain(optim.adam(), (init, update)).elementwise
+    assert not optim.is_elementwise(optim.check_optimizer((init, update)).update)
+    assert not optim.is_elementwise(optim.chain(optim.adam(), (init, update)).update)
 
 
 def test_same_kind_of_optimizer_shares_update():
@@ -109,25 +151,35 @@ def test_opt_state_continues_a_run_exactly(circles, params, make):
     opt = make(0.01)
     whole = fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=7, shuffle=False)
     first = fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=3, shuffle=False)
-    rest = fnn.fit(SEED_NET, first.params, x, y, optimizer=opt, epochs=4, shuffle=False, opt_state=first.opt_state)
-    chex.assert_trees_all_close(rest.params, whole.params, rtol=1e-6, atol=1e-7)
-    np.testing.assert_allclose(first.history["loss"] + rest.history["loss"], whole.history["loss"], rtol=1e-6)
-    fresh = fnn.fit(SEED_NET, first.params, x, y, optimizer=opt, epochs=4, shuffle=False)
-    assert fresh.history["loss"] != rest.history["loss"]  # without the state Adam's moments restart
+    rest = fnn.fit(SEED_NET, params, x, y, optimizer=opt, epochs=7, shuffle=False, initial_state=first.state)
+    chex.assert_trees_all_equal(rest.params, whole.params)
+    assert first.history["loss"] + rest.history["loss"] == whole.history["loss"]
+    # an optimizer state alone (Trainer.init's opt_state=) continues the optimizer, not the epoch count
+    trainer = fnn.Trainer(SEED_NET, optimizer=opt, shuffle=False)
+    state, history = trainer.run(trainer.init(first.params, opt_state=first.opt_state), x, y, epochs=4)
+    chex.assert_trees_all_close(state.params, whole.params, rtol=1e-6, atol=1e-7)
+    np.testing.assert_allclose(history["loss"], whole.history["loss"][3:], rtol=1e-6)
+    _, history = trainer.run(trainer.init(first.params), x, y, epochs=4)
+    assert history["loss"] != rest.history["loss"]  # without the state the moments restart
 
 
 def test_opt_state_is_checked(circles, params):
     x, y = circles
     state = optim.adam().init(params)
-    with pytest.raises(fnn.FnnValueError, match="opt_state does not fit"):
-        fnn.fit(SEED_NET, params, x, y, optimizer=optim.momentum(0.1), opt_state=state, epochs=1)
     other = fnn.Sequential([fnn.Dense(3), fnn.Dense(1, activation="sigmoid")]).init(jax.random.key(0), 2)
-    with pytest.raises(fnn.FnnValueError, match=r"opt_state.*shape"):
-        fnn.fit(SEED_NET, params, x, y, optimizer=optim.adam(), opt_state=optim.adam().init(
-            params[:3] + tuple(other)), epochs=1)
+    misshapen = optim.adam().init(params[:3] + tuple(other))
     bad = state._replace(mu=jax.tree.map(lambda a: a * np.nan, state.mu))
-    with pytest.raises(fnn.FnnValueError, match="non-finite"):
-        fnn.fit(SEED_NET, params, x, y, optimizer=optim.adam(), opt_state=bad, epochs=1)
+    first = fnn.Trainer(SEED_NET).init(params)
+    with _compiles.counting() as counts:
+        with pytest.raises(fnn.FnnValueError, match="opt_state does not fit"):
+            fnn.Trainer(SEED_NET, optimizer=optim.momentum(0.1)).init(params, opt_state=state)
+        with pytest.raises(fnn.FnnValueError, match=r"opt_state.*shape"):
+            fnn.Trainer(SEED_NET).init(params, opt_state=misshapen)
+        with pytest.raises(fnn.FnnValueError, match="non-finite"):
+            fnn.Trainer(SEED_NET).init(params, opt_state=bad)
+        with pytest.raises(fnn.FnnValueError, match="opt_state does not fit"):  # a state of another optimizer kind
+            fnn.fit(SEED_NET, params, x, y, optimizer=optim.momentum(0.1), initial_state=first, epochs=1)
+    assert counts["compile"] == 0
 
 
 def test_a_rebuilt_user_optimizer_warns_once(circles, params):
@@ -223,51 +275,61 @@ def test_shuffle_order_is_uniform_enough():
     assert chi2 < 60, chi2  # 16 degrees of freedom: p ≈ 1e-6 at 60
 
 
-def test_record_every_keeps_the_params_of_those_epochs(circles, params):
+def test_snapshots_keep_the_params_of_those_epochs(circles, params):
     x, y = circles
     kw = dict(optimizer=optim.momentum(0.05, 0.9), shuffle=False)
-    r = fnn.fit(SEED_NET, params, x, y, epochs=12, record_every=4, **kw)
-    assert r.snapshot_epochs == (4, 8, 12)
-    assert r.snapshots[0].w.shape == (3,) + params[0].w.shape
-    for i, epochs in enumerate(r.snapshot_epochs):
+    r = fnn.fit(SEED_NET, params, x, y, epochs=12, callbacks=[callbacks.Snapshots(every=4)], **kw)
+    assert r.snapshot_epochs == (0, 4, 8, 12)  # epoch 0: the params the run started from
+    assert r.snapshots[0].w.shape == (4,) + params[0].w.shape
+    chex.assert_trees_all_equal(jax.tree.map(lambda a: a[0], r.snapshots), params)
+    for i, epochs in enumerate(r.snapshot_epochs[1:], start=1):
         alone = fnn.fit(SEED_NET, params, x, y, epochs=epochs, **kw)
         chex.assert_trees_all_close(jax.tree.map(lambda a, i=i: a[i], r.snapshots), alone.params, rtol=1e-6)
-    long = fnn.fit(SEED_NET, params, x, y, epochs=engine.CHUNK + 6, record_every=50, **kw)  # across two calls
-    assert long.snapshot_epochs == (50, 100)
+    long = fnn.fit(SEED_NET, params, x, y, epochs=engine.CHUNK + 6, callbacks=[callbacks.Snapshots(every=50)],
+                   **kw)  # across two calls at least
+    assert long.snapshot_epochs == (0, 50, 100, 150, 200, 250)
     chex.assert_trees_all_close(jax.tree.map(lambda a: a[-1], long.snapshots),
-                                fnn.fit(SEED_NET, params, x, y, epochs=100, **kw).params, rtol=1e-6)
+                                fnn.fit(SEED_NET, params, x, y, epochs=250, **kw).params, rtol=1e-6)
 
 
-def test_snapshots_across_calls_that_start_off_the_grid(circles, params, tmp_path):
-    """With checkpoints every 3 epochs the compiled calls start at 0, 3, 6, 9: snapshots every 2
-    epochs still land on 2, 4, 6, 8, 10, as in one call."""
+class EveryThree(callbacks.Callback):
+    """A host callback that makes the driver hand back control every 3 epochs (as ModelCheckpoint does)."""
+
+    def next_stop(self, epoch):
+        return (epoch // 3 + 1) * 3
+
+
+def test_snapshots_across_calls_that_start_off_the_grid(circles, params):
+    """With calls starting at 0, 3, 6, 9 (the driver hands back every 3 epochs), snapshots every 2
+    epochs still land on 0, 2, 4, 6, 8, 10, as in one call."""
     x, y = circles
-    kw = dict(optimizer=optim.adam(0.01), epochs=10, record_every=2, shuffle=False)
-    whole = fnn.fit(SEED_NET, params, x, y, **kw)
-    pieces = fnn.fit(SEED_NET, params, x, y, checkpoint=tmp_path / "run.fnn", checkpoint_every=3, **kw)
-    assert whole.snapshot_epochs == pieces.snapshot_epochs == (2, 4, 6, 8, 10)
-    chex.assert_trees_all_close(pieces.snapshots, whole.snapshots, rtol=1e-6)
+    kw = dict(optimizer=optim.adam(0.01), epochs=10, shuffle=False)
+    whole = fnn.fit(SEED_NET, params, x, y, callbacks=[callbacks.Snapshots(every=2)], **kw)
+    pieces = fnn.fit(SEED_NET, params, x, y, callbacks=[callbacks.Snapshots(every=2), EveryThree()], **kw)
+    assert whole.snapshot_epochs == pieces.snapshot_epochs == (0, 2, 4, 6, 8, 10)
+    chex.assert_trees_all_equal(pieces.snapshots, whole.snapshots)
 
 
-def test_record_every_off_is_the_program_without_snapshots(circles, params):
-    """Off, the config and so the compiled run are the ones a fit without the argument uses: no
-    snapshot buffer in the program."""
+def test_no_snapshots_is_the_program_without_a_snapshot_buffer(circles, params):
+    """Without Snapshots the compiled run is the one a plain fit uses, and it holds no buffer of the
+    params' copies; with it, a (slots, ...) buffer per leaf."""
     x, y = circles
     fnn.fit(SEED_NET, params, x, y, epochs=3)
     with _compiles.counting() as counts:
-        r = fnn.fit(SEED_NET, params, x, y, epochs=3, record_every=None)
+        r = fnn.fit(SEED_NET, params, x, y, epochs=3, callbacks=[])
     assert counts == {"trace": 0, "compile": 0} and r.snapshots is None and r.snapshot_epochs is None
-    from fnn import train
-    setup = train.prepare(SEED_NET, params, x, y, loss=None, optimizer=None, epochs=3, batch_size=32, key=None,
-                          validation_data=None, validation_split=0.0, target_loss=None, patience=None,
-                          min_delta=0.0, restore_best=True, max_bad_steps=0, shuffle=True, verbose=0,
-                          checkpoint=None, checkpoint_every=None, resume=None)
-    assert setup.config.record_every == 0
-    off = engine.compiled(setup.config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
-    on_config = setup.config._replace(record_every=1)
-    on = engine.compiled(on_config).lower(setup.state, setup.data, setup.settings, np.int32(3)).as_text()
-    size = setup.config.layout.size
-    assert f"tensor<{engine.chunk_snapshots(on_config)}x{size}xf" in on and f"x{size}xf" not in off.replace(f"tensor<{size}xf", "")
+
+    def program(rules):
+        trainer = fnn.Trainer(SEED_NET, callbacks=rules)
+        state = trainer.init(params)
+        data = trainer.data(state, x, y)
+        return jax.jit(engine.run, static_argnums=0).lower(trainer.spec_for(data), state, data, np.int32(3),
+                                                           None).as_text()
+
+    slots = callbacks.Snapshots.SLOTS + 1
+    buffer = re.compile(rf"tensor<{slots}x2x4xf32>")  # the first layer's w, once per kept epoch
+    assert buffer.search(program([callbacks.Snapshots(every=1)]))
+    assert not buffer.search(program([]))
 
 
 @pytest.mark.parametrize("max_bad_steps", [0, 1000])
@@ -278,8 +340,8 @@ def test_an_update_that_overflows_the_params_is_never_returned(max_bad_steps):
     reg = fnn.Sequential([fnn.Dense(1)])
     p = reg.init(0, 1)
     with pytest.warns(RuntimeWarning, match="non-finite"):
-        r = fnn.fit(reg, p, x, y, loss="mse", optimizer=optim.sgd(1e38), epochs=3, batch_size=8,
-                    max_bad_steps=max_bad_steps, shuffle=False)
+        r = fnn.fit(reg, p, x, y, loss="mse", optimizer=optim.sgd(1e38), epochs=3, batch_size=8, shuffle=False,
+                    callbacks=[callbacks.TerminateOnNaN(max_bad_steps=max_bad_steps)])
     assert r.stop_reason == "non_finite_loss" and r.epochs_run == 1
     assert all(np.isfinite(np.asarray(leaf)).all() for leaf in jax.tree.leaves(r.params))
     chex.assert_trees_all_equal(r.params, p)  # no epoch ended finite: the initial params

@@ -9,7 +9,7 @@ import jax
 import pytest
 
 import fnn
-from fnn import engine
+from fnn import stream, trainer
 from fnn.errors import FnnError
 
 import _battery as battery
@@ -26,7 +26,10 @@ REQUIRED_ENTRY_POINTS = {
     *(f"fnn.optim.{name}" for name in ("sgd", "momentum", "nesterov", "adam", "constant", "exponential_decay",
                                         "cosine_decay", "clip_by_global_norm", "add_weight_decay", "chain")),
     "fnn.fit", "fnn.evaluate", "fnn.save", "fnn.load", "fnn.gradcheck", "fnn.numerical_gradient", "fnn.sweep",
-    "fnn.lr_find",
+    "fnn.lr_find", "fnn.Trainer", "trainer.init", "trainer.run",
+    *(f"fnn.callbacks.{name}" for name in ("EarlyStopping", "ReduceLROnPlateau", "TargetLoss", "TerminateOnNaN",
+                                            "Snapshots", "ModelCheckpoint", "CSVLogger", "LambdaCallback")),
+    "fnn.optim.set_hyperparameters", "fnn.optim.learning_rate",
     *(f"fnn.data.{name}" for name in ("circles", "spiral", "train_test_split", "standardize")),
 }
 
@@ -55,6 +58,44 @@ REQUIRED_MODEL_CASES = {
                                                   "fnn.data.train_test_split")),
     ("fnn.fit", "key a negative int"), ("model.init", "key a bool"),
 }
+# every parameter of the training API (Trainer, its state, its callbacks), each bad value it must refuse
+REQUIRED_TRAINING_CASES = {
+    *(("fnn.Trainer", what) for what in ("model a string", "unknown loss", "optimizer an unknown name",
+                                          "batch_size 0", "batch_size 1.5", "batch_size 'a'", "shuffle 1",
+                                          "callbacks not a list", "callbacks holding a number",
+                                          "callbacks holding a Callback class, not an instance", "devices a string")),
+    *(("trainer.init", what) for what in ("params of 1 layer for 2", "params a dict", "key a negative int",
+                                           "key a string", "opt_state of another optimizer", "opt_state a number",
+                                           "opt_state with NaN")),
+    *(("trainer.run", what) for what in ("epochs -1", "epochs 1.5", "epochs None", "state a number",
+                                          "state of a trainer with other callbacks", "verbose 'loud'", "verbose -1",
+                                          "EarlyStopping on val_loss without validation data")),
+    *(("fnn.callbacks.EarlyStopping", what) for what in ("patience -1", "patience 1.5", "min_delta NaN", "mode 'up'",
+                                                          "monitor 3", "restore_best_weights 'yes'",
+                                                          "start_from_epoch -1")),
+    *(("fnn.callbacks.ReduceLROnPlateau", what) for what in ("factor 0", "factor 1", "factor 1.5", "patience -1",
+                                                              "min_lr -1", "cooldown -1")),
+    ("fnn.callbacks.TargetLoss", "value NaN"), ("fnn.callbacks.TargetLoss", "value 'a'"),
+    ("fnn.callbacks.TerminateOnNaN", "max_bad_steps -1"),
+    ("fnn.callbacks.Snapshots", "every 0"), ("fnn.callbacks.Snapshots", "every 1.5"),
+    ("fnn.callbacks.ModelCheckpoint", "path 3"), ("fnn.callbacks.ModelCheckpoint", "every 0"),
+    ("fnn.callbacks.CSVLogger", "filename 3"),
+    ("fnn.callbacks.LambdaCallback", "on_epoch_end=3"),
+    ("fnn.callbacks.LambdaCallback", "on_batch_end (no batch-level hooks)"),
+    *(("fnn.fit", what) for what in ("EarlyStopping on val_loss without validation data",
+                                      "ReduceLROnPlateau with a learning-rate schedule", "initial_state a number",
+                                      "initial_state that has run more epochs than epochs=",
+                                      "initial_state a missing file",
+                                      "initial_state a checkpoint of params, not of a TrainState",
+                                      "verbose 'loud'", "callbacks not a list")),
+    ("fnn.sweep", "callbacks with a host callback"),
+    ("fnn.optim.set_hyperparameters", "an unknown name"),
+    ("fnn.optim.set_hyperparameters", "a number for a schedule's learning_rate"),
+    ("fnn.optim.learning_rate", "a user optimizer's state"),
+}
+# the arguments fit no longer takes: no case may still pass them
+REMOVED_FIT_ARGUMENTS = ("target_loss", "patience", "min_delta", "restore_best", "max_bad_steps", "record_every",
+                         "checkpoint", "checkpoint_every", "resume", "opt_state")
 # where a key is taken, an int seed is a legitimate key, never refused
 INT_SEED_ENTRIES = {"model.init", "fnn.initializers.glorot_uniform", "fnn.fit", "fnn.data.circles", "fnn.data.spiral",
                     "fnn.data.train_test_split"}
@@ -76,16 +117,21 @@ def test_legitimate_edge_case_works(edge):
     edge.check()
 
 
-def test_bad_fit_input_never_starts_tracing():
-    info = engine.compiled.cache_info()
-    calls = info.hits + info.misses
+def test_bad_training_input_never_starts_tracing(monkeypatch):
+    """fit, Trainer, trainer.init/run and the callbacks refuse bad input on the host: nothing is
+    traced or compiled, and not even a cached program is called."""
+    called = []
+    for module, name in ((trainer, "_compiled_run"), (stream, "_steps"), (stream, "_end")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name, lambda *a, real=real, name=name, **k: called.append(name) or real(*a, **k))
+    cases = [c for c in battery.FIT_CASES if not c.xfail]
+    assert len(cases) >= 300
     with _compiles.counting() as counts:
-        for case in battery.FIT_CASES:
+        for case in cases:
             with pytest.raises(FnnError):
                 case.call(case.bad)
     assert counts == {"trace": 0, "compile": 0}
-    info = engine.compiled.cache_info()
-    assert info.hits + info.misses == calls  # not even a cached program was looked up
+    assert called == []
 
 
 def test_the_battery_covers_every_entry_point():
@@ -94,6 +140,14 @@ def test_the_battery_covers_every_entry_point():
         whats = {c.what for c in battery.CASES if c.entry == entry}
         assert REQUIRED_DATA_CASES <= whats, (entry, REQUIRED_DATA_CASES - whats)
     assert len(battery.CASES) >= 1000 and len(battery.EDGE_CASES) >= 40
+
+
+def test_the_battery_covers_every_training_parameter():
+    cases = {(c.entry, c.what) for c in battery.CASES}
+    assert REQUIRED_TRAINING_CASES <= cases, REQUIRED_TRAINING_CASES - cases
+    for case in battery.CASES:
+        if case.entry == "fnn.fit":
+            assert not any(case.what.startswith(name + " ") for name in REMOVED_FIT_ARGUMENTS), case.id
 
 
 def test_the_battery_covers_every_model_parameter_and_int_seeds():

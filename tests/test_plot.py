@@ -178,11 +178,30 @@ def test_animate_writes_one_frame_per_snapshot(model, data, tmp_path):
     assert plt.get_fignums() == []  # nothing left open
 
 
+def test_animate_a_fit_with_snapshots_draws_epoch_0_first(model, params, data, tmp_path, monkeypatch):
+    """fit(callbacks=[Snapshots(every=2)]) for 4 epochs keeps epochs 0, 2 and 4: three frames, the
+    first the boundary of the params the run started from."""
+    x, y = data
+    result = fnn.fit(model, params, x, y, loss=LOSS, optimizer=fnn.optim.adam(0.1), epochs=4, batch_size=10, key=0,
+                     verbose=0, callbacks=[fnn.callbacks.Snapshots(every=2)])
+    assert result.snapshot_epochs == (0, 2, 4)
+    np.testing.assert_array_equal(result.snapshots[0].w[0], params[0].w)
+    np.testing.assert_array_equal(result.snapshots[1].b[-1], result.params[1].b)
+    titles = []
+    real = matplotlib.axes.Axes.set_title
+    monkeypatch.setattr(matplotlib.axes.Axes, "set_title", lambda ax, text, *a, **k: titles.append(text) or
+                        real(ax, text, *a, **k))
+    written = plot.animate(model, result, x, y, tmp_path / "fit.gif", resolution=RES)
+    with Image.open(written) as gif:
+        assert gif.n_frames == 3
+    assert titles == ["epoch 0", "epoch 2", "epoch 4"]
+
+
 def test_animate_bad_inputs(model, params, data, tmp_path):
     x, y = data
-    with pytest.raises(FnnValueError, match=r"record_every=k"):
+    with pytest.raises(FnnValueError, match=r"Snapshots\(every=k\)"):
         plot.animate(model, _Fit({"loss": [1.0]}), x, y, tmp_path / "a.gif")
-    with pytest.raises(FnnValueError, match=r"record_every=k"):
+    with pytest.raises(FnnValueError, match=r"Snapshots\(every=k\)"):
         plot.animate(model, _Snapshots(None, None), x, y, tmp_path / "a.gif")
     with pytest.raises(FnnValueError, match="one entry per snapshot epoch: 2 snapshot_epochs"):
         plot.animate(model, _Snapshots(_snapshots(model, [1, 2, 3]).snapshots, (1, 2)), x, y, tmp_path / "a.gif")

@@ -36,6 +36,13 @@ def test_a_fresh_process_gives_bitwise_identical_params_and_history(reference, t
     assert _repro.same(reference, other), (reference["history"], other["history"])
 
 
+def test_a_run_in_pieces_is_the_run_in_one_go(reference):
+    """The same run as Trainer.run calls of 1 + 2 epochs, and as fit continuing from result.state:
+    the same params and history, bit for bit (the state carries everything, the key included)."""
+    assert _repro.same(reference, _repro.run_in_pieces(pieces=(1, 2)))
+    assert _repro.same(reference, _repro.run_resumed(first=1, epochs=3))
+
+
 def test_different_keys_give_different_results(reference):
     other_init = _repro.run(seed=1)
     other_shuffle = _repro.run(fit_seed=8)

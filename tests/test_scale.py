@@ -76,13 +76,16 @@ def test_sweep_bad_inputs(data, kwargs, match):
         fnn.sweep(MODEL, x, y, **args)
 
 
-def test_devices_refuses_indivisible_batch(data):
+def test_devices_refuses_what_is_not_a_list_of_devices(data):
     x, y, _, _ = data
-    with pytest.raises(ValueError, match="not divisible"):
-        fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, epochs=1, batch_size=3,
-                devices=jax.devices() * 2)
-    with pytest.raises(TypeError, match="devices"):
+    with pytest.raises(fnn.FnnTypeError, match="devices must be a non-empty list of jax devices"):
         fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, epochs=1, devices=["cpu"])
+
+
+def test_devices_refuses_a_device_listed_twice(data):
+    x, y, _, _ = data
+    with pytest.raises(fnn.FnnValueError, match="devices"):
+        fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, epochs=1, batch_size=4, devices=jax.devices() * 2)
 
 
 FOUR_DEVICES = textwrap.dedent("""
@@ -98,13 +101,18 @@ FOUR_DEVICES = textwrap.dedent("""
                                                               jax.tree.leaves(four.params)))
     assert diff < 1e-5, diff
     np.testing.assert_allclose(one.history["loss"], four.history["loss"], rtol=1e-5)
-    setup = fnn.train.prepare(model, p, x, y, loss=None, devices=jax.devices(), verbose=0, checkpoint=None,
-                             checkpoint_every=None, resume=None, validation_data=None, validation_split=0.0,
-                             target_loss=None, patience=None, min_delta=0.0, restore_best=True, max_bad_steps=0,
-                             shuffle=True, **kw)
-    text = fnn.engine.compiled(setup.config).lower(setup.state, setup.data, setup.settings,
-                                                   np.int32(5)).compile().as_text()
+    trainer = fnn.Trainer(model, optimizer=kw["optimizer"], batch_size=32, devices=jax.devices())
+    state = trainer.init(p, key=kw["key"])
+    data = trainer.data(state, x, y)
+    spec = trainer.spec_for(data)
+    text = fnn.trainer._compiled_run.lower(spec, state, data, np.int32(5), np.int32(100)).compile().as_text()
     assert "all-reduce" in text  # each device computed part of every batch
+    try:
+        fnn.fit(model, p, x, y, epochs=1, batch_size=6, devices=jax.devices())
+    except fnn.FnnValueError as e:
+        assert "batch_size 6 is not divisible by the 4 devices" in str(e), e
+    else:
+        raise AssertionError("batch_size 6 over 4 devices was not refused")
     print("ok", diff)
 """)
 
@@ -131,7 +139,7 @@ def test_two_processes_match_one_process(tmp_path):
     port = str(_free_port())
     env = dict(os.environ, JAX_PLATFORMS="cpu")
     env.pop("XLA_FLAGS", None)
-    outs = [tmp_path / f"{mode}.fnn" for mode in ("0", "1", "single")]
+    outs = [tmp_path / f"{mode}.npz" for mode in ("0", "1", "single")]
     procs = [subprocess.Popen([sys.executable, worker, mode, port, str(out)], env=env, stdout=subprocess.PIPE,
                               stderr=subprocess.STDOUT, text=True) for mode, out in zip(("0", "1", "single"), outs)]
     try:
@@ -140,11 +148,12 @@ def test_two_processes_match_one_process(tmp_path):
         for p in procs:
             p.kill()
     assert all(p.returncode == 0 for p in procs), "\n".join(log[-2000:] for log in logs)
-    single = fnn.load(outs[2])
+    single = dict(np.load(outs[2]))
     for out in outs[:2]:
-        got = fnn.load(out)
-        chex.assert_trees_all_close(got["params"], single["params"], rtol=1e-5, atol=1e-6)
-        np.testing.assert_allclose(got["loss"], single["loss"], rtol=1e-5)
+        got = dict(np.load(out))
+        assert set(got) == set(single) and len(got["loss"]) == 5
+        for name in single:
+            np.testing.assert_allclose(got[name], single[name], rtol=1e-5, atol=1e-6, err_msg=name)
 
 
 def test_sweep_of_zero_epochs_returns_the_initial_params():
@@ -158,7 +167,26 @@ def test_sweep_of_zero_epochs_returns_the_initial_params():
 def test_sweep_records_snapshots_after_the_rate_and_seed_axes():
     x, y = fnn.data.circles(jax.random.key(0), 32, noise=0.05)
     runs = fnn.sweep(MODEL, x, y, optimizer=fnn.optim.adam, learning_rates=[0.01, 0.1], seeds=[0, 1], epochs=6,
-                     record_every=2)
-    assert runs.snapshot_epochs == (2, 4, 6)
-    assert runs.snapshots[0].w.shape == (2, 2, 3) + MODEL.init(jax.random.key(0), 2)[0].w.shape
+                     callbacks=[fnn.callbacks.Snapshots(every=2)])
+    assert runs.snapshot_epochs == (0, 2, 4, 6)
+    assert runs.snapshots[0].w.shape == (2, 2, 4) + MODEL.init(jax.random.key(0), 2)[0].w.shape
     chex.assert_trees_all_close(jax.tree.map(lambda a: a[:, :, -1], runs.snapshots), runs.params)
+    for j, seed in enumerate((0, 1)):  # epoch 0: the params each run started from
+        start = MODEL.init(jax.random.key(seed), 2)
+        for i in range(2):
+            chex.assert_trees_all_equal(jax.tree.map(lambda a, i=i, j=j: a[i, j, 0], runs.snapshots), start)
+
+
+def test_sweep_callbacks_stop_each_run_on_its_own(data):
+    """A compiled callback in a sweep: each run keeps its own EarlyStopping state, and stops as its
+    own fit with the same callback does."""
+    x, y, xv, yv = data
+    early = fnn.callbacks.EarlyStopping(monitor="val_loss", patience=0)
+    runs = fnn.sweep(MODEL, x, y, optimizer=fnn.optim.sgd, learning_rates=[0.05, 20.0], seeds=[0], epochs=12,
+                     batch_size=32, validation_data=(xv, yv), callbacks=[early])
+    for i, lr in enumerate((0.05, 20.0)):
+        r = fnn.fit(MODEL, MODEL.init(jax.random.key(0), 2), x, y, optimizer=fnn.optim.sgd(lr), epochs=12,
+                    batch_size=32, key=jax.random.key(0), validation_data=(xv, yv), callbacks=[early])
+        assert runs.stop_reasons[i][0] == r.stop_reason and runs.epochs_run[i, 0] == r.epochs_run
+        np.testing.assert_allclose(runs.history["val_loss"][i, 0, :r.epochs_run], r.history["val_loss"], rtol=1e-5)
+        chex.assert_trees_all_close(runs.run(i, 0), r.params, rtol=1e-5, atol=1e-6)

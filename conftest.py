@@ -1,0 +1,72 @@
+"""Settings shared by tests/ and the doctests of fnn/: one root, so both see the same JAX.
+
+Float64 for exact derivative checks; no silent rank promotion anywhere in fnn. Compilation
+dominates the suite, so XLA's optimisation passes are switched off (here and, via the
+environment, in the subprocesses tests start): the programs compute the same mathematics, only
+slower, and the tests time nothing. The environment is set before jax is first imported.
+
+The doctests (`pytest --doctest-modules`, on in pyproject.toml) find `fnn`, `jax`, `jnp`, `np`
+and a tiny classifier in their namespace: `model` (2 inputs, tanh, one sigmoid output), its
+float64 `params`, and `x`, `y`, 64 points of the circles data.
+"""
+
+import functools
+import os
+import pathlib
+
+os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
+os.environ.setdefault("FNN_CACHE", "off")  # the suite never writes to the user's ~/.cache
+os.environ.setdefault("MPLBACKEND", "Agg")  # fnn.plot's examples draw off screen
+
+import jax
+
+jax.config.update("jax_enable_x64", True)
+jax.config.update("jax_numpy_rank_promotion", "raise")
+
+import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+
+# Temporary: these modules are being rewritten (rules.py is new with that rewrite), and their
+# examples with them. Their doctests join the run once the rewrite lands; then delete this set
+# and the hook below.
+_REWRITING = {
+}
+_FNN = pathlib.Path(__file__).resolve().parent / "fnn"
+
+# tests/ holds helper scripts beside the tests; importing one for its doctests would run it.
+collect_ignore = ["tests/_two_process_worker.py"]
+
+
+def pytest_ignore_collect(collection_path: pathlib.Path, config):
+    """Leave out the modules of _REWRITING (their doctests); decide nothing about other paths."""
+    if collection_path.name in _REWRITING and collection_path.resolve().parent == _FNN:
+        return True
+    return None
+
+
+@functools.cache
+def _namespace() -> dict:
+    import fnn
+
+    x, y = fnn.data.circles(jax.random.key(0), 64, noise=0.05)
+    model = fnn.Sequential([fnn.Dense(4, activation="tanh"), fnn.Dense(1, activation="sigmoid")])
+    params = model.init(jax.random.key(0), 2, dtype=jnp.float64)
+    return dict(fnn=fnn, jax=jax, jnp=jnp, np=np, model=model, params=params, x=x, y=y)
+
+
+@pytest.fixture(autouse=True)
+def _doctest_names(request):
+    """Fill the doctests' namespace (tests never pay for it) and run each in an empty folder of its
+    own, for the files an example writes; close the figures it drew."""
+    path = getattr(request.node, "path", None)
+    if path is None or path.resolve().parent != _FNN:
+        yield
+        return
+    request.getfixturevalue("doctest_namespace").update(_namespace())
+    request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
+    yield
+    if path.name == "plot.py":
+        import matplotlib.pyplot as plt
+
+        plt.close("all")
