@@ -1,11 +1,16 @@
-"""How fnn compiles its own programs: `jax.jit` with XLA options for fnn's programs alone.
+"""How fnn compiles its own programs: `jax.jit` with XLA options chosen per program.
 
-XLA:CPU's newer fusion emitters cost fnn's training run dearly on CPU (jaxlib 0.10, one run on a
-2-core machine, the 784-1024-1024-10 network): compiling took 3.4 s and raised the process's peak
-memory by 120 MB, against 1.0 s and 6 MB with `xla_cpu_use_fusion_emitters=False`, and a step took
-21 ms against 10 ms; small networks ran within ±8% either way. So fnn's programs are compiled
-with that option — passed per program (jit's compiler_options), never set globally: other code
-in the process compiles as JAX configures it. A jaxlib that no longer knows the option compiles
+XLA:CPU's newer fusion emitters cost small programs dearly and pay off on large ones (jaxlib 0.10,
+a 2-core machine, each figure from one interleaved run):
+- compiling the seed's 2-4-6-6-4-1 training run took 1.25 s and raised peak memory by 171 MB with
+  them, 0.82 s and 30 MB with `xla_cpu_use_fusion_emitters=False`, while a step differed by 2 µs;
+- on the 784-1024-1024-10 network an Adam step took 8.4 ms with them and 10.8 ms without (the
+  older emitters do not vectorise Adam's square root and division: 2.6 ms against 0.8 ms per
+  update of its 1.9 M parameters); SGD + momentum steps differ by 5%.
+So fnn's programs compile with that option (`OPTIONS`) unless the program says it is large (a
+`large(*args)` predicate given to `jit`: fnn's training runs of at least `LARGE_PARAMS`
+parameters), in which case they compile as JAX configures them. Options are passed per program
+(jit's compiler_options), never set globally. A jaxlib that no longer knows the option compiles
 fnn's programs without it (the first compile that refuses it switches every program back).
 """
 
@@ -17,9 +22,10 @@ from typing import Any
 
 import jax
 
-__all__ = ["OPTIONS", "jit"]
+__all__ = ["LARGE_PARAMS", "OPTIONS", "jit", "param_count"]
 
 OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
+LARGE_PARAMS = 1 << 16  # a training run over at least this many parameters compiles as JAX does
 _refused: list[bool] = [False]
 
 
@@ -28,21 +34,28 @@ def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
 
 
-class _Program:
-    """jax.jit(fun, compiler_options=OPTIONS), falling back to plain jax.jit if XLA refuses them."""
+def param_count(tree) -> int:
+    """The number of entries in a tree's array leaves (from their shapes: nothing is read)."""
+    return sum(int(getattr(leaf, "size", 0)) for leaf in jax.tree.leaves(tree))
 
-    def __init__(self, fun: Callable, kwargs: dict):
+
+class _Program:
+    """jax.jit(fun, compiler_options=OPTIONS), or plain jax.jit for a large program or when XLA refuses them."""
+
+    def __init__(self, fun: Callable, kwargs: dict, large: Callable[..., bool] | None = None):
         self._with = jax.jit(fun, compiler_options=OPTIONS, **kwargs)
         self._without = jax.jit(fun, **kwargs)
+        self._large = large
         functools.update_wrapper(self, fun)
 
-    @property
-    def _jit(self):
-        return self._without if _refused[0] or not _on_cpu() else self._with
+    def _jit(self, args=(), kwargs=None):
+        if _refused[0] or not _on_cpu() or (self._large is not None and self._large(*args, **(kwargs or {}))):
+            return self._without
+        return self._with
 
     def __call__(self, *args, **kwargs):
         try:
-            return self._jit(*args, **kwargs)
+            return self._jit(args, kwargs)(*args, **kwargs)
         except Exception as e:  # an XLA that no longer has the option: compile as JAX does
             if _refused[0] or not any(name in str(e) for name in OPTIONS):
                 raise
@@ -50,11 +63,12 @@ class _Program:
             return self._without(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._jit.lower(*args, **kwargs)
+        return self._jit(args, kwargs).lower(*args, **kwargs)
 
 
-def jit(fun: Callable | None = None, **kwargs) -> Any:
-    """jax.jit for fnn's programs (see the module docstring); usable as a decorator with jit's keywords."""
+def jit(fun: Callable | None = None, *, large: Callable[..., bool] | None = None, **kwargs) -> Any:
+    """jax.jit for fnn's programs (see the module docstring); usable as a decorator with jit's keywords.
+    large(*args, **kwargs) -> bool: does this call's program compile as JAX configures it?"""
     if fun is None:
-        return lambda f: _Program(f, kwargs)
-    return _Program(fun, kwargs)
+        return lambda f: _Program(f, kwargs, large)
+    return _Program(fun, kwargs, large)

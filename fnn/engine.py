@@ -29,7 +29,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import losses, models, optim
+from fnn import _compile, losses, models, optim
 
 __all__ = [
     "CHUNK",
@@ -41,6 +41,7 @@ __all__ = [
     "Sums",
     "TrainState",
     "end_epoch",
+    "is_large",
     "run",
     "shuffle_order",
     "train_steps",
@@ -360,6 +361,12 @@ def end_epoch(spec: Spec, state: TrainState, data: Data):
 
 
 # --------------------------------------------------------------------------- the run
+def is_large(spec: Spec, state: TrainState, *args, **kwargs) -> bool:
+    """Does a run of this state compile as JAX configures XLA (fnn._compile): at least
+    LARGE_PARAMS parameters, where steps, not compiling, dominate the time."""
+    return _compile.param_count(state.params) >= _compile.LARGE_PARAMS
+
+
 class _Loop(NamedTuple):
     state: TrainState  # params and opt_state in layout form
     history: dict

@@ -59,12 +59,12 @@ def _epoch_batches(batches, epoch: int, epochs: int) -> Iterable[Any]:
     return batches
 
 
-@_compile.jit(static_argnums=0)
+@_compile.jit(static_argnums=0, large=engine.is_large)
 def _steps(spec: engine.Spec, state: TrainState, xs, ys, ws) -> TrainState:
     return engine.train_steps(spec, state, (xs, ys, ws))
 
 
-@_compile.jit(static_argnums=0)
+@_compile.jit(static_argnums=0, large=engine.is_large)
 def _end(spec: engine.Spec, state: TrainState, data: Data):
     return engine.end_epoch(spec, state, data)
 

@@ -39,7 +39,10 @@ __all__ = ["DivergenceInfo", "History", "TrainState", "Trainer"]
 CALL_SECONDS = 0.25  # the host hands control back about this often
 FIRST_CALL_STEPS = 8  # the first call (which may compile) runs at most this many steps
 
-_compiled_run = _compile.jit(engine.run, static_argnums=(0,))  # jit's own cache, keyed on the Spec: one mechanism
+# jit's own cache, keyed on the Spec: one mechanism. The driver's calls donate the state they own
+# (its buffers are reused in place: no copy of params and optimizer state per call).
+_compiled_run = _compile.jit(engine.run, static_argnums=(0,), large=engine.is_large)
+_donating_run = _compile.jit(engine.run, static_argnums=(0,), donate_argnums=(1,), large=engine.is_large)
 
 
 # --------------------------------------------------------------------------- compile time, as JAX reports it
@@ -407,6 +410,12 @@ class Trainer:
         end = epoch + epochs
         limits = [m for m in (r.max_epochs_per_call() for r in self.rules) if m]
         pace = _Pace()
+        # The calls reuse the state's buffers in place when nothing but fnn's own host callbacks can
+        # keep a state between calls: the caller's state is copied once (no compile), then owned.
+        donate = self.mesh is None and all(type(c).__module__ == fnn_callbacks.__name__ for c in host)
+        core = _donating_run if donate else _compiled_run
+        if donate and epoch < end:
+            state = jax.device_put(state, may_alias=False)
         with Interrupts() as interrupts:
             while epoch < end:
                 if interrupts.count and step == 0:
@@ -420,9 +429,7 @@ class Trainer:
                     steps = pace.next()
                 compiled_before = _compile_seconds[0]
                 started = time.perf_counter()
-                new, record = _compiled_run(
-                    spec, state, data, np.asarray(n_epochs, np.int32), np.asarray(steps, np.int32)
-                )
+                new, record = core(spec, state, data, np.asarray(n_epochs, np.int32), np.asarray(steps, np.int32))
                 _wait(record)
                 seconds = time.perf_counter() - started
                 compile_seconds = _compile_seconds[0] - compiled_before
