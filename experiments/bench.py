@@ -32,8 +32,9 @@ PyTorch then train with the thread count (one or all cores) that multiplied fast
 busy machine a spinning thread pool can lose many times over to one thread. Peak memory is the
 peak resident set (VmHWM, else ru_maxrss) of a fresh subprocess per (peer, workload) that
 imports, makes the data and trains two epochs, with no persistent compilation cache (every peer
-compiles); "training adds" is that peak less the resident set just before training. Trace and compile counts come from JAX's own monitoring events (a
-trace of a jaxpr, a backend compile, a persistent-cache hit), counted from the first call on. In
+compiles); "training adds" is that peak less the resident set just before training. Trace and
+compile counts come from JAX's own monitoring events (a trace of a jaxpr, a backend compile, a
+persistent-cache hit), counted from the first call on. In
 this process fnn's persistent compilation cache, if on, writes to an empty temporary folder, so a
 first call compiles whatever earlier runs left in the user's cache.
 
@@ -56,8 +57,9 @@ lax.scan over batches (last partial batch masked) in a lax.fori_loop over epochs
 
 Targets, printed with each figure and 'met' or 'not met': W1 ≤ 0.35 of the hand-written scan,
 W2 and W3 ≤ 1.05; W3's peak memory ≤ 1.15 × the hand-written loop's; the seed example warm
-≤ 2.0 s and cold ≤ 3.5 s, both faster than PyTorch eager and Keras; 8 learning rates in one fresh process ≤ 3 s; a sweep of 64 models ≤ 7× one, of 256 ≤
-20× one, each faster than the hand-written vmap.
+≤ 2.0 s and cold ≤ 3.5 s, both faster than PyTorch eager and Keras; 8 learning rates in one
+fresh process ≤ 3 s; a sweep of 64 models ≤ 7× one, of 256 ≤ 20× one, each faster than the
+hand-written vmap.
 
 Only ratios within one run are meaningful: other processes may share the machine (the load
 average at the start is recorded with the machine).

@@ -180,7 +180,7 @@ class _Layout(NamedTuple):
 def _layout(spec: Spec, params) -> _Layout:
     leaves, treedef = jax.tree.flatten(params)
     shapes = [(leaf.shape, leaf.dtype) for leaf in leaves]
-    size = sum(leaf.size for leaf in leaves)
+    size = _compile.param_count(params)
     flat = optim.is_elementwise(spec.update) and size <= FLAT_LIMIT and len({d for _, d in shapes}) == 1
 
     def matches(node) -> bool:
