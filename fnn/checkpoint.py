@@ -17,11 +17,14 @@ from __future__ import annotations
 import collections
 import contextlib
 import dataclasses
+import errno
 import functools
 import hashlib
 import json
+import math
 import os
 import pathlib
+import stat
 import tempfile
 from collections.abc import Callable, Iterator
 from typing import Any, NamedTuple
@@ -38,9 +41,16 @@ __all__ = ["FORMAT", "FORMAT_VERSION", "Architecture", "load", "read_architectur
 
 FORMAT, FORMAT_VERSION = "fnn-checkpoint", 3  # 3: a NamedTuple is recorded by name and fields, never by module
 _SHA = b'"fnn_sha256":"'
+# The limits save and load share, so that save refuses what load could not read back. _MAX_HEADER is safetensors'
+# MAX_HEADER_SIZE, which its writer and its reader both enforce; save refuses a tree or metadata deeper than
+# _MAX_DEPTH levels below its root (load reads them from any reasonable stack depth); _MAX_DIMS and _MAX_BYTES are
+# numpy's own limits, past which no array save is given can be: load refuses such a shape before allocating.
 _MAX_HEADER, _MAX_DEPTH, _MAX_NODES, _MAX_INT_BITS = 100_000_000, 64, 100_000, 13_000  # ints JSON reads back
+_MAX_DIMS, _MAX_BYTES = 64, 2**63 - 1  # an array's bytes, counted as numpy counts them: its non-zero dimensions
 _DTYPES = "bool int8 int16 int32 int64 uint8 uint16 uint32 uint64 float16 bfloat16 float32 float64 complex64 complex128"
 _CODES = dict(zip(_DTYPES.split(), "BOOL I8 I16 I32 I64 U8 U16 U32 U64 F16 BF16 F32 F64 F32 F64".split()))  # noqa: SIM905
+_ITEMSIZE = {"BOOL": 1, "I8": 1, "U8": 1, "I16": 2, "U16": 2, "F16": 2, "BF16": 2, "I32": 4, "U32": 4, "F32": 4}
+_ITEMSIZE |= {"I64": 8, "U64": 8, "F64": 8}
 _FOREIGN = {b"\x80": "a pickle", b"\x93NUMPY": "a .npy file", b"PK\x03\x04": "a zip/.npz archive", b"\x89HDF": "HDF5"}
 _SAFE = frozenset("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789_-")
 _json = functools.partial(json.dumps, separators=(",", ":"), allow_nan=False)
@@ -78,6 +88,78 @@ def _path_arg(path: Any, what: str) -> pathlib.Path:
     return pathlib.Path(path)
 
 
+def _nested_too_deep(value: Any, root: str) -> str | None:
+    """Where JSON-like `value` first nests past _MAX_DEPTH levels below its root (a loop does too), or None."""
+    stack: list[tuple[Any, int, tuple]] = [(value, 0, ())]  # (value, depth, (parent's steps, step)): no recursion
+    while stack:
+        x, depth, steps = stack.pop()
+        if depth > _MAX_DEPTH:
+            path = []
+            while steps:
+                steps, step = steps
+                path.append(step)
+            return root + "".join(reversed(path))
+        children = x.items() if isinstance(x, dict) else enumerate(x) if isinstance(x, (list, tuple)) else ()
+        stack.extend((v, depth + 1, (steps, f"[{k!r}]")) for k, v in children)
+    return None
+
+
+def _name_max(folder: pathlib.Path) -> int:
+    """The longest file name, in bytes, that `folder`'s file system takes (NAME_MAX; 255 where none says)."""
+    try:
+        return os.pathconf(folder, "PC_NAME_MAX")
+    except (OSError, ValueError, AttributeError):  # no pathconf (Windows), or no such folder
+        return 255
+
+
+def _save_error(path: pathlib.Path, e: OSError) -> CheckpointError:
+    """A save's OSError as the user's path, the reason and its fix; never the temporary file's name."""
+    folder, code = path.parent, e.errno
+    why = e.strerror or (str(e) if e.filename is None else type(e).__name__)
+    if code == errno.ENAMETOOLONG and (n := len(os.fsencode(path.name))) > (limit := _name_max(folder)):
+        fix = f"its name is {n} bytes, more than the {limit} this file system allows: choose a shorter name"
+    elif code == errno.ENAMETOOLONG:
+        fix = f"the path is {len(os.fsencode(path))} bytes, more than this system allows: save to a shorter path"
+    elif code == errno.ENOENT:
+        fix = f"the folder {folder} does not exist: create it first (os.makedirs), or save into a folder that exists"
+    elif code == errno.ENOTDIR:
+        files = (p for p in (*reversed(folder.parents), folder) if os.path.exists(p) and not os.path.isdir(p))
+        fix = f"{next(files, folder)} is a file, not a folder: save into a folder"
+    elif code == errno.EROFS:
+        fix = f"{folder} is on a read-only file system: save to a folder you may write to"
+    elif code in (errno.EACCES, errno.EPERM):
+        fix = f"you may not write to {folder}: save to a folder you may write to, or change its permissions"
+    elif code in (errno.ENOSPC, getattr(errno, "EDQUOT", errno.ENOSPC)):
+        fix = f"the disk holding {folder} is full: free space or save elsewhere"
+    else:
+        fix = f"save into a folder that exists, you may write to and has room ({folder})"
+    return CheckpointError(f"cannot save to {path}: {why}; {fix}")
+
+
+def _header_too_big() -> FnnValueError:
+    fix = "store long text as a uint8 array (np.frombuffer(text.encode(), np.uint8)) and many numbers as one array"
+    where = "the tree's structure, its Python leaves and the metadata"
+    return FnnValueError(f"{where} take more than a header holds ({_MAX_HEADER:,} bytes, safetensors' limit); {fix}")
+
+
+def _check_shape(file: pathlib.Path, tensor: Any, shape: Any, itemsize: int) -> None:
+    """Refuse a shape no array can have before numpy, JAX or safetensors meets it (to raise, or to allocate)."""
+    if type(shape) is not list:
+        why = "not a list of dimensions"
+    elif len(shape) > _MAX_DIMS:
+        why = f"of {len(shape)} dimensions, more than {_MAX_DIMS}"
+    elif not all(type(d) is int and d >= 0 for d in shape):
+        why = "with a dimension that is not an int >= 0"
+    elif math.prod(d for d in shape if d) * itemsize > _MAX_BYTES:  # numpy's count: an empty array's too
+        why = "of more than 2**63 - 1 bytes"
+    else:
+        return
+    show = repr(shape) if type(shape) is not list or len(shape) <= 8 else f"[{', '.join(map(repr, shape[:4]))}, …]"
+    show = show if len(show) <= 120 else show[:100] + "…"
+    what = f"tensor {str(tensor)[:100]!r} declares shape {show}, {why}"
+    raise CheckpointError(f"{file} is corrupt or forged: {what}, which no array can have; fnn.save never writes one")
+
+
 class _Encoder:
     """Checks each node, records the structure, collects the tensors and finds the model's params if asked."""
 
@@ -87,8 +169,13 @@ class _Encoder:
 
     def node(self, x: Any, path: str = "", parts: tuple = ()) -> Any:
         where, self.nodes = path or "<root>", self.nodes + 1
-        if len(parts) > _MAX_DEPTH or self.nodes > _MAX_NODES:
-            raise FnnValueError(f"tree node {where} is past a checkpoint's {_MAX_DEPTH} levels or {_MAX_NODES:,} nodes")
+        if len(parts) > _MAX_DEPTH:
+            raise FnnValueError(
+                f"tree node {where} is past a checkpoint's {_MAX_DEPTH} levels below the root; flatten the tree"
+            )
+        if self.nodes > _MAX_NODES:
+            fix = "store numbers as arrays (np.asarray of a list, np.stack of many arrays) to save fewer, larger leaves"
+            raise FnnValueError(f"tree node {where} is past a checkpoint's {_MAX_NODES:,} nodes; {fix}")
         if x is None or type(x) in (bool, str) or (type(x) is int and x.bit_length() <= _MAX_INT_BITS):
             return x
         if type(x) is float and (self.allow_non_finite or np.isfinite(x)):
@@ -164,7 +251,11 @@ def save(
     path. model: a fnn.Sequential stored with the tree's first tuple of DenseParams (which must fit it); loss: its
     loss name; metadata: a JSON dict. Refused, naming the node: leaves but numeric arrays, typed keys and Python
     scalars; containers but tuples, lists, str-keyed dicts, NamedTuples, None; tracers; non-finite values (unless
-    allow_non_finite); trees over 64 levels or 100,000 nodes. Complex arrays are stored as (real, imaginary) pairs.
+    allow_non_finite); trees over 64 levels or 100,000 nodes; metadata over 64 levels; a header (the structure,
+    Python leaves, metadata) over safetensors' 100,000,000 bytes: all that load could not read back. Complex arrays
+    are stored as (real, imaginary) pairs. The temporary file's name is short and fixed (.fnn-XXXXXXXX.tmp), so any
+    name the folder takes works; an OSError (a missing folder, a read-only or full disk, a name over the file
+    system's NAME_MAX) is a CheckpointError naming `path` and the fix.
 
     Example:
         >>> path = fnn.save(__import__("tempfile").mkdtemp() + "/run.ckpt", {"w": jnp.ones(3), "epoch": 4})
@@ -178,9 +269,18 @@ def save(
         raise FnnTypeError(f"metadata must be a dict or None, got {type(metadata).__name__}")
     if model is None and loss is not None:
         raise FnnValueError("loss= is stored with the model: pass model= too")
+    try:  # before any work: a folder that is missing or a file, a name over the file system's limit
+        if not stat.S_ISDIR(os.stat(path.parent).st_mode):
+            raise NotADirectoryError(errno.ENOTDIR, os.strerror(errno.ENOTDIR))
+        if len(os.fsencode(path.name)) > _name_max(path.parent):
+            raise OSError(errno.ENAMETOOLONG, os.strerror(errno.ENAMETOOLONG))
+    except OSError as e:
+        raise _save_error(path, e) from None
     meta = {"fnn_sha256": "0" * 64, "fnn_format": FORMAT, "fnn_format_version": str(FORMAT_VERSION)}
     meta["fnn_tree"] = _json(encoder.node(tree))
     records = {"fnn_model": None if model is None else encoder.model(model, loss), "fnn_metadata": metadata}
+    if metadata is not None and (where := _nested_too_deep(metadata, "metadata")):
+        raise FnnValueError(f"{where} is past a checkpoint's {_MAX_DEPTH} levels below the root; flatten it")
     for name, value in ((name, value) for name, value in records.items() if value is not None):
         try:  # JSON that reads back the same: JSON would turn tuples into lists and int keys into str
             if json.loads(text := _json(value)) != value:
@@ -190,9 +290,16 @@ def save(
         meta[name] = text
     from safetensors.numpy import save as safetensors_save
 
-    data = safetensors_save(encoder.tensors, metadata=meta)
-    if (n := int.from_bytes(data[:8], "little")) > _MAX_HEADER:
-        raise FnnValueError(f"the tree's record takes {n:,} bytes, more than a header holds; store numbers as arrays")
+    if sum(len(k) + len(v) for k, v in meta.items()) + sum(map(len, encoder.tensors)) > _MAX_HEADER:
+        raise _header_too_big()  # at least this many bytes (all ASCII): refused before serializing
+    try:
+        data = safetensors_save(encoder.tensors, metadata=meta)
+    except Exception as e:  # SafetensorError: its writer refuses a header its reader would (MAX_HEADER_SIZE)
+        if "too large" not in str(e).lower() and "toolarge" not in str(e).lower():
+            raise
+        raise _header_too_big() from None
+    if (n := int.from_bytes(data[:8], "little")) > _MAX_HEADER:  # a safetensors whose writer does not check
+        raise _header_too_big()
     at = data.index(_SHA, 8, 8 + n) + len(_SHA)  # safetensors may order the metadata keys as it likes
     try:
         fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=".fnn-", suffix=".tmp")  # short: any valid name fits
@@ -210,9 +317,7 @@ def save(
                 os.unlink(tmp)
         if not isinstance(e, OSError):
             raise
-        why = e.strerror or (str(e) if e.filename is None else type(e).__name__)  # never the temporary file's name
-        fix = f"save to a shorter path, or into a folder that exists, you may write to and has room ({path.parent})"
-        raise CheckpointError(f"cannot save to {path}: {why}; {fix}") from None
+        raise _save_error(path, e) from None
     return path
 
 
@@ -251,11 +356,15 @@ def _read(path: pathlib.Path) -> tuple[dict, bytes]:
     if digest != (recorded := data[at : at + 64].decode("ascii", "replace")) or at + 64 > 8 + n:
         raise CheckpointError(f"{path} is corrupt: sha256 of its {size} bytes is {digest:.16}…, not {recorded:.16}…")
     with _reading(path):
-        meta = json.loads(data[8 : 8 + n])["__metadata__"]
+        header = json.loads(data[8 : 8 + n])
+        meta = header["__metadata__"]
         if (meta.get("fnn_sha256"), meta.get("fnn_format"), meta.get("fnn_format_version")) != (digest, FORMAT, "3"):
             version = str(meta.get("fnn_format_version"))
             newer = ": upgrade fnn to load it" if version.isdecimal() and int(version[:9]) > FORMAT_VERSION else ""
             raise CheckpointError(f"{path} has format {meta.get('fnn_format')!r} {version!r}, not {FORMAT!r} 3{newer}")
+        for name, entry in header.items():  # before safetensors reads them
+            if name != "__metadata__":
+                _check_shape(path, name, entry.get("shape"), _ITEMSIZE.get(entry.get("dtype"), 1))
         return meta | {k: json.loads(meta[k]) for k in ("fnn_model", "fnn_metadata") if k in meta}, data
 
 
@@ -273,7 +382,9 @@ def _decoder(file: pathlib.Path, tensors: dict, final: bool) -> Callable[[dict],
             items = [DenseParams._make(p) for p in items] if node.get("params") else items
             return dict(zip(keys, items, strict=True)) if kind == "dict" else tuple(items) if kind == "tuple" else items
         name, shape, kind, entry = node["dtype"], node["shape"], node["kind"], tensors.pop(node["tensor"])  # once
-        stored = [entry["dtype"], *entry["shape"]] == [_CODES[name], *shape, *[2] * name.startswith("complex")]
+        code = _CODES[name]  # a KeyError for a dtype fnn never writes: a malformed header
+        _check_shape(file, node["tensor"], shape, jnp.dtype(name).itemsize)
+        stored = [entry["dtype"], *entry["shape"]] == [code, *shape, *[2] * name.startswith("complex")]
         if kind not in ("jax", "numpy", "key") or not stored:
             raise ValueError(f"leaf {node['tensor']} does not match its tensor")
         dtype = jnp.dtype(name)  # jnp knows bfloat16 by name; numpy alone does not
@@ -340,7 +451,8 @@ def load(
     Without `like`, the file's structure: a NamedTuple comes back as a collections.namedtuple of its recorded name
     and fields, the params saved with model= as fnn.DenseParams. With `like` (leaves may be ShapeDtypeStructs),
     like's treedef with the file's leaves, numpy where like has numpy; any difference in structure, keys, fields,
-    leaf kind, shape or dtype raises CheckpointError naming the node. model: refuse another model's file.
+    leaf kind, shape or dtype raises CheckpointError naming the node. model: refuse another model's file. A shape
+    no array can have (over 64 dimensions or 2**63 - 1 bytes) is a CheckpointError before anything is allocated.
 
     Example:
         >>> relu = fnn.Sequential([fnn.Dense(3, activation="relu"), fnn.Dense(1)])

@@ -29,15 +29,19 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import errno
 import functools
+import hashlib
 import io
 import itertools
+import json
 import os
 import pathlib
 import pickle
 import re
 import shutil
 import tempfile
+import unittest.mock
 from typing import Any, Callable, NamedTuple
 
 import jax
@@ -1105,6 +1109,32 @@ def _optim_cases() -> list[Case]:
 
 
 # --------------------------------------------------------------------------- checkpoints
+def _save_refused_by_the_os(code: int) -> Callable[[Any], Any]:
+    """save, the OS refusing its temporary file as a read-only, locked or full file system does (root too)."""
+
+    def call(bad):
+        def refuse(*args, **kwargs):
+            raise OSError(code, os.strerror(code), str(_scratch() / ".fnn-0123abcd.tmp"))
+
+        with unittest.mock.patch.object(checkpoint.tempfile, "mkstemp", refuse):
+            return fnn.save(_scratch() / "out.ckpt", bad)
+
+    return call
+
+
+def forged_shape(shape: Any) -> bytes:
+    """A checkpoint with a valid digest whose one array declares `shape`: what a forger, not a disk fault, writes."""
+    node = {"type": "array", "kind": "jax", "dtype": "float32", "shape": shape, "tensor": "w"}
+    meta = {"fnn_sha256": "0" * 64, "fnn_format": checkpoint.FORMAT, "fnn_format_version": "3"}
+    meta["fnn_tree"] = json.dumps(node)
+    entry = {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}
+    text = json.dumps({"__metadata__": meta, "w": entry}, separators=(",", ":")).encode()
+    text += b" " * (-len(text) % 8)
+    data = len(text).to_bytes(8, "little") + text
+    at = data.index(b'"fnn_sha256":"') + len(b'"fnn_sha256":"')
+    return data[:at] + hashlib.sha256(data).hexdigest().encode() + data[at + 64 :]
+
+
 def _checkpoint_cases() -> list[Case]:
     save = lambda bad: fnn.save(_scratch() / "out.ckpt", bad)  # noqa: E731
     load_bytes = lambda bad: fnn.load(_file(bad))  # noqa: E731
@@ -1129,12 +1159,31 @@ def _checkpoint_cases() -> list[Case]:
         Case("fnn.save", "an int dict key", save, {1: np.zeros(2)}, FnnTypeError,
              r"tree dict <root> has key 1 of type int; use str keys"),
         Case("fnn.save", "a tree 400 deep", save, functools.reduce(lambda t, _: [t], range(400), 0), FnnValueError,
-             r"tree node \[0\]\[0\].* is past a checkpoint's 64 levels"),
-        Case("fnn.save", "a million leaves", save, list(range(10**6)), FnnValueError, r"100,000 nodes"),
+             r"tree node \[0\]\[0\].* is past a checkpoint's 64 levels below the root; flatten the tree$"),
+        Case("fnn.save", "a million leaves", save, list(range(10**6)), FnnValueError,
+             r"tree node \[99999\] is past a checkpoint's 100,000 nodes; store numbers as arrays"),
         Case("fnn.save", "a missing folder", lambda bad: fnn.save(_scratch() / bad, {}), "no/such/run.ckpt",
-             CheckpointError, r"cannot save to .*no/such/run\.ckpt: No such file or directory; .*folder that exists"),
+             CheckpointError, r"cannot save to .*no/such/run\.ckpt: No such file or directory; the folder "
+             r".*no/such does not exist: create it first \(os\.makedirs\), or save into a folder that exists"),
+        Case("fnn.save", "a file where the folder should be", lambda bad: fnn.save(_file(b"", bad) / "run.ckpt", {}),
+             "plain.file", CheckpointError, r"cannot save to .*plain\.file/run\.ckpt: Not a directory; "
+             r".*plain\.file is a file, not a folder"),
         Case("fnn.save", "a 256-byte file name", lambda bad: fnn.save(_scratch() / bad, {}), "n" * 256,
-             CheckpointError, r"cannot save to .*nnnn: File name too long; .*shorter"),
+             CheckpointError, r"cannot save to .*nnnn: File name too long; its name is 256 bytes, more than the 255 "
+             r"this file system allows: choose a shorter name$"),
+        Case("fnn.save", "a 256-byte name of 128 two-byte characters", lambda bad: fnn.save(_scratch() / bad, {}),
+             "é" * 128, CheckpointError, r"File name too long; its name is 256 bytes, more than the 255"),
+        Case("fnn.save", "a read-only file system", _save_refused_by_the_os(errno.EROFS), {"epoch": 1},
+             CheckpointError, r"^(?!.*\.fnn-)cannot save to .*out\.ckpt: Read-only file system; .* is on a "
+             r"read-only file system: save to a folder you may write to$"),
+        Case("fnn.save", "a folder it may not write to", _save_refused_by_the_os(errno.EACCES), {"epoch": 1},
+             CheckpointError, r"^(?!.*\.fnn-)cannot save to .*out\.ckpt: Permission denied; you may not write to "),
+        Case("fnn.save", "a full disk", _save_refused_by_the_os(errno.ENOSPC), {"epoch": 1},
+             CheckpointError, r"^(?!.*\.fnn-)cannot save to .*out\.ckpt: No space left on device; the disk holding "
+             r".* is full: free space or save elsewhere$"),
+        Case("fnn.save", "metadata 65 levels deep", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad),
+             functools.reduce(lambda t, _: {"a": t}, range(65), 0), FnnValueError,
+             r"^metadata(\['a'\]){65} is past a checkpoint's 64 levels below the root; flatten it$"),
         Case("fnn.save", "metadata a list", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad), [1],
              FnnTypeError, r"metadata must be a dict or None, got list"),
         Case("fnn.save", "metadata with NaN", lambda bad: fnn.save(_scratch() / "m.ckpt", {}, metadata=bad),
@@ -1149,6 +1198,13 @@ def _checkpoint_cases() -> list[Case]:
              r"cannot load .*: it is a directory"),
         Case("fnn.load", "path an int", fnn.load, 7, FnnTypeError,
              r"load path must be a str or os\.PathLike, got int 7"),
+        Case("fnn.load", "shape [0, 2**62] in a valid header", load_bytes, forged_shape([0, 2**62]), CheckpointError,
+             r"is corrupt or forged: tensor 'w' declares shape \[0, 4611686018427387904\], of more than 2\*\*63 - 1 "
+             r"bytes, which no array can have; fnn\.save never writes one$"),
+        Case("fnn.load", "65 dimensions in a valid header", load_bytes, forged_shape([1] * 65), CheckpointError,
+             r"is corrupt or forged: tensor 'w' declares shape \[1, 1, 1, 1, …\], of 65 dimensions, more than 64, "),
+        Case("fnn.load", "a negative dimension in a valid header", load_bytes, forged_shape([2, -1]), CheckpointError,
+             r"is corrupt or forged: tensor 'w' declares shape \[2, -1\], with a dimension that is not an int >= 0"),
         Case("fnn.load", "an empty file", load_bytes, b"", CheckpointError,
              r"is empty \(0 bytes\), not an fnn checkpoint"),
         Case("fnn.load", "garbage", load_bytes, bytes(np.random.default_rng(0).integers(0, 256, 300, np.uint8)),

@@ -16,10 +16,12 @@ import json
 import os
 import pathlib
 import pickle
+import re
 import signal
 import subprocess
 import sys
 import textwrap
+import tracemalloc
 from typing import NamedTuple
 
 import jax
@@ -376,6 +378,88 @@ def test_load_never_imports_a_module_named_in_a_file(tmp_path):
     assert name not in sys.modules
 
 
+NAMED_MODULES = ["jax.experimental.jax2tf", "jax.experimental.sparse", "json.tool", "xml.dom.minidom"]
+LOAD_FORGED = textwrap.dedent("""
+    import importlib.util, json, sys
+    import safetensors, safetensors.numpy  # fnn's own dependency, imported on first use
+    from fnn import checkpoint
+    from fnn.errors import CheckpointError
+    checkpoint.load(sys.argv[1])  # genuine files first: what JAX imports on a first use is not counted
+    checkpoint.load(sys.argv[2], with_model=True)
+    before = set(sys.modules)
+    refused = 0
+    for path in sys.argv[3:]:
+        for call in (checkpoint.load, checkpoint.read_architecture, checkpoint.read_metadata,
+                     lambda p: checkpoint.load(p, with_model=True)):
+            try:
+                call(path)
+            except CheckpointError:
+                refused += 1
+    new = sorted(set(sys.modules) - before)
+    names = %r
+    imported = [m in sys.modules for m in names]
+    print(json.dumps({"new": new, "refused": refused, "imported": imported,
+                      "importable": [importlib.util.find_spec(m) is not None for m in names]}))
+""")
+
+
+def test_load_imports_no_module_a_file_names_anywhere_in_a_fresh_process(tmp_path, relu_file):
+    """Every place a file holds a name: a NamedTuple's name, module and qualname, a node's type, an array's dtype
+    and kind, a key's impl, a layer's class, activation and initializer, the loss and the format name."""
+    files = []
+    for i, module in enumerate(NAMED_MODULES):
+        leaf = module.rsplit(".", 1)[-1]
+        forged = [
+            {
+                "type": "namedtuple",
+                "name": leaf,
+                "module": module,
+                "qualname": f"{module}.{leaf}",
+                "keys": ["a"],
+                "items": [1],
+            },
+            {"type": module, "items": []},
+            {"type": "namedtuple", "name": module, "keys": ["a"], "items": [1]},
+            {"type": "array", "kind": "numpy", "dtype": module, "shape": [1], "tensor": "w"},
+            {"type": "array", "kind": module, "dtype": "float32", "shape": [1], "tensor": "w"},
+            {"type": "array", "kind": "key", "dtype": "uint32", "shape": [2], "tensor": "w", "impl": module},
+        ]
+        for j, record in enumerate(forged):
+            files.append(
+                _craft(
+                    tmp_path / f"f{i}-{j}.ckpt",
+                    record,
+                    {"w": {"dtype": "U32", "shape": [2], "data_offsets": [0, 8]}},
+                    bytes(8),
+                )
+            )
+        files.append(_craft(tmp_path / f"fmt{i}.ckpt", None, fnn_format=module))
+        for j, field in enumerate(["class", "activation", "kernel_init", "loss"]):
+            path = tmp_path / f"m{i}-{j}.ckpt"
+            path.write_bytes(relu_file[0].read_bytes())
+
+            def change(h, field=field, module=module):
+                if field == "class":
+                    h["model"]["layers"][0]["class"] = module
+                elif field == "loss":
+                    h["model"]["loss"] = module
+                else:
+                    h["model"]["layers"][0]["config"][field] = module
+
+            _rewrite(path, change)
+            files.append(path)
+    code = LOAD_FORGED % (NAMED_MODULES,)
+    tree = {"key": jax.random.key(3), "w": jnp.ones(2, jnp.float32), "n": np.arange(3), "s": AdamLikeState(1, (), ())}
+    genuine = [checkpoint.save(tmp_path / "genuine.ckpt", tree), relu_file[0]]  # no float64: x64 is off there
+    args = [sys.executable, "-c", code, *map(str, genuine + files)]
+    done = subprocess.run(args, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr[-3000:]
+    report = json.loads(done.stdout.strip().splitlines()[-1])
+    assert report["importable"] == [True] * len(NAMED_MODULES)  # so their absence below means something
+    assert report["new"] == [] and report["imported"] == [False] * len(NAMED_MODULES)
+    assert report["refused"] >= len(files)  # most are refused; none imports anything on the way
+
+
 def test_a_forged_class_name_never_runs_a_constructor(tmp_path):
     record = {"type": "namedtuple", "name": "_Trap", "module": __name__, "keys": ["a", "b"], "items": [1, 2]}
     loaded = checkpoint.load(_craft(tmp_path / "f.ckpt", record))
@@ -498,15 +582,83 @@ def test_save_refuses_trees_too_deep_or_too_big_naming_where_before_recursing_or
         checkpoint.save(tmp_path / "t.ckpt", {str(i): None for i in range(10**6)})
 
 
-def test_save_refuses_a_header_the_reader_would_refuse(tmp_path, monkeypatch):
-    monkeypatch.setattr(checkpoint, "_MAX_HEADER", 4096)
-    with pytest.raises(FnnValueError, match="more than a header holds"):
-        checkpoint.save(tmp_path / "t.ckpt", {"note": "x" * 5000})
+def _nested(depth, wrap):
+    tree = 0
+    for _ in range(depth):
+        tree = wrap(tree)
+    return tree
+
+
+@pytest.mark.parametrize(
+    "wrap", [lambda t: [t], lambda t: {"k": t}, lambda t: (t,), lambda t: AdamLikeState(t, (), ())]
+)
+def test_the_depth_limit_is_exactly_what_load_reads(tmp_path, wrap):
+    """64 levels below the root save and load (from a deep stack too); 65 are refused before anything is written."""
+    deepest = _nested(64, wrap)
+    path = checkpoint.save(tmp_path / "t.ckpt", deepest)
+
+    def load_from_depth(depth):
+        return checkpoint.load(path) if depth == 0 else load_from_depth(depth - 1)
+
+    assert_identical(load_from_depth(sys.getrecursionlimit() - 400), deepest, classes=False)
+    for depth in (65, 400, 5000):
+        with pytest.raises(FnnValueError, match=r"is past a checkpoint's 64 levels below the root; flatten the tree"):
+            checkpoint.save(tmp_path / "u.ckpt", _nested(depth, wrap))
+    assert os.listdir(tmp_path) == ["t.ckpt"]
+
+
+def test_too_many_nodes_says_the_limit_and_the_fix(tmp_path):
+    with pytest.raises(FnnValueError, match=r"past a checkpoint's 100,000 nodes; store numbers as arrays"):
+        checkpoint.save(tmp_path / "t.ckpt", [0.5] * 10**6)
+    leaves = list(range(99_999))  # the root and 99,999 leaves: the most that fit
+    assert checkpoint.load(checkpoint.save(tmp_path / "t.ckpt", leaves)) == leaves
+
+
+@pytest.mark.parametrize("wrap", [lambda t: [t], lambda t: {"k": t}])
+def test_metadata_deeper_than_load_reads_is_refused(tmp_path, wrap):
+    path = checkpoint.save(tmp_path / "t.ckpt", (), metadata={"m": _nested(63, wrap)})
+    assert checkpoint.read_metadata(path) == {"m": _nested(63, wrap)}
+    for depth in (64, 400, 5000):
+        with pytest.raises(FnnValueError, match=r"^metadata\['m'\]\['k'\]|^metadata\['m'\]\[0\]"):
+            checkpoint.save(tmp_path / "u.ckpt", (), metadata={"m": _nested(depth, wrap)})
+    with pytest.raises(FnnValueError, match=r"is past a checkpoint's 64 levels below the root; flatten it"):
+        checkpoint.save(tmp_path / "u.ckpt", (), metadata={"m": _nested(5000, wrap)})
+    loop: dict = {}
+    loop["self"] = loop
+    with pytest.raises(FnnValueError, match=r"metadata.*(contains itself|64 levels)"):
+        checkpoint.save(tmp_path / "u.ckpt", (), metadata=loop)
+    assert os.listdir(tmp_path) == ["t.ckpt"]
+
+
+HEADER_FIX = r"more than a header holds \(100,000,000 bytes, safetensors' limit\); store long text as a uint8 array"
+
+
+def test_a_header_over_safetensors_limit_is_refused_before_writing_with_the_limit_and_the_fix(tmp_path):
+    """Whether the size is plain from the tree (checked before serializing) or only safetensors' writer finds it
+    (a character that JSON escapes, and safetensors escapes again: 15 MB of text, a 105 MB header)."""
+    with pytest.raises(FnnValueError, match=HEADER_FIX):
+        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * checkpoint._MAX_HEADER})
+    with pytest.raises(FnnValueError, match=HEADER_FIX):
+        checkpoint.save(tmp_path / "u.ckpt", (), metadata={"note": "\x01" * 15_000_000})
     assert os.listdir(tmp_path) == []
-    path = checkpoint.save(tmp_path / "ok.ckpt", {"note": "x" * 100})
-    monkeypatch.setattr(checkpoint, "_MAX_HEADER", 64)
-    with pytest.raises(CheckpointError, match="not an fnn checkpoint"):
-        checkpoint.load(path)
+
+
+@pytest.mark.slow  # two 100 MB headers: about 5 s
+def test_save_writes_the_largest_header_load_and_safetensors_read_and_refuses_one_byte_more(tmp_path):
+    """safetensors' MAX_HEADER_SIZE (10**8 bytes, checked by its writer and its reader) is fnn's limit both ways:
+    a header of exactly 10**8 bytes saves and loads in fnn and in safetensors; one byte more is refused by save."""
+    from safetensors.numpy import load_file
+
+    empty = checkpoint.save(tmp_path / "t.ckpt", {"note": ""}).read_bytes()
+    unpadded = len(empty[8 : 8 + int.from_bytes(empty[:8], "little")].rstrip(b" "))
+    longest = {"note": "x" * (checkpoint._MAX_HEADER - unpadded)}
+    path = checkpoint.save(tmp_path / "t.ckpt", longest)
+    assert int.from_bytes(path.read_bytes()[:8], "little") == checkpoint._MAX_HEADER == 100_000_000
+    assert checkpoint.load(path) == longest and load_file(path) == {}
+    del longest
+    with pytest.raises(FnnValueError, match=HEADER_FIX):
+        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * (checkpoint._MAX_HEADER - unpadded + 1)})
+    assert os.listdir(tmp_path) == ["t.ckpt"]
 
 
 @pytest.mark.parametrize(
@@ -922,13 +1074,57 @@ def test_bad_utf8_in_a_header_with_a_valid_checksum(tmp_path):
         checkpoint.load(path)
 
 
-@pytest.mark.parametrize("shape", [[0, 2**62], [2**62, 0], [1] * 65, [0] * 65, [0, 2**63 - 1], [0, 2**64 - 1]])
-def test_huge_shapes_with_a_valid_digest_are_checkpoint_errors(tmp_path, shape):
-    record = {"type": "array", "kind": "numpy", "dtype": "float32", "shape": shape, "tensor": "root"}
+@pytest.mark.parametrize(
+    "shape, words",
+    [
+        ([0, 2**62], "more than 2**63 - 1 bytes"),
+        ([2**62, 0], "more than 2**63 - 1 bytes"),
+        ([0, 2**61, 8], "more than 2**63 - 1 bytes"),
+        ([2**32, 2**32, 0], "more than 2**63 - 1 bytes"),
+        ([0, 2**63 - 1], "more than 2**63 - 1 bytes"),
+        ([0, 2**64 - 1], "more than 2**63 - 1 bytes"),
+        ([1] * 65, "65 dimensions, more than 64"),
+        ([0] * 65, "65 dimensions, more than 64"),
+        ([1] * 10_000, "10000 dimensions, more than 64"),
+        ([-1], "a dimension that is not an int >= 0"),
+        ([1.0], "a dimension that is not an int >= 0"),
+        ([True], "a dimension that is not an int >= 0"),
+        ("3", "not a list of dimensions"),
+    ],
+)
+def test_huge_shapes_with_a_valid_digest_are_checkpoint_errors(tmp_path, shape, words):
+    """A shape no array can have is refused by name, before numpy, JAX or safetensors see it or allocate."""
+    record = {"type": "array", "kind": "jax", "dtype": "float32", "shape": shape, "tensor": "root"}
+    tensors = {"root": {"dtype": "F32", "shape": shape, "data_offsets": [0, 0]}}
+    path = _craft(tmp_path / "h.ckpt", record, tensors)
+    tracemalloc.start()
+    try:
+        with pytest.raises(CheckpointError) as info:
+            checkpoint.load(path)
+        peak = tracemalloc.get_traced_memory()[1]
+    finally:
+        tracemalloc.stop()
+    message = str(info.value)
+    assert message.startswith(f"{path} is corrupt or forged: tensor 'root' declares shape ") and words in message
+    assert message.endswith("which no array can have; fnn.save never writes one")
+    assert not re.search(r"ValueError|SafetensorError|TypeError|numpy|maximum supported", message)
+    assert len(message) < 400 and peak < 2**20
+
+
+@pytest.mark.parametrize("shape", [[0, 2**40], [2**20, 0, 2**30], [1] * 64, [0] * 64])
+def test_the_largest_shapes_fnn_accepts_load_as_empty_or_tiny_arrays(tmp_path, shape):
     nbytes = 0 if 0 in shape else 4
+    record = {"type": "array", "kind": "numpy", "dtype": "float32", "shape": shape, "tensor": "root"}
     tensors = {"root": {"dtype": "F32", "shape": shape, "data_offsets": [0, nbytes]}}
-    path = _craft(tmp_path / "h.ckpt", record, tensors, bytes(nbytes))
-    with pytest.raises(CheckpointError, match=str(path)):
+    loaded = checkpoint.load(_craft(tmp_path / "h.ckpt", record, tensors, bytes(nbytes)))
+    assert loaded.shape == tuple(shape) and loaded.dtype == np.float32
+
+
+def test_a_shape_in_the_tree_that_differs_from_its_tensor_is_refused(tmp_path):
+    record = {"type": "array", "kind": "numpy", "dtype": "float32", "shape": [0, 2**62], "tensor": "root"}
+    tensors = {"root": {"dtype": "F32", "shape": [0, 4], "data_offsets": [0, 0]}}
+    path = _craft(tmp_path / "h.ckpt", record, tensors)
+    with pytest.raises(CheckpointError, match=f"^{re.escape(str(path))} is corrupt or forged: tensor 'root' declares"):
         checkpoint.load(path)
 
 
@@ -1310,6 +1506,110 @@ def test_a_name_too_long_a_missing_folder_and_a_read_only_folder_are_fnn_errors(
     finally:
         os.chmod(locked, 0o700)
     assert os.listdir(locked) == [] and os.listdir(tmp_path) == ["locked"]
+
+
+@pytest.mark.parametrize(
+    "name, words",
+    [
+        ("n" * 256, r"its name is 256 bytes, more than the 255 this file system allows: choose a shorter name"),
+        ("é" * 128, r"its name is 256 bytes, more than the 255"),  # 128 characters, 2 bytes each
+    ],
+)
+def test_a_name_over_name_max_is_refused_before_anything_is_written(tmp_path, monkeypatch, name, words):
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", lambda *a, **k: pytest.fail("a temporary file was made"))
+    path = tmp_path / name
+    with pytest.raises(CheckpointError, match=f"cannot save to {path}: File name too long; {words}") as info:
+        checkpoint.save(path, {"epoch": 1})
+    assert ".fnn-" not in str(info.value) and ".tmp" not in str(info.value) and os.listdir(tmp_path) == []
+
+
+@pytest.mark.parametrize("name", ["n" * 255, "é" * 127 + "n", "n" * 200 + ".fnn-checkpoint.safetensors"[:55]])
+def test_every_valid_name_saves_whatever_its_length(tmp_path, name):
+    path = checkpoint.save(tmp_path / name, {"epoch": 1})
+    assert checkpoint.load(path) == {"epoch": 1} and os.listdir(tmp_path) == [name]
+
+
+def test_a_missing_folder_is_named_with_the_fix_before_anything_is_written(tmp_path, monkeypatch):
+    monkeypatch.setattr(checkpoint.tempfile, "mkstemp", lambda *a, **k: pytest.fail("a temporary file was made"))
+    missing = tmp_path / "runs" / "run.ckpt"
+    fix = f"the folder {tmp_path / 'runs'} does not exist: create it first"
+    with pytest.raises(CheckpointError, match=f"cannot save to {missing}: No such file or directory; {fix}"):
+        checkpoint.save(missing, {"epoch": 1})
+    (tmp_path / "file").write_bytes(b"")
+    inside_a_file = tmp_path / "file" / "run.ckpt"
+    with pytest.raises(
+        CheckpointError, match=f"cannot save to {inside_a_file}: Not a directory; .*{tmp_path / 'file'} is a file"
+    ):
+        checkpoint.save(inside_a_file, {"epoch": 1})
+    assert sorted(os.listdir(tmp_path)) == ["file"]
+
+
+@pytest.mark.parametrize(
+    "code, strerror, fix",
+    [
+        (errno.EROFS, "Read-only file system", "{folder} is on a read-only file system: save to a folder you may"),
+        (errno.EACCES, "Permission denied", "you may not write to {folder}: save to a folder you may write to"),
+        (errno.EPERM, "Operation not permitted", "you may not write to {folder}: save to a folder you may write to"),
+        (errno.ENOSPC, "No space left on device", "the disk holding {folder} is full: free space or save elsewhere"),
+        (errno.EDQUOT, "Disk quota exceeded", "the disk holding {folder} is full: free space or save elsewhere"),
+    ],
+)
+@pytest.mark.parametrize("where", ["mkstemp", "write", "replace"])
+def test_os_refusals_name_the_users_path_and_the_fix_never_the_temporary_file(
+    tmp_path, monkeypatch, code, strerror, fix, where
+):
+    path, old = _old_checkpoint(tmp_path)
+    error = OSError(code, strerror, str(tmp_path / ".fnn-0123abcd.tmp"))
+
+    def refuse(*args, **kwargs):
+        raise error
+
+    if where == "write":
+        _fail_writes(monkeypatch, 1, error)
+    else:
+        monkeypatch.setattr(checkpoint.tempfile if where == "mkstemp" else checkpoint.os, where, refuse)
+    want = f"cannot save to {path}: {strerror}; {fix.format(folder=tmp_path)}"
+    with pytest.raises(CheckpointError, match="^" + re.escape(want)) as info:
+        checkpoint.save(path, {"params": _params(), "epoch": 2})
+    assert ".fnn-" not in str(info.value) and ".tmp" not in str(info.value)
+    monkeypatch.undo()
+    _assert_old_checkpoint_intact(path, old)
+
+
+READ_ONLY_SAVE = textwrap.dedent("""
+    import os, sys
+    from fnn import checkpoint
+    from fnn.errors import CheckpointError
+    folder = sys.argv[1]
+    try:
+        checkpoint.save(os.path.join(folder, "run.ckpt"), {"epoch": 1})
+    except CheckpointError as e:
+        print(e)
+    print(sorted(os.listdir(folder)))
+""")
+
+
+@pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting needs root")
+def test_a_real_read_only_file_system_is_an_fnn_error_even_for_root(tmp_path):
+    """Root ignores a folder's mode, not a read-only mount: a private tmpfs, mounted read-only for one process."""
+    folder = tmp_path / "ro"
+    folder.mkdir()
+    script = f'mount -t tmpfs -o ro,size=64k fnn-ro "$1" || exit 77; exec {sys.executable} -c "$2" "$1"'
+    try:
+        done = subprocess.run(
+            ["unshare", "--mount", "--propagation", "private", "sh", "-c", script, "sh", str(folder), READ_ONLY_SAVE],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
+    except FileNotFoundError:
+        pytest.skip("no unshare(1) here")
+    if done.returncode == 77 or "unshare failed" in done.stderr:
+        pytest.skip(f"mounting is not permitted here: {done.stderr.strip()[-200:]}")
+    assert done.returncode == 0, done.stderr[-2000:]
+    want = f"cannot save to {folder / 'run.ckpt'}: Read-only file system; {folder} is on a read-only file system"
+    assert done.stdout.splitlines() == [want + ": save to a folder you may write to", "[]"]
+    assert os.listdir(folder) == []  # the mount was private to that process, and is gone with it
 
 
 KILLED_SAVE = textwrap.dedent("""
