@@ -13,6 +13,7 @@ from fnn import (
     data,
     engine,
     errors,
+    history,
     inference,
     initializers,
     layers,
@@ -23,11 +24,14 @@ from fnn import (
     numerical,
     optim,
     plot,
+    schedules,
+    signals,
     targets,
 )
 from fnn.checkpoint import load, save
 from fnn.engine import TrainState
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
+from fnn.history import History
 from fnn.inference import evaluate, predict, predict_classes
 from fnn.layers import DenseParams
 from fnn.lr_finder import LRFindResult, lr_find
@@ -35,7 +39,7 @@ from fnn.models import Dense, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
 from fnn.sweep import SweepResult, sweep
 from fnn.train import FitResult, fit
-from fnn.trainer import History, Trainer
+from fnn.trainer import Trainer
 
 cache.configure()  # JAX's persistent compilation cache, on unless turned off: see fnn/cache.py
 
@@ -67,6 +71,7 @@ __all__ = [
     "evaluate",
     "fit",
     "gradcheck",
+    "history",
     "inference",
     "initializers",
     "layers",
@@ -84,6 +89,8 @@ __all__ = [
     "predict",
     "predict_classes",
     "save",
+    "schedules",
+    "signals",
     "sweep",
     "targets",
 ]

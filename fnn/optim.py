@@ -15,7 +15,6 @@ program. Learning rates take a number or a schedule (step -> rate). Transforms
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable
 from typing import Any, NamedTuple
 
@@ -25,7 +24,10 @@ import numpy as np
 from jax.core import Tracer
 
 from fnn import _validate
+from fnn._hyper import hyperparameters, learning_rate, set_hyperparameters, with_hyperparameters_of
 from fnn.errors import FnnTypeError, FnnValueError
+from fnn.schedules import Bound, Schedule, constant, cosine_decay, exponential_decay
+from fnn.schedules import parts as _learning_rate
 
 __all__ = [
     "OPTIMIZERS",
@@ -66,131 +68,11 @@ Params = Any
 State = Any
 
 
-class Bound:
-    """fn with keyword options bound; equal by value (unlike a closure), so jit caches on it."""
-
-    __slots__ = ("__weakref__", "fn", "kwargs")
-
-    def __init__(self, fn, **kwargs):
-        self.fn = fn
-        self.kwargs = tuple(sorted(kwargs.items()))
-
-    def __call__(self, *args, **kwargs):
-        return self.fn(*args, **dict(self.kwargs), **kwargs)
-
-    def __eq__(self, other):
-        return type(other) is Bound and self.fn is other.fn and self.kwargs == other.kwargs
-
-    def __hash__(self):
-        return hash((self.fn, self.kwargs))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in self.kwargs)
-        return f"{self.fn.__name__.lstrip('_')}({args})"
-
-
 class Optimizer(NamedTuple):
     """Two pure functions: gradients in, updates out (never params); all memory in the state."""
 
     init: Callable[[Params], State]
     update: Callable[..., tuple[Params, State]]  # (grads, state, params=None) -> (updates, state)
-
-
-# --------------------------------------------------------------------------- schedules
-class Schedule:
-    """step -> rate: a formula (its kind) and its numbers. Called directly it uses its own numbers;
-    inside an optimizer the numbers come from the optimizer's state (`at`), so a new number is no
-    new program."""
-
-    __slots__ = ("formula", "numbers", "options")
-
-    def __init__(self, formula, numbers: dict, **options):
-        self.formula = formula
-        self.numbers = dict(numbers)
-        self.options = tuple(sorted(options.items()))
-
-    def __call__(self, step):
-        return self.at(step, self.numbers)
-
-    def at(self, step, numbers: dict):
-        return self.formula(step, **numbers, **dict(self.options))
-
-    @property
-    def kind(self) -> Bound:
-        return Bound(self.formula, **dict(self.options))
-
-    def __repr__(self):
-        args = ", ".join(f"{k}={v!r}" for k, v in list(self.numbers.items()) + list(self.options))
-        return f"{self.formula.__name__.lstrip('_')}({args})"
-
-
-def _constant(step, value):
-    del step
-    return value
-
-
-def _exponential(step, init_value, decay_rate, transition_steps, end_value=None, *, staircase, floored):
-    t = step / transition_steps
-    if staircase:
-        t = jnp.floor(t)
-    rate = init_value * decay_rate**t
-    if floored:
-        assert end_value is not None  # exponential_decay floors exactly when it was given an end_value
-        rate = jnp.where(decay_rate < 1, jnp.maximum(rate, end_value), jnp.minimum(rate, end_value))
-    return rate
-
-
-def _cosine(step, init_value, decay_steps, alpha):
-    t = jnp.minimum(step, decay_steps) / decay_steps
-    return init_value * ((1 - alpha) * 0.5 * (1 + jnp.cos(math.pi * t)) + alpha)
-
-
-def constant(value: float) -> Schedule:
-    """step -> value."""
-    return Schedule(_constant, dict(value=_validate.real(value, "learning_rate", low=0, low_open=True)))
-
-
-def exponential_decay(
-    init_value: float,
-    decay_rate: float,
-    transition_steps: int = 1,
-    staircase: bool = False,
-    end_value: float | None = None,
-) -> Schedule:
-    """step -> init_value · decay_rate^(step / transition_steps), floored at end_value if given."""
-    numbers = dict(
-        init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
-        decay_rate=_validate.real(decay_rate, "decay_rate", low=0, low_open=True),
-        transition_steps=_validate.integer(transition_steps, "transition_steps", minimum=1),
-    )
-    if end_value is not None:
-        numbers["end_value"] = _validate.real(end_value, "end_value", low=0)
-    return Schedule(_exponential, numbers, staircase=bool(staircase), floored=end_value is not None)
-
-
-def cosine_decay(init_value: float, decay_steps: int, alpha: float = 0.0) -> Schedule:
-    """step -> init_value · ((1 − alpha) · ½(1 + cos(π · min(step, decay_steps) / decay_steps)) + alpha)."""
-    return Schedule(
-        _cosine,
-        dict(
-            init_value=_validate.real(init_value, "init_value", low=0, low_open=True),
-            decay_steps=_validate.integer(decay_steps, "decay_steps", minimum=1),
-            alpha=_validate.real(alpha, "alpha", low=0, high=1),
-        ),
-    )
-
-
-def _learning_rate(learning_rate) -> tuple[Callable, dict]:
-    """(the rate's kind, its numbers): kind(step, **numbers) is the rate at a step."""
-    if isinstance(learning_rate, Schedule):
-        return learning_rate.kind, learning_rate.numbers
-    if callable(learning_rate):  # a user's own step -> rate function: its numbers are its own
-        return Bound(_user_schedule, schedule=learning_rate), {}
-    return Bound(_constant), dict(value=_validate.real(learning_rate, "learning_rate", low=0, low_open=True))
-
-
-def _user_schedule(step, *, schedule):
-    return schedule(step)
 
 
 # --------------------------------------------------------------------------- numbers in the state
@@ -479,158 +361,3 @@ def is_elementwise(update) -> bool:
     if update.fn is _chain_update:
         return all(is_elementwise(part) for part in dict(update.kwargs)["parts"])
     return update.fn in (_sgd_update, _momentum_update, _adam_update, _clip_update, _decay_update)
-
-
-def _named(state) -> bool:
-    """Is `state` a NamedTuple (a state record), as opposed to a plain tuple or list of them?"""
-    return isinstance(state, tuple) and hasattr(state, "_fields")
-
-
-def _substates(state):
-    """Every sub-state holding numbers (a NamedTuple with a `hyper` field), depth first."""
-    if _named(state) and "hyper" in state._fields:
-        yield state
-    if isinstance(state, (tuple, list)):
-        for item in state:
-            yield from _substates(item)
-
-
-def _as(value, like):
-    if isinstance(value, Tracer) or isinstance(like, Tracer):
-        return jnp.asarray(value, jnp.result_type(like))
-    return np.asarray(value, jnp.result_type(like))
-
-
-def hyperparameters(opt_state) -> dict:
-    """The numbers an fnn optimizer state runs with: {name: value}; a constant learning rate is its
-    value, a schedule's numbers a dict. Sub-states of a chain are merged in order.
-
-    Example:
-        >>> opt = fnn.optim.adam(1e-3)
-        >>> {k: float(v) for k, v in fnn.optim.hyperparameters(opt.init(params)).items()}
-        {'b1': 0.9, 'b2': 0.999, 'eps': 1e-08, 'learning_rate': 0.001}
-    """
-    numbers: dict = {}
-    for sub in _substates(opt_state):
-        for name, value in sub.hyper.items():
-            numbers[name] = value["value"] if name == "learning_rate" and set(value) == {"value"} else value
-    if not numbers and not list(_substates(opt_state)):
-        raise FnnTypeError(
-            "this optimizer state keeps no hyperparameters (only fnn.optim's optimizers keep their "
-            "numbers in their state)"
-        )
-    return numbers
-
-
-def learning_rate(opt_state):
-    """The constant learning rate an fnn optimizer state runs with (refused for a schedule)."""
-    for sub in _substates(opt_state):
-        rate = sub.hyper.get("learning_rate")
-        if rate is not None:
-            if set(rate) != {"value"}:
-                raise FnnValueError(
-                    f"the learning rate is a schedule ({sorted(rate)}), not one number; "
-                    "use a constant learning rate, or change the schedule's numbers with "
-                    "set_hyperparameters(opt_state, learning_rate={...})"
-                )
-            return rate["value"]
-    raise FnnValueError(
-        "this optimizer state has no learning_rate (only fnn.optim's optimizers keep their rate in "
-        "their state); use e.g. fnn.optim.adam(1e-3)"
-    )
-
-
-_RANGES = {  # (low, high, low_open, high_open) of each number fnn's optimizers keep; others: finite
-    "learning_rate": (0, None, True, False),
-    "init_value": (0, None, True, False),
-    "decay_rate": (0, None, True, False),
-    "end_value": (0, None, False, False),
-    "momentum": (0, 1, False, True),
-    "b1": (0, 1, False, True),
-    "b2": (0, 1, False, True),
-    "eps": (0, None, True, False),
-    "max_norm": (0, None, True, False),
-    "rate": (0, None, False, False),
-    "alpha": (0, 1, False, False),
-    "transition_steps": (1, None, False, False),
-    "decay_steps": (1, None, False, False),
-}
-
-
-def _checked(name: str, value):
-    """A concrete number checked against its range (a traced one, inside a compiled run, passes)."""
-    if isinstance(value, Tracer):
-        return value
-    low, high, low_open, high_open = _RANGES.get(name, (None, None, False, False))
-    return _validate.real(value, name, low=low, high=high, low_open=low_open, high_open=high_open)
-
-
-def set_hyperparameters(opt_state, **numbers):
-    """The same state with new numbers, e.g. set_hyperparameters(state, learning_rate=1e-4): every
-    sub-state holding that name gets it (a schedule's learning rate takes a dict of its numbers).
-    Moments and step counts are kept; the new numbers compile nothing (they are values in the state).
-
-    Example:
-        >>> state = fnn.optim.adam(1e-3).init(params)
-        >>> float(fnn.optim.learning_rate(fnn.optim.set_hyperparameters(state, learning_rate=0.01)))
-        0.01
-    """
-    found: set = set()
-
-    def replace(state):
-        if _named(state) and "hyper" in state._fields:
-            hyper = dict(state.hyper)
-            for name, value in numbers.items():
-                if name not in hyper:
-                    continue
-                found.add(name)
-                old = hyper[name]
-                if isinstance(old, dict):
-                    given = value if isinstance(value, dict) else {"value": value}
-                    if not set(given) <= set(old):
-                        raise FnnValueError(
-                            f"{name} here is {'a constant' if set(old) == {'value'} else 'a schedule'} "
-                            f"with numbers {sorted(old)}; got {sorted(given)}"
-                        )
-                    hyper[name] = {
-                        k: _as(
-                            _checked(k if name == "learning_rate" and k != "value" else name, given[k])
-                            if k in given
-                            else v,
-                            v,
-                        )
-                        for k, v in old.items()
-                    }
-                else:
-                    hyper[name] = _as(_checked(name, value), old)
-            state = state._replace(hyper=hyper)
-        if _named(state):
-            return type(state)(*(replace(item) if isinstance(item, (tuple, list)) else item for item in state))
-        if isinstance(state, (tuple, list)):
-            return type(state)(replace(item) for item in state)
-        return state
-
-    out = replace(opt_state)
-    missing = sorted(set(numbers) - found)
-    if missing:
-        have = sorted({name for sub in _substates(opt_state) for name in sub.hyper})
-        raise FnnValueError(
-            f"this optimizer state has no hyperparameter {', '.join(map(repr, missing))}; it has {have}"
-        )
-    return out
-
-
-def with_hyperparameters_of(opt_state, fresh):
-    """opt_state (moments, counts) with every number taken from `fresh`, a new state of the same
-    optimizer kind: what continuing a run with a newly passed optimizer means."""
-
-    def graft(state, new):
-        if _named(state):
-            items = [graft(a, b) if isinstance(a, (tuple, list)) else a for a, b in zip(state, new)]
-            state = type(state)(*items)
-            return state._replace(hyper=new.hyper) if "hyper" in state._fields else state
-        if isinstance(state, (tuple, list)):
-            return type(state)(graft(a, b) for a, b in zip(state, new))
-        return state
-
-    return graft(opt_state, fresh)

@@ -74,7 +74,8 @@ def run(
 ):
     """`epochs` more epochs of `trainer` from `state` on a stream of (x, y) batches: -> (state, History)."""
     from fnn import callbacks as fnn_callbacks
-    from fnn.trainer import History, Interrupts
+    from fnn._driver import Interrupts
+    from fnn.history import History
 
     chunk = _validate.integer(chunk, "chunk", minimum=1)
     if not (callable(batches) or hasattr(batches, "__iter__")):

@@ -18,9 +18,11 @@ import numpy as np
 
 from fnn import _validate, models, stream
 from fnn import callbacks as _callbacks
+from fnn._driver import spans_processes, verbosity
 from fnn.engine import TrainState
 from fnn.errors import FnnTypeError, FnnValueError
-from fnn.trainer import DivergenceInfo, History, Trainer, spans_processes, verbosity
+from fnn.history import DivergenceInfo, History
+from fnn.trainer import Trainer
 
 __all__ = ["FitResult", "fit"]
 

@@ -15,184 +15,28 @@ function of arrays for your own jit/vmap.
 
 from __future__ import annotations
 
-import concurrent.futures
-import signal
-import threading
 import time
 import warnings
-from typing import Any, NamedTuple, cast
+from typing import Any, cast
 
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax import monitoring
-from jax.sharding import Mesh, NamedSharding, PartitionSpec
+from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import _compile, _validate, engine, losses, models, optim, targets
+from fnn import _compile, _driver, _validate, engine, losses, models, optim, targets
 from fnn import callbacks as fnn_callbacks
 from fnn.engine import Data, Guard, Sums, TrainState
 from fnn.errors import FnnTypeError, FnnValueError
+from fnn.history import DivergenceInfo, History, divergence
 from fnn.layers import DenseParams
 
 __all__ = ["DivergenceInfo", "History", "TrainState", "Trainer"]
-
-CALL_SECONDS = 0.25  # the host hands control back about this often
-FIRST_CALL_STEPS = 8  # the first call (which may compile) runs at most this many steps
 
 # jit's own cache, keyed on the Spec: one mechanism. The driver's calls donate the state they own
 # (its buffers are reused in place: no copy of params and optimizer state per call).
 _compiled_run = _compile.jit(engine.run, static_argnums=(0,), large=engine.is_large)
 _donating_run = _compile.jit(engine.run, static_argnums=(0,), donate_argnums=(1,), large=engine.is_large)
-
-
-# --------------------------------------------------------------------------- compile time, as JAX reports it
-_COMPILE_EVENTS = frozenset(  # tracing, lowering and compiling: what a first call spends before it runs
-    f"/jax/core/compile/{name}_duration" for name in ("jaxpr_trace", "jaxpr_to_mlir_module", "backend_compile")
-)
-_compile_seconds = [0.0]
-
-
-def _on_duration(event: str, seconds: float, **kwargs: Any) -> None:
-    if event in _COMPILE_EVENTS:
-        _compile_seconds[0] += seconds
-
-
-monitoring.register_event_duration_secs_listener(cast(Any, _on_duration))
-
-
-# --------------------------------------------------------------------------- what a run returns
-class DivergenceInfo(NamedTuple):
-    """Where training met a non-finite loss, gradient or update."""
-
-    epoch: int  # 0-based epoch
-    step: int  # 0-based mini-batch within that epoch; -1: the params overflowed somewhere in the epoch
-    loss: float  # the loss of that step (may be nan or inf)
-    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", else "update ..." or "loss"
-
-
-class History:
-    """What `Trainer.run` recorded: `history[name]` is one float per epoch run (Keras' History.history);
-    `stop_reason` is "epochs", "interrupted" or the reason of the callback that stopped the run."""
-
-    def __init__(self, names):
-        self.history: dict[str, list[float]] = {name: [] for name in names}
-        self.epoch: list[int] = []
-        self.stop_reason = "epochs"
-        self.records: dict = {}  # what compiled callbacks kept: snapshots, step_loss, ...
-        self.best_epoch: int | None = None
-        self.divergence: DivergenceInfo | None = None
-        self.rejected_steps = 0
-        self.first_rejected: tuple | None = None
-
-    def __getitem__(self, name: str) -> list[float]:
-        return self.history[name]
-
-    def last_logs(self) -> dict:
-        return {k: v[-1] for k, v in self.history.items() if v}
-
-    def __repr__(self):
-        return f"History(epochs={len(self.epoch)}, stop_reason={self.stop_reason!r}, names={list(self.history)})"
-
-
-# --------------------------------------------------------------------------- Ctrl-C
-class Interrupts:
-    """SIGINT during a run: the first sets a flag (the run stops at the end of its epoch), a second
-    raises KeyboardInterrupt. Outside the main thread signals cannot be caught: nothing changes."""
-
-    def __init__(self):
-        self.count = 0
-        self._previous: Any = None
-
-    def __enter__(self):
-        if threading.current_thread() is threading.main_thread():
-            self._previous = signal.signal(signal.SIGINT, self._handle)
-        return self
-
-    def _handle(self, signum, frame):
-        self.count += 1
-        if self.count > 1:
-            raise KeyboardInterrupt
-
-    def __exit__(self, *exc):
-        if self._previous is not None:
-            signal.signal(signal.SIGINT, self._previous)
-        return False
-
-
-_waiter = concurrent.futures.ThreadPoolExecutor(1, thread_name_prefix="fnn-wait")
-
-
-def _wait(tree) -> None:
-    """Block until a result is ready. The blocking happens on a helper thread and the main thread
-    waits on a lock, which signals interrupt: Ctrl-C is heard at once, not when the device finishes."""
-    _waiter.submit(jax.block_until_ready, tree).result()
-
-
-class _Pace:
-    """How many steps the next call runs so that it lasts about CALL_SECONDS: a call costs a + b·steps
-    (a: the epoch's shuffle, recomputed by each call, and the dispatch), fitted to the last two calls
-    after the first (which also pays for its first run). Where a alone nears CALL_SECONDS (the
-    shuffle of millions of rows, say), a call steps for as long as its overhead: about 2a."""
-
-    def __init__(self):
-        self.calls: list[tuple[int, float]] = []
-        self.first = True
-
-    def took(self, steps: int, seconds: float) -> None:
-        if self.first:
-            self.first = False
-        elif steps:
-            self.calls = [*self.calls[-1:], (steps, seconds)]
-
-    def next(self) -> int:
-        if self.first:
-            return FIRST_CALL_STEPS
-        if not self.calls:
-            return FIRST_CALL_STEPS * 4
-        (s1, t1), (s2, t2) = self.calls[0], self.calls[-1]
-        if s1 != s2 and t2 > t1:
-            b = (t2 - t1) / (s2 - s1)
-            a = max(t1 - b * s1, 0.0)
-        else:
-            a, b = 0.0, t2 / s2
-        wanted = max(CALL_SECONDS - a, a) / max(b, 1e-9)
-        return int(max(1, min(wanted, 4 * s2)))  # grow at most 4× a call: the fit may be off
-
-
-# --------------------------------------------------------------------------- the trainer
-def _mesh(devices):
-    """None, or a 1-d data-parallel Mesh over `devices` (a list of jax devices or a Mesh with a "data" axis)."""
-    if devices is None:
-        return None
-    if isinstance(devices, Mesh):
-        if "data" not in devices.axis_names:
-            raise FnnValueError(
-                f"devices= Mesh needs an axis named 'data' to split batches over, it has {devices.axis_names}"
-            )
-        return devices
-    devices = list(devices) if isinstance(devices, (list, tuple)) else None
-    if not devices or not all(isinstance(d, jax.Device) for d in devices):
-        raise FnnTypeError("devices must be a non-empty list of jax devices (e.g. jax.devices()) or a Mesh")
-    if len(set(devices)) != len(devices):
-        raise FnnValueError(f"devices lists a device more than once ({devices}); pass each device once")
-    return Mesh(np.array(devices), ("data",))
-
-
-def spans_processes(mesh) -> bool:
-    return mesh is not None and any(d.process_index != jax.process_index() for d in mesh.devices.flat)
-
-
-def verbosity(verbose) -> int:
-    """0, 1 or 2 from verbose=0/1/2, True/False or "auto" (1 on a terminal, as Keras' "auto", else 0)."""
-    if verbose == "auto":
-        import sys
-
-        return 1 if hasattr(sys.stdout, "isatty") and sys.stdout.isatty() else 0
-    if isinstance(verbose, (bool, np.bool_)):
-        return int(verbose)
-    if isinstance(verbose, float) and verbose.is_integer():
-        verbose = int(verbose)
-    return min(_validate.integer(verbose, "verbose", minimum=0), 2)
 
 
 class Trainer:
@@ -226,11 +70,11 @@ class Trainer:
         self.model = models.check_model(model)
         self.loss = models.resolve_loss(model, loss)
         self.optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
-        _warn_if_rebuilt(self.optimizer.update)
-        self.batch_size = _validate.integer(_integral(batch_size), "batch_size", minimum=1)
+        _driver.warn_if_rebuilt(self.optimizer.update)
+        self.batch_size = _validate.integer(_driver.integral(batch_size), "batch_size", minimum=1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise FnnTypeError(f"shuffle must be True or False, got {type(shuffle).__name__} {shuffle!r}")
-        self.callbacks = _check_callbacks(callbacks)
+        self.callbacks = _driver.check_callbacks(callbacks)
         if not any(isinstance(c, fnn_callbacks.TerminateOnNaN) for c in self.callbacks):
             self.callbacks = [fnn_callbacks.TerminateOnNaN(), *self.callbacks]
         self.rules = tuple(c for c in self.callbacks if c.compiled)
@@ -238,7 +82,7 @@ class Trainer:
         for c in self.host:
             if isinstance(c, fnn_callbacks.ModelCheckpoint):
                 c.model, c.loss = self.model, self.loss.name
-        self.mesh = _mesh(devices)
+        self.mesh = _driver.mesh(devices)
         self.spec = engine.Spec(
             self.model, self.loss, self.optimizer.update, self.batch_size, bool(shuffle), self.rules, self.mesh
         )
@@ -262,8 +106,8 @@ class Trainer:
         )  # on the host until _place
         fresh = self.optimizer.init(params)
         if opt_state is not None:
-            check_opt_state(fresh, opt_state)
-            opt_state = optim.with_hyperparameters_of(opt_state, fresh) if _has_numbers(fresh) else opt_state
+            _driver.check_opt_state(fresh, opt_state)
+            opt_state = optim.with_hyperparameters_of(opt_state, fresh) if _driver.has_numbers(fresh) else opt_state
         else:
             opt_state = fresh
         max_bad = next(c.max_bad_steps for c in self.rules if isinstance(c, fnn_callbacks.TerminateOnNaN))
@@ -294,8 +138,8 @@ class Trainer:
     def _place(self, tree):
         if self.mesh is None:  # host arrays: jit's dispatch transfers them (far cheaper than device_put per leaf)
             return tree
-        if spans_processes(self.mesh):
-            return replicate(self.mesh, tree)
+        if _driver.spans_processes(self.mesh):
+            return _driver.replicate(self.mesh, tree)
         return jax.device_put(tree, NamedSharding(self.mesh, PartitionSpec()))
 
     def check_state(self, state) -> TrainState:
@@ -310,7 +154,7 @@ class Trainer:
                 f"({[type(r).__name__ for r in self.rules]}): continue a state with the trainer "
                 "(the same compiled callbacks, in order) that made it"
             )
-        check_opt_state(self.optimizer.init(state.params), state.opt_state)
+        _driver.check_opt_state(self.optimizer.init(state.params), state.opt_state)
         return state
 
     # ------------------------------------------------------------------ data
@@ -326,7 +170,7 @@ class Trainer:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
             xv, yv = models.prepare(self.model, self.loss, params, *validation_data, xname="x_val", yname="y_val")
-        if self.mesh is not None and spans_processes(self.mesh):
+        if self.mesh is not None and _driver.spans_processes(self.mesh):
             if w is not None:
                 raise FnnValueError("sample_weight and class_weight are not available across processes yet")
             # Each process passed its own rows: together they form the global, sample-sharded data.
@@ -334,7 +178,7 @@ class Trainer:
             x, y = (jax.make_array_from_process_local_data(rows, np.asarray(a)) for a in (x, y))
             if xv is not None:
                 xv, yv = (jax.make_array_from_process_local_data(rows, np.asarray(a)) for a in (xv, yv))
-            return Data(x, y, None, replicate(self.mesh, np.asarray(x.shape[0], np.int32)), xv, yv)
+            return Data(x, y, None, _driver.replicate(self.mesh, np.asarray(x.shape[0], np.int32)), xv, yv)
         n = np.asarray(x.shape[0], np.int32)
         data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv)
         if self.mesh is not None:
@@ -379,8 +223,8 @@ class Trainer:
         """Run `epochs` more epochs from `state` (or until a callback stops the run): -> (state, History).
         Two calls of 10 epochs give bitwise what one of 20 gives. x may be prepared `trainer.data(...)`."""
         self.check_state(state)
-        epochs = _validate.integer(_integral(epochs), "epochs", minimum=0)
-        level = verbosity(verbose)
+        epochs = _validate.integer(_driver.integral(epochs), "epochs", minimum=0)
+        level = _driver.verbosity(verbose)
         if isinstance(x, Data):
             data = x
         else:
@@ -409,14 +253,14 @@ class Trainer:
             c.on_train_begin(state)
         end = epoch + epochs
         limits = [m for m in (r.max_epochs_per_call() for r in self.rules) if m]
-        pace = _Pace()
+        pace = _driver.Pace()
         # The calls reuse the state's buffers in place when nothing but fnn's own host callbacks can
         # keep a state between calls: the caller's state is copied once (no compile), then owned.
         donate = self.mesh is None and all(type(c).__module__ == fnn_callbacks.__name__ for c in host)
         core = _donating_run if donate else _compiled_run
         if donate and epoch < end:
             state = jax.device_put(state, may_alias=False)
-        with Interrupts() as interrupts:
+        with _driver.Interrupts() as interrupts:
             while epoch < end:
                 if interrupts.count and step == 0:
                     history.stop_reason = "interrupted"
@@ -427,12 +271,12 @@ class Trainer:
                     n_epochs, steps = 1, total - step
                 else:
                     steps = pace.next()
-                compiled_before = _compile_seconds[0]
+                compiled_before = _driver.compile_seconds[0]
                 started = time.perf_counter()
                 new, record = core(spec, state, data, np.asarray(n_epochs, np.int32), np.asarray(steps, np.int32))
-                _wait(record)
+                _driver.wait(record)
                 seconds = time.perf_counter() - started
-                compile_seconds = _compile_seconds[0] - compiled_before
+                compile_seconds = _driver.compile_seconds[0] - compiled_before
                 if compile_seconds > 0:
                     for c in host:
                         c.on_compiled(compile_seconds)
@@ -489,7 +333,7 @@ class Trainer:
         history.rejected_steps = rejected
         history.first_rejected = tuple(int(v) for v in guard.first) if rejected else None
         if history.stop_reason == fnn_callbacks.TerminateOnNaN.reason:
-            history.divergence = _divergence(self.rules, state, guard, self._leaf_names(state.params))
+            history.divergence = divergence(self.rules, state, guard, self._leaf_names(state.params))
         elif rejected:
             first = history.first_rejected
             assert first is not None
@@ -504,125 +348,3 @@ class Trainer:
     @staticmethod
     def _leaf_names(params) -> list[str]:
         return [f"[{i}].{name}" for i in range(len(params)) for name in "wb"]
-
-
-def replicate(mesh, tree):
-    """Each process's identical copy of `tree` as global arrays replicated over the mesh."""
-    replicated = NamedSharding(mesh, PartitionSpec())
-
-    def one(leaf):
-        if jnp.issubdtype(leaf.dtype, jax.dtypes.prng_key):
-            return jax.random.wrap_key_data(one(jax.random.key_data(leaf)), impl=jax.random.key_impl(leaf))
-        value = np.asarray(jax.device_get(leaf))
-        return jax.make_array_from_callback(value.shape, replicated, lambda index: value[index])
-
-    return jax.tree.map(one, tree)
-
-
-def _divergence(rules, state: TrainState, guard, leaf_names) -> DivergenceInfo:
-    epochs = int(state.epoch)
-    epoch, step = (int(v) for v in guard.last)
-    if epoch < epochs - 1 or epoch < 0:  # no step of the last epoch was refused: an applied update overflowed
-        info = DivergenceInfo(epochs - 1, -1, float("nan"), "update (the params overflowed during this epoch)")
-    else:
-        leaf = int(guard.bad_leaf)
-        name = "loss" if leaf == engine.LOSS_LEAF else leaf_names[leaf] if 0 <= leaf < len(leaf_names) else "update"
-        info = DivergenceInfo(epoch, step, float(guard.last_loss), name)
-    nan_state = next(s for r, s in zip(rules, state.callbacks) if isinstance(r, fnn_callbacks.TerminateOnNaN))
-    good = int(nan_state.best_epoch)
-    if good > 0:
-        kept = (
-            f"the params after epoch {good}, from which epoch {good + 1} trained with the lowest training "
-            f"loss seen ({float(nan_state.best_loss):.4g})"
-        )
-    else:
-        kept = "the initial params"
-    where = f"epoch {info.epoch + 1}, step {info.step}" if info.step >= 0 else f"the end of epoch {info.epoch + 1}"
-    warnings.warn(
-        f"training stopped at {where}: non-finite loss {info.loss} (first non-finite: {info.leaf}); "
-        f"returning {kept}. Try a smaller learning rate.",
-        RuntimeWarning,
-        stacklevel=5,
-    )
-    return info
-
-
-_SEEN_CODE: dict = {}  # code object of a user's update function -> the function object last seen with it
-_WARNED: set = set()
-
-
-def _warn_if_rebuilt(update) -> None:
-    """A user's update is part of the program's structure (by identity): the same code arriving as a
-    new closure compiles anew. Say so once."""
-    code = getattr(update, "__code__", None)
-    if code is None or code in _WARNED:
-        return
-    seen = _SEEN_CODE.get(code)
-    _SEEN_CODE[code] = update
-    if seen is not None and seen is not update:
-        _WARNED.add(code)
-        warnings.warn(
-            f"the optimizer's update function {getattr(update, '__qualname__', update)!r} is a new function object "
-            "with the same code as an earlier one: each new one compiles the run anew. Build the optimizer once "
-            "and reuse it (fnn's own optimizers keep their numbers in their state and never recompile for a new "
-            "number).",
-            RuntimeWarning,
-            stacklevel=4,
-        )
-
-
-def _integral(value):
-    """Keras habit: an integral float (epochs=10.0) is an int."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
-
-
-def _has_numbers(opt_state) -> bool:
-    try:
-        optim.hyperparameters(opt_state)
-        return True
-    except (FnnTypeError, FnnValueError):
-        return False
-
-
-def _check_callbacks(items) -> list:
-    if isinstance(items, fnn_callbacks.Callback):
-        items = [items]
-    if not isinstance(items, (list, tuple)):
-        raise FnnTypeError(f"callbacks must be a list of fnn.callbacks objects, got {type(items).__name__}")
-    for i, c in enumerate(items):
-        if isinstance(c, type) and issubclass(c, fnn_callbacks.Callback):
-            raise FnnTypeError(f"callbacks[{i}] is the class {c.__name__}, not an instance: write {c.__name__}(...)")
-        if not isinstance(c, fnn_callbacks.Callback):
-            raise FnnTypeError(
-                f"callbacks[{i}] must be an fnn.callbacks object (a Rule for the compiled run, or a "
-                f"Callback for the host), got {type(c).__name__} {c!r:.60}"
-            )
-    return list(items)
-
-
-def check_opt_state(expected, opt_state):
-    """Refuse an opt_state unlike `expected` (the optimizer's fresh state for these params), naming
-    the first difference."""
-    want, want_def = jax.tree_util.tree_flatten_with_path(expected)
-    got = jax.tree.leaves(opt_state)
-    if jax.tree.structure(opt_state) != want_def:
-        raise FnnValueError(
-            f"opt_state does not fit the optimizer and params: expected a state of structure "
-            f"{want_def}, got {jax.tree.structure(opt_state)}; pass the opt_state of a run "
-            "with the same optimizer kind and model (e.g. result.opt_state)"
-        )
-    for (path, w), g in zip(want, got):
-        shape = tuple(np.shape(g))
-        if shape != tuple(np.shape(w)):
-            raise FnnValueError(
-                f"opt_state{jax.tree_util.keystr(path)} has shape {shape}, expected "
-                f"{tuple(np.shape(w))} for these params; pass the opt_state of a run of the same model"
-            )
-        if _validate.is_concrete(g) and not np.isfinite(np.asarray(g, np.float64)).all():
-            raise FnnValueError(
-                f"opt_state{jax.tree_util.keystr(path)} contains non-finite values; the state is "
-                "unusable: start a fresh optimizer state"
-            )
-    return opt_state

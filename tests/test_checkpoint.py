@@ -30,7 +30,7 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import checkpoint
+from fnn import _tree_codec, checkpoint
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
 
@@ -637,13 +637,13 @@ def test_a_header_over_safetensors_limit_is_refused_before_writing_with_the_limi
     """Whether the size is plain from the tree (checked before serializing) or only safetensors' writer finds it
     (a character that JSON escapes, and safetensors escapes again: 15 MB of text, a 105 MB header)."""
     with pytest.raises(FnnValueError, match=HEADER_FIX):
-        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * checkpoint._MAX_HEADER})
+        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * _tree_codec.MAX_HEADER})
     with pytest.raises(FnnValueError, match=HEADER_FIX):
         checkpoint.save(tmp_path / "u.ckpt", (), metadata={"note": "\x01" * 15_000_000})
     assert os.listdir(tmp_path) == []
 
 
-@pytest.mark.slow  # two 100 MB headers: about 5 s
+# two 100 MB headers: about 5 s, in the default run
 def test_save_writes_the_largest_header_load_and_safetensors_read_and_refuses_one_byte_more(tmp_path):
     """safetensors' MAX_HEADER_SIZE (10**8 bytes, checked by its writer and its reader) is fnn's limit both ways:
     a header of exactly 10**8 bytes saves and loads in fnn and in safetensors; one byte more is refused by save."""
@@ -651,13 +651,13 @@ def test_save_writes_the_largest_header_load_and_safetensors_read_and_refuses_on
 
     empty = checkpoint.save(tmp_path / "t.ckpt", {"note": ""}).read_bytes()
     unpadded = len(empty[8 : 8 + int.from_bytes(empty[:8], "little")].rstrip(b" "))
-    longest = {"note": "x" * (checkpoint._MAX_HEADER - unpadded)}
+    longest = {"note": "x" * (_tree_codec.MAX_HEADER - unpadded)}
     path = checkpoint.save(tmp_path / "t.ckpt", longest)
-    assert int.from_bytes(path.read_bytes()[:8], "little") == checkpoint._MAX_HEADER == 100_000_000
+    assert int.from_bytes(path.read_bytes()[:8], "little") == _tree_codec.MAX_HEADER == 100_000_000
     assert checkpoint.load(path) == longest and load_file(path) == {}
     del longest
     with pytest.raises(FnnValueError, match=HEADER_FIX):
-        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * (checkpoint._MAX_HEADER - unpadded + 1)})
+        checkpoint.save(tmp_path / "u.ckpt", {"note": "x" * (_tree_codec.MAX_HEADER - unpadded + 1)})
     assert os.listdir(tmp_path) == ["t.ckpt"]
 
 

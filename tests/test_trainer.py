@@ -194,6 +194,24 @@ def test_fit_keeps_its_signature_small():
         assert gone not in parameters
 
 
+def test_every_module_is_small_documented_and_declares_its_names():
+    import ast
+    import pathlib
+
+    root = pathlib.Path(fnn.__file__).parent
+    for path in sorted(root.glob("*.py")):
+        text = path.read_text()
+        lines, tree = text.count("\n"), ast.parse(text)
+        assert lines <= (400 if path.name == "checkpoint.py" else 500), (path.name, lines)
+        assert ast.get_docstring(tree), f"{path.name} has no opening docstring saying what it owns"
+        if not path.name.startswith("_"):
+            declared = [n for n in tree.body if isinstance(n, ast.Assign) and any(
+                isinstance(t, ast.Name) and t.id == "__all__" for t in n.targets)]
+            assert declared, f"{path.name} declares no __all__"
+    for name in fnn.__all__:
+        assert hasattr(fnn, name), name
+
+
 # --------------------------------------------------------------------------- Ctrl-C
 WORKER = r"""
 import json, sys, warnings

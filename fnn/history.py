@@ -1,0 +1,75 @@
+"""What a run returns beside its state: the History of its epochs and, if it met a non-finite
+loss, gradient or update, a DivergenceInfo saying where."""
+
+from __future__ import annotations
+
+import warnings
+from typing import NamedTuple
+
+from fnn import callbacks as fnn_callbacks
+from fnn import engine
+from fnn.engine import TrainState
+
+__all__ = ["DivergenceInfo", "History", "divergence"]
+
+
+class DivergenceInfo(NamedTuple):
+    """Where training met a non-finite loss, gradient or update."""
+
+    epoch: int  # 0-based epoch
+    step: int  # 0-based mini-batch within that epoch; -1: the params overflowed somewhere in the epoch
+    loss: float  # the loss of that step (may be nan or inf)
+    leaf: str  # the first non-finite gradient leaf, e.g. "[2].w", else "update ..." or "loss"
+
+
+class History:
+    """What `Trainer.run` recorded: `history[name]` is one float per epoch run (Keras' History.history);
+    `stop_reason` is "epochs", "interrupted" or the reason of the callback that stopped the run."""
+
+    def __init__(self, names):
+        self.history: dict[str, list[float]] = {name: [] for name in names}
+        self.epoch: list[int] = []
+        self.stop_reason = "epochs"
+        self.records: dict = {}  # what compiled callbacks kept: snapshots, step_loss, ...
+        self.best_epoch: int | None = None
+        self.divergence: DivergenceInfo | None = None
+        self.rejected_steps = 0
+        self.first_rejected: tuple | None = None
+
+    def __getitem__(self, name: str) -> list[float]:
+        return self.history[name]
+
+    def last_logs(self) -> dict:
+        return {k: v[-1] for k, v in self.history.items() if v}
+
+    def __repr__(self):
+        return f"History(epochs={len(self.epoch)}, stop_reason={self.stop_reason!r}, names={list(self.history)})"
+
+
+def divergence(rules, state: TrainState, guard, leaf_names) -> DivergenceInfo:
+    """What a run stopped by TerminateOnNaN met, and the warning that says so and what was kept."""
+    epochs = int(state.epoch)
+    epoch, step = (int(v) for v in guard.last)
+    if epoch < epochs - 1 or epoch < 0:  # no step of the last epoch was refused: an applied update overflowed
+        info = DivergenceInfo(epochs - 1, -1, float("nan"), "update (the params overflowed during this epoch)")
+    else:
+        leaf = int(guard.bad_leaf)
+        name = "loss" if leaf == engine.LOSS_LEAF else leaf_names[leaf] if 0 <= leaf < len(leaf_names) else "update"
+        info = DivergenceInfo(epoch, step, float(guard.last_loss), name)
+    nan_state = next(s for r, s in zip(rules, state.callbacks) if isinstance(r, fnn_callbacks.TerminateOnNaN))
+    good = int(nan_state.best_epoch)
+    if good > 0:
+        kept = (
+            f"the params after epoch {good}, from which epoch {good + 1} trained with the lowest training "
+            f"loss seen ({float(nan_state.best_loss):.4g})"
+        )
+    else:
+        kept = "the initial params"
+    where = f"epoch {info.epoch + 1}, step {info.step}" if info.step >= 0 else f"the end of epoch {info.epoch + 1}"
+    warnings.warn(
+        f"training stopped at {where}: non-finite loss {info.loss} (first non-finite: {info.leaf}); "
+        f"returning {kept}. Try a smaller learning rate.",
+        RuntimeWarning,
+        stacklevel=5,
+    )
+    return info
