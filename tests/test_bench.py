@@ -10,6 +10,9 @@ import pytest
 
 pytest.importorskip("matplotlib")
 
+# About 50 s of fresh processes and peers: `make test-slow` (and CI, after make test) runs it.
+pytestmark = pytest.mark.slow
+
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
 
 

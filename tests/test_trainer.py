@@ -194,6 +194,26 @@ def test_fit_keeps_its_signature_small():
         assert gone not in parameters
 
 
+def test_a_continued_run_takes_the_passed_optimizers_numbers_keeps_its_moments_and_equal_histories():
+    kw = dict(loss="binary_crossentropy", batch_size=16, key=3, verbose=0)
+    first = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-3), epochs=2, **kw)
+    fast = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-1), epochs=4, initial_state=first.state, **kw)
+    same = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-3), epochs=4, initial_state=first.state, **kw)
+    whole = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-3), epochs=4, **kw)
+    assert float(optim.learning_rate(fast.state.opt_state)) == pytest.approx(0.1)
+    assert not np.array_equal(host(fast.params)[0].w, host(same.params)[0].w)  # the new rate trained
+    chex.assert_trees_all_equal(host(same.params), host(whole.params))  # moments and counts were kept
+    assert int(fast.state.step) == int(same.state.step) and int(fast.state.epoch) == 4
+    # validation on a state trained without it, and the reverse: every history list has one entry per epoch
+    with_val = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-3), epochs=4, validation_split=0.25,
+                       initial_state=first.state, **kw)
+    assert {len(v) for v in with_val.history.values()} == {2} and "val_loss" in with_val.history
+    back = fnn.fit(MODEL, PARAMS, X, Y, optimizer=optim.adam(1e-3), epochs=6, initial_state=with_val.state, **kw)
+    assert {len(v) for v in back.history.values()} == {2} and "val_loss" not in back.history
+    with pytest.raises(fnn.FnnValueError, match="x has 3 features"):
+        fnn.fit(MODEL, PARAMS, np.concatenate([X, X[:, :1]], 1), Y, epochs=4, initial_state=first.state, **kw)
+
+
 def test_every_module_is_small_documented_and_declares_its_names():
     import ast
     import pathlib
