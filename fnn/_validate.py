@@ -67,7 +67,7 @@ def array(a, name: str):
                 f"{name} must be a numeric array (rectangular, real), got {type(a).__name__}: {e}"
             ) from None
     dtype = _dtype_of(a, name)
-    if dtype.kind in "USOVMm":
+    if dtype.kind in "USOVMm" and not jnp.issubdtype(dtype, jnp.floating):  # bfloat16's kind is "V"
         raise FnnTypeError(
             f"{name} must have a numeric dtype (float or int), got dtype {dtype}; "
             "encode strings or objects as numbers first"

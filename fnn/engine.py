@@ -181,7 +181,10 @@ def _layout(spec: Spec, params) -> _Layout:
     leaves, treedef = jax.tree.flatten(params)
     shapes = [(leaf.shape, leaf.dtype) for leaf in leaves]
     size = _compile.param_count(params)
-    flat = optim.is_elementwise(spec.update) and size <= FLAT_LIMIT and len({d for _, d in shapes}) == 1
+    dtypes = {d for _, d in shapes}
+    # One dtype, and not half precision: its optimizer state is float32, so it could not share the params' vector.
+    flat = optim.is_elementwise(spec.update) and size <= FLAT_LIMIT and len(dtypes) == 1
+    flat = flat and optim.dtype_of(params) == next(iter(dtypes))
 
     def matches(node) -> bool:
         node_leaves, node_def = jax.tree.flatten(node)

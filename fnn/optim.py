@@ -76,11 +76,19 @@ class Optimizer(NamedTuple):
 
 
 # --------------------------------------------------------------------------- numbers in the state
+def _wide(dtype):
+    """The dtype an optimizer keeps and computes state in for params of `dtype`: float32 for float16 and
+    bfloat16 (as mixed-precision training does: float16 flushes eps=1e-8 to 0, bfloat16 rounds 0.999 to 1),
+    the params' own dtype otherwise."""
+    dtype = jnp.dtype(dtype)
+    return jnp.dtype(jnp.float32) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4 else dtype
+
+
 def _dtype_of(params):
-    """The params' floating dtype: the optimizer's numbers are kept (and computed) in it."""
+    """The dtype of the optimizer's numbers and moments: the params' floating dtype, float32 for half precision."""
     for leaf in jax.tree.leaves(params):
         if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-            return jnp.result_type(leaf)
+            return _wide(jnp.result_type(leaf))
     return jnp.result_type(float)
 
 
@@ -103,11 +111,12 @@ def _zeros(params):
     """Zeros shaped like params; made on the host when the params are concrete (no program to compile)."""
 
     def zero(p):
+        dtype = _wide(jnp.result_type(p))
         if isinstance(p, Tracer):
-            return jnp.zeros_like(p)
+            return jnp.zeros(jnp.shape(p), dtype)
         if isinstance(p, np.ndarray):  # host params, host state: the caller transfers the whole tree at once
-            return np.zeros(p.shape, p.dtype)
-        return jax.device_put(np.zeros(np.shape(p), jnp.result_type(p)))
+            return np.zeros(p.shape, dtype)
+        return jax.device_put(np.zeros(np.shape(p), dtype))
 
     return jax.tree.map(zero, params)
 
@@ -174,9 +183,9 @@ def _momentum_update(grads, state, params=None, *, schedule, nesterov):
     lr, beta = schedule(state.count, **hyper["learning_rate"]), hyper["momentum"]
     velocity = jax.tree.map(lambda v, g: (beta * v - lr * g).astype(v.dtype), state.velocity, grads)
     if nesterov:  # look ahead: step along the new velocity once more, from the current gradient
-        updates = jax.tree.map(lambda v, g: (beta * v - lr * g).astype(v.dtype), velocity, grads)
-    else:
-        updates = velocity
+        updates = jax.tree.map(lambda v, g: (beta * v - lr * g).astype(g.dtype), velocity, grads)
+    else:  # in the gradients' dtype: the velocity of half-precision params is float32
+        updates = jax.tree.map(lambda v, g: v.astype(g.dtype), velocity, grads)
     return updates, MomentumState(state.count + 1, velocity, hyper)
 
 
@@ -215,17 +224,17 @@ def _adam_update(grads, state, params=None, *, schedule):
     b1, b2, eps = hyper["b1"], hyper["b2"], hyper["eps"]
     count = state.count + 1
     lr = schedule(state.count, **hyper["learning_rate"])
-    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g, state.mu, grads)
-    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * g * g, state.nu, grads)
+    mu = jax.tree.map(lambda m, g: b1 * m + (1 - b1) * g.astype(m.dtype), state.mu, grads)
+    nu = jax.tree.map(lambda v, g: b2 * v + (1 - b2) * jnp.square(g.astype(v.dtype)), state.nu, grads)
 
-    def step(m, v):
-        # bias corrections for the zero start, in the params' dtype: an int32 count would promote
+    def step(m, v, g):
+        # bias corrections for the zero start, in the moments' dtype: an int32 count would promote
         # to float64 under jax_enable_x64, and float32 runs would then depend on that flag
         t = count.astype(m.dtype)
         c1, c2 = 1 - b1**t, 1 - b2**t
-        return (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(m.dtype)
+        return (-lr * (m / c1) / (jnp.sqrt(v / c2) + eps)).astype(g.dtype)
 
-    updates = jax.tree.map(step, mu, nu)
+    updates = jax.tree.map(step, mu, nu, grads)
     return updates, AdamState(count, mu, nu, hyper)
 
 
@@ -252,8 +261,8 @@ def _transform_init(params, *, hyper):
 
 
 def global_norm(tree) -> Array:
-    """sqrt(Σ over every leaf of Σ x²)."""
-    return jnp.sqrt(sum(jnp.sum(jnp.square(x)) for x in jax.tree.leaves(tree)))
+    """sqrt(Σ over every leaf of Σ x²), summed in float32 at least (a float16 sum of squares overflows at 65504)."""
+    return jnp.sqrt(sum(jnp.sum(jnp.square(x.astype(_wide(x.dtype)))) for x in jax.tree.leaves(tree)))
 
 
 def _clip_update(grads, state, params=None):
