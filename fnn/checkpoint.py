@@ -86,20 +86,6 @@ def _save_error(path: pathlib.Path, e: OSError) -> CheckpointError:
         fix = f"save into a folder that exists, you may write to and has room ({folder})"
     return CheckpointError(f"cannot save to {path}: {why}; {fix}")
 
-    def model(self, model: models.Sequential, loss: str | None) -> dict:
-        """The record of `model` and the loss, and of the params found: their path, input width and dtype."""
-        models.check_model(model)
-        where, params = self.params or ("nowhere", ())
-        dims = [np.shape(params[0].w)[0] if params and np.ndim(params[0].w) == 2 else "n"]
-        dims += [layer.units for layer in model.layers]
-        want = [((dims[i], dims[i + 1]), (dims[i + 1],)) for i in range(len(model.layers))]
-        floats = all(jnp.issubdtype(jnp.result_type(leaf), jnp.floating) for p in params for leaf in p)
-        if [(np.shape(p.w), np.shape(p.b)) for p in params] != want or not floats:
-            raise FnnValueError(f"the tree's first DenseParams (at {where or '<root>'}) are not model='s {want}")
-        layers = [{"class": type(layer).__name__, "config": dataclasses.asdict(layer)} for layer in model.layers]
-        loss, dtype = None if loss is None else models.resolve_loss(model, loss).name, np.asarray(params[0].w).dtype
-        return {"layers": layers, "input_dim": dims[0], "dtype": dtype.name, "loss": loss, "params_at": where}
-
 
 def _model_record(encoder: _tree_codec.Encoder, model: models.Sequential, loss: str | None) -> dict:
     """The record of `model` and the loss, and of the params found: their path, input width and dtype."""
