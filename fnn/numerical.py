@@ -58,10 +58,15 @@ class _Differences:
     def __init__(self, f: Callable, params, args: tuple):
         leaves, self.treedef = jax.tree.flatten(params)
         self.flat = [np.asarray(leaf) for leaf in leaves]
-        self.f, self.args = jax.jit(f), args
+        self.f, self.args, self.seen = jax.jit(f), args, {}
 
     def at(self, i: int, j: tuple, step: float) -> float:
-        """f with entry j of leaf i moved by `step`."""
+        """f with entry j of leaf i moved by `step` (each evaluated once: a kink check reuses the gradient's)."""
+        if (i, j, step) not in self.seen:
+            self.seen[i, j, step] = self._call(i, j, step)
+        return self.seen[i, j, step]
+
+    def _call(self, i: int, j: tuple, step: float) -> float:
         values = [v.copy() if k == i else v for k, v in enumerate(self.flat)]
         values[i][j] += step
         out = self.f(jax.tree.unflatten(self.treedef, [jnp.asarray(v) for v in values]), *self.args)
@@ -72,6 +77,14 @@ class _Differences:
     def central(self, i: int, j: tuple, h: float) -> float:
         return (self.at(i, j, h) - self.at(i, j, -h)) / (2 * h)
 
+    def gradient(self, h: float):
+        """The central difference of every scalar of the params, as their tree."""
+        grads = [np.zeros_like(leaf) for leaf in self.flat]
+        for i, g in enumerate(grads):
+            for j in np.ndindex(g.shape):
+                g[j] = self.central(i, j, h)
+        return jax.tree.unflatten(self.treedef, [jnp.asarray(g) for g in grads])
+
 
 def numerical_gradient(f: Callable, params, *args, h: float | None = None):
     """(f(θ + h e_i) − f(θ − h e_i)) / 2h for every scalar θ_i of the pytree `params`.
@@ -81,14 +94,7 @@ def numerical_gradient(f: Callable, params, *args, h: float | None = None):
     O(h²) rather than rounding.
     """
     h = _check(f, params, h, "numerical_gradient")
-    d = _Differences(f, params, args)
-    grads = []
-    for i, leaf in enumerate(d.flat):
-        g = np.zeros_like(leaf)
-        for j in np.ndindex(leaf.shape):
-            g[j] = d.central(i, j, h)
-        grads.append(jnp.asarray(g))
-    return jax.tree.unflatten(d.treedef, grads)
+    return _Differences(f, params, args).gradient(h)
 
 
 class GradCheck(NamedTuple):
@@ -115,13 +121,10 @@ def _in_float64(f: Callable, params, args: tuple, h: float | None):
                 jax.tree.map(wide, a) if hasattr(a, "dtype") or isinstance(a, (list, tuple)) else a for a in args
             )
             d = _Differences(f, params64, args64)
-            grads = [np.zeros_like(leaf) for leaf in d.flat]
-            for i, g in enumerate(grads):
-                for j in np.ndindex(g.shape):
-                    g[j] = d.central(i, j, step)
+            grads = d.gradient(step)
     except Exception:  # f is not written for float64: differences in the params' own dtype instead
         return None, None
-    return jax.tree.unflatten(d.treedef, grads), (step, d)
+    return grads, (step, d)
 
 
 def _straddles_a_kink(d: _Differences, i: int, j: tuple, h: float, analytic: float, tolerance: float) -> bool:
@@ -177,7 +180,8 @@ def gradcheck(
     numeric, wide = _in_float64(f, params, args, h) if own != "float64" else (None, None)
     if wide is None:
         h = DEFAULTS[own][0] if h is None else h
-        numeric, d, dtype = numerical_gradient(f, params, *args, h=h), _Differences(f, params, args), own
+        d, dtype = _Differences(f, params, args), own
+        numeric = d.gradient(h)
         tolerance = DEFAULTS[own][1] if tolerance is None else tolerance
     else:
         (h, d), dtype = wide, "float64"
