@@ -12,17 +12,25 @@ So fnn's programs compile with that option (`OPTIONS`) unless the program says i
 parameters), in which case they compile as JAX configures them. Options are passed per program
 (jit's compiler_options), never set globally. A jaxlib that no longer knows the option compiles
 fnn's programs without it (the first compile that refuses it switches every program back).
+
+A SIGINT that arrives while a program is traced, compiled or dispatched is held and delivered
+right after (`deferred_interrupts`): a KeyboardInterrupt raised inside XLA's compiler left the
+process to crash at exit (rc 139), while one raised after it is an ordinary Python exception.
+Only the call is covered, never the wait for its result: a run still hears Ctrl-C at once.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
-from collections.abc import Callable
+import signal
+import threading
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import jax
 
-__all__ = ["LARGE_PARAMS", "OPTIONS", "jit", "param_count"]
+__all__ = ["LARGE_PARAMS", "OPTIONS", "deferred_interrupts", "jit", "param_count"]
 
 OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
 LARGE_PARAMS = 1 << 16  # a training run over at least this many parameters compiles as JAX does
@@ -32,6 +40,27 @@ _refused: list[bool] = [False]
 @functools.cache
 def _on_cpu() -> bool:
     return jax.default_backend() == "cpu"
+
+
+@contextlib.contextmanager
+def deferred_interrupts() -> Iterator[None]:
+    """Hold SIGINT for the duration of the block, then hand the last one held to the handler that
+    was in place (Python's raises KeyboardInterrupt; a run's stops it). Main thread only."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    previous = signal.getsignal(signal.SIGINT)
+    if not callable(previous):  # SIG_IGN, SIG_DFL or a handler set outside Python: left as it is
+        yield
+        return
+    held: list = []
+    signal.signal(signal.SIGINT, lambda signum, frame: held.append(frame))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, previous)
+        if held:
+            previous(signal.SIGINT, held[-1])
 
 
 def param_count(tree) -> int:
@@ -54,16 +83,18 @@ class _Program:
         return self._with
 
     def __call__(self, *args, **kwargs):
-        try:
-            return self._jit(args, kwargs)(*args, **kwargs)
-        except Exception as e:  # an XLA that no longer has the option: compile as JAX does
-            if _refused[0] or not any(name in str(e) for name in OPTIONS):
-                raise
-            _refused[0] = True
-            return self._without(*args, **kwargs)
+        with deferred_interrupts():
+            try:
+                return self._jit(args, kwargs)(*args, **kwargs)
+            except Exception as e:  # an XLA that no longer has the option: compile as JAX does
+                if _refused[0] or not any(name in str(e) for name in OPTIONS):
+                    raise
+                _refused[0] = True
+                return self._without(*args, **kwargs)
 
     def lower(self, *args, **kwargs):
-        return self._jit(args, kwargs).lower(*args, **kwargs)
+        with deferred_interrupts():
+            return self._jit(args, kwargs).lower(*args, **kwargs)
 
 
 def jit(fun: Callable | None = None, *, large: Callable[..., bool] | None = None, **kwargs) -> Any:

@@ -19,6 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
+from fnn import _compile
 from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = [
@@ -101,7 +102,7 @@ def _host_is_the_device() -> bool:
     return all(d.platform == "cpu" for d in jax.devices())
 
 
-@jax.jit
+@_compile.jit
 def _all_finite_on_device(leaves) -> Array:
     return jnp.all(jnp.stack([jnp.isfinite(leaf).all() for leaf in leaves]))
 

@@ -23,29 +23,48 @@ so is JAX's cache switched off (jax_enable_compilation_cache=False): fnn then co
 and `directory()` is None. A folder fnn cannot write to leaves the cache off with one
 RuntimeWarning, never an error.
 
-The folder holds compiled executables (`<key>-cache` files, compressed; the key hashes the
-program, the JAX/XLA versions, the compile options and the device) and, on GPU, XLA's autotuning
-results (JAX's jax_persistent_cache_enable_xla_caches default, which fnn keeps; it adds nothing
-on CPU). Nothing is evicted: `clear()` empties the folder, and deleting it by hand is safe too.
-Like any JAX compilation cache the folder is trusted: whoever can write to it can run code in
-your processes.
+What import fnn changes in JAX, and why (`disable()` puts each back):
+- jax_compilation_cache_dir: the folder above;
+- jax_persistent_cache_min_compile_time_secs: 0 (JAX keeps only programs that took 1 s or more;
+  fnn's take less, and a fresh process runs dozens), unless the environment sets it;
+- jax_persistent_cache_enable_xla_caches: "none", unless the environment sets it. JAX's default
+  puts XLA's GPU autotuning results in the cache folder, and the folder's path then enters every
+  program's key, on CPU too: a moved or copied cache would miss everything. fnn's key is
+  independent of the folder; on GPU, XLA autotunes a new program's fusions again (a compiled
+  program is still loaded from the cache, autotuned);
+- the file store JAX uses for that folder (through JAX's private `get_file_cache`): fnn's own,
+  `fnn._cache_store`. No other folder, and no program's result, is affected.
+
+What the cache guarantees (each tested in a fresh process against a run with the cache off):
+- Every entry is verified before JAX reads a byte of it: a sha256 digest over the program's key
+  and the entry's bytes. A truncated, zeroed, bit-flipped (compressed or not), random, swapped,
+  special (FIFO, device, symlink: never followed, never blocked on) or foreign entry is a miss:
+  the program compiles again and the entry is replaced, with at most one RuntimeWarning per
+  process naming the file. Results are bitwise those of a run without the cache.
+- A folder only its user can write: created 0700, entries 0600. A folder owned by another user,
+  writable by group or others, or a symlink, is not used (one warning naming it and the fix),
+  because whoever can write it could plant a valid entry: the digest proves integrity, not
+  authorship.
+- Bounded: FNN_CACHE_MAX_BYTES (default 1 GiB) with least-recently-used eviction after each write.
+- `clear()` deletes only fnn's entries, recognised by their format (never by a file name), and
+  `info()` counts exactly those.
+Its limits: a JAX without the private hook uses JAX's own file cache (none of the above); the
+entry's program is trusted once it is verified, so the folder must stay yours.
 
 Example:
     >>> import tempfile
     >>> folder = fnn.cache.enable(tempfile.mkdtemp())  # `import fnn` did this with ~/.cache/fnn/jax
     >>> info = fnn.cache.info()  # "files" counts the programs kept, "bytes" their size
     >>> info["enabled"], info["directory"] == folder, sorted(info)
-    (True, True, ['bytes', 'directory', 'enabled', 'files'])
+    (True, True, ['bytes', 'directory', 'enabled', 'files', 'max_bytes'])
     >>> fnn.cache.disable()
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
 import pathlib
-import secrets
-import shutil
+import stat
 import sys
 import tempfile
 import warnings
@@ -53,30 +72,35 @@ import warnings
 import jax
 from jax.experimental.compilation_cache import compilation_cache as jax_compilation_cache
 
+from fnn import _cache_store
 from fnn.errors import FnnValueError
 
-_CacheInterface: type = object  # the base of fnn's file cache: JAX's interface, where this JAX has it
-try:  # private: where JAX makes its file cache, and the interface that cache implements
+try:  # private: where JAX makes its file cache
     from jax._src import compilation_cache as _jax_cache_internals
-    from jax._src.compilation_cache_interface import CacheInterface
-
-    _CacheInterface = CacheInterface
 except ImportError:  # another JAX: its own cache is used as it is
     _jax_cache_internals = None
 
-__all__ = ["clear", "configure", "default_directory", "directory", "disable", "enable", "info"]
+__all__ = [
+    "DEFAULT_MAX_BYTES",
+    "clear",
+    "configure",
+    "default_directory",
+    "directory",
+    "disable",
+    "enable",
+    "info",
+    "max_bytes",
+]
 
 _OFF_VALUES = ("off", "0", "false", "no")
 _ON_VALUES = ("on", "1", "true", "yes", "")
 
-# What JAX writes into a cache folder; clear() deletes these and nothing else, so a mistaken
-# FNN_CACHE_DIR (a home folder, say) loses no other file.
-_ENTRY_SUFFIXES = ("-cache", "-atime")
-_XLA_ENTRIES = ("xla_gpu_per_fusion_autotune_cache_dir", "xla_gpu_kernel_cache_file")
-_TEMP_SUFFIX = ".fnn-tmp"
+_TEMP_SUFFIX = ".fnn-tmp"  # the probe that enable() writes to test the folder
+DEFAULT_MAX_BYTES = 1 << 30
+_XLA_CACHES_OFF = "none"
 
 _directory: pathlib.Path | None = None  # the folder fnn configured; None while it configured none
-_saved_min_compile_time: float | None = None  # JAX's threshold before fnn set it, for disable()
+_saved: dict[str, object] = {}  # JAX's settings before fnn changed them, for disable()
 
 
 def default_directory() -> pathlib.Path:
@@ -102,23 +126,45 @@ def directory() -> pathlib.Path | None:
     return None
 
 
-def info() -> dict:
-    """{"directory": Path | None, "enabled": bool, "files": int, "bytes": int} of fnn's cache.
+def max_bytes() -> int:
+    """The cache's bound: FNN_CACHE_MAX_BYTES (an integer number of bytes), else 1 GiB."""
+    value = os.environ.get("FNN_CACHE_MAX_BYTES", "").strip()
+    if not value:
+        return DEFAULT_MAX_BYTES
+    try:
+        bound = int(float(value))  # 1073741824 or 1e9
+    except (ValueError, OverflowError):
+        bound = -1
+    if bound <= 0:
+        warnings.warn(
+            f"FNN_CACHE_MAX_BYTES={value!r} is not a positive number of bytes; the cache keeps its "
+            f"default bound of {DEFAULT_MAX_BYTES} bytes (1 GiB)",
+            RuntimeWarning,
+            stacklevel=2,
+        )
+        return DEFAULT_MAX_BYTES
+    return bound
 
-    `files` counts compiled programs; `bytes` is everything clear() would delete.
+
+def info() -> dict:
+    """{"directory": Path | None, "enabled": bool, "files": int, "bytes": int, "max_bytes": int}.
+
+    `files` counts fnn's entries (compiled programs); `bytes` is exactly what clear() would delete.
     """
     folder = directory()
-    entries = _entries(folder) if folder is not None else []
+    found = list(_cache_store.entries(folder)) if folder is not None else []
     return {
         "directory": folder,
         "enabled": folder is not None,
-        "files": sum(1 for p in entries if p.name.endswith("-cache")),
-        "bytes": sum(_size(p) for p in entries),
+        "files": len(found),
+        "bytes": sum(size for _, size, _ in found),
+        "max_bytes": max_bytes(),
     }
 
 
 def clear() -> int:
-    """Delete the entries of fnn's cache folder (the folder stays); returns the bytes freed.
+    """Delete fnn's entries in its cache folder (the folder and any other file stay); returns the
+    bytes freed.
 
     A cache configured in JAX outside fnn is refused: fnn never deletes a folder it did not pick.
     With the cache off there is nothing to delete and clear() returns 0.
@@ -133,14 +179,10 @@ def clear() -> int:
             )
         return 0
     freed = 0
-    for path in _entries(folder):
-        size = _size(path)
+    for path, size, _ in _cache_store.entries(folder):
         try:
-            if path.is_dir() and not path.is_symlink():
-                shutil.rmtree(path)
-            else:
-                path.unlink()
-        except FileNotFoundError:  # another process deleted it first
+            path.unlink()
+        except OSError:  # another process deleted it first
             continue
         freed += size
     return freed
@@ -152,7 +194,7 @@ def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
     A folder that cannot be written leaves the cache off, with one RuntimeWarning; returns None.
     Refused (FnnValueError) while a cache configured in JAX outside fnn is in use.
     """
-    global _directory, _saved_min_compile_time
+    global _directory
     foreign = _setting("jax_compilation_cache_dir")
     if foreign and foreign != str(_directory):
         raise FnnValueError(
@@ -166,24 +208,26 @@ def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
             'turn it on first with jax.config.update("jax_enable_compilation_cache", True)'
         )
     folder = default_directory() if path is None else _absolute(path)
-    problem = _unwritable(folder)
+    problem = _unusable(folder)
     if problem:
         disable()
         warnings.warn(
-            f"fnn's compilation cache is off: cannot write to {folder} ({problem}). Set FNN_CACHE_DIR "
-            "to a writable folder to keep compiled programs between runs, or FNN_CACHE=off to "
-            "silence this.",
+            f"fnn's compilation cache is off: {problem}. Set FNN_CACHE_DIR to a folder of your own "
+            "to keep compiled programs between runs, or FNN_CACHE=off to silence this.",
             RuntimeWarning,
             stacklevel=2,
         )
         return None
-    _install_atomic_writes()
-    if _saved_min_compile_time is None:
-        _saved_min_compile_time = _setting("jax_persistent_cache_min_compile_time_secs")
-    if "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS" not in os.environ:
-        # fnn's programs compile in well under JAX's 1 s threshold, but a fresh process runs
-        # dozens of them. jax_persistent_cache_min_entry_size_bytes stays at JAX's 0: any size.
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+    _install_store()
+    # The settings the module docstring lists; jax_persistent_cache_min_entry_size_bytes stays at
+    # JAX's 0 (any size). A setting the environment makes is the user's: left as it is.
+    for name, value in (
+        ("jax_persistent_cache_min_compile_time_secs", 0.0),
+        ("jax_persistent_cache_enable_xla_caches", _XLA_CACHES_OFF),
+    ):
+        if name.upper() not in os.environ:
+            _saved.setdefault(name, _setting(name))
+            jax.config.update(name, value)
     jax.config.update("jax_compilation_cache_dir", str(folder))
     _directory = folder
     jax_compilation_cache.reset_cache()  # JAX opens its cache once, at the next compile: this folder
@@ -193,13 +237,13 @@ def enable(path: str | os.PathLike | None = None) -> pathlib.Path | None:
 def disable() -> None:
     """Turn fnn's cache off for the rest of the process; its files stay, and a JAX cache
     configured outside fnn is left as it is."""
-    global _directory, _saved_min_compile_time
+    global _directory
     if directory() is not None:
         jax.config.update("jax_compilation_cache_dir", None)
         jax_compilation_cache.reset_cache()
-    if _saved_min_compile_time is not None:
-        jax.config.update("jax_persistent_cache_min_compile_time_secs", _saved_min_compile_time)
-        _saved_min_compile_time = None
+    for name, value in _saved.items():
+        jax.config.update(name, value)
+    _saved.clear()
     _directory = None
 
 
@@ -244,106 +288,64 @@ def _absolute(path: str | os.PathLike) -> pathlib.Path:
     return pathlib.Path(os.path.abspath(os.path.expanduser(path)))  # a later chdir moves nothing
 
 
-def _unwritable(folder: pathlib.Path) -> str | None:
-    """Why `folder` cannot hold the cache (it is created if missing), or None if it can."""
+def _unusable(folder: pathlib.Path) -> str | None:
+    """Why `folder` must not hold the cache (it is created, 0700, if missing), or None if it may."""
     try:
-        folder.mkdir(parents=True, exist_ok=True)
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        if not os.path.lexists(folder):
+            folder.mkdir(mode=0o700)
+        st = os.lstat(folder)
+    except OSError as e:
+        return f"cannot create {folder} ({type(e).__name__}: {e.strerror or e})"
+    if stat.S_ISLNK(st.st_mode):
+        return f"{folder} is a symbolic link, which fnn does not follow (point FNN_CACHE_DIR at the folder itself)"
+    if not stat.S_ISDIR(st.st_mode):
+        return f"{folder} is not a folder"
+    if hasattr(os, "geteuid") and st.st_uid != os.geteuid():
+        return f"{folder} belongs to another user (uid {st.st_uid}), who could plant programs in it"
+    if st.st_mode & 0o022 and sys.platform != "win32":
+        return (
+            f"other users can write to {folder} (mode {stat.S_IMODE(st.st_mode):o}) and could plant programs "
+            f"in it (`chmod 700 {folder}` makes it yours alone)"
+        )
+    try:
         fd, probe = tempfile.mkstemp(dir=folder, suffix=_TEMP_SUFFIX)
         os.close(fd)
         os.unlink(probe)
     except OSError as e:
-        return f"{type(e).__name__}: {e.strerror or e}"
+        return f"cannot write to {folder} ({type(e).__name__}: {e.strerror or e})"
     return None
 
 
-def _entries(folder: pathlib.Path) -> list[pathlib.Path]:
-    try:
-        children = list(folder.iterdir())
-    except OSError:
-        return []
-    return [p for p in children if p.name.endswith(_ENTRY_SUFFIXES + (_TEMP_SUFFIX,)) or p.name in _XLA_ENTRIES]
+# --------------------------------------------------------------------------- fnn's store in JAX
+# JAX's own file cache (jax._src.lru_cache.LRUCache, jax 0.10) reads whatever file has the key's
+# name and hands it to its decompressor and executable loader: one flipped bit crashed processes
+# or changed results. fnn's folder gets fnn._cache_store.Store instead, through JAX's private
+# factory get_file_cache; a JAX without it keeps its own cache (and none of the guarantees).
+class _StoreFactory:
+    """JAX's get_file_cache(path) -> (cache, path), giving fnn's folder fnn's verified store."""
 
-
-def _size(path: pathlib.Path) -> int:
-    try:
-        if path.is_dir() and not path.is_symlink():
-            return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
-        return path.stat().st_size
-    except OSError:
-        return 0
-
-
-# --------------------------------------------------------------------------- atomic entries
-# JAX's own file cache (jax._src.lru_cache.LRUCache, jax 0.10) writes an entry with a plain
-# Path.write_bytes into its final name, with no lock unless a size limit is set (which needs the
-# filelock package). A process reading while another writes can see half an entry, and a
-# process killed mid-write leaves a truncated one that JAX never rewrites (its put skips keys
-# already on disk) and warns about in every later run. So fnn's own folder gets the cache below:
-# JAX's layout, each entry written to a temporary file and renamed onto its name with
-# os.replace, which is atomic: a reader sees no entry or a whole one, and two processes writing
-# one key both succeed (they compiled the same program). It plugs in through JAX's private
-# factory get_file_cache; a JAX without it keeps its own cache.
-class _AtomicFileCache(_CacheInterface):
-    def __init__(self, path: str):
-        self._path = pathlib.Path(path)
-        self._path.mkdir(parents=True, exist_ok=True)
-        self._warned = False
-
-    def get(self, key: str) -> bytes | None:
-        try:
-            return (self._path / f"{key}-cache").read_bytes()
-        except OSError:  # missing or unreadable: a miss either way
-            return None
-
-    def put(self, key: str, value: bytes) -> None:
-        # Written even over an existing entry: JAX writes only after a read failed, so a corrupt
-        # entry (a disk error, say) heals at the next compile instead of warning forever.
-        temp = self._path / f".{key}.{os.getpid()}.{secrets.token_hex(4)}{_TEMP_SUFFIX}"
-        try:
-            # os.open with 0o666, as JAX's write_bytes: the umask decides who may read the entry
-            with os.fdopen(os.open(temp, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o666), "wb") as f:
-                f.write(value)
-            os.replace(temp, self._path / f"{key}-cache")
-        except OSError as e:
-            with contextlib.suppress(OSError):
-                os.unlink(temp)
-            if not self._warned:  # once, not once per program (JAX's own cache warns every time)
-                self._warned = True
-                warnings.warn(
-                    f"fnn's compilation cache could not write to {self._path} ({type(e).__name__}: "
-                    f"{e.strerror or e}); programs still run but are not kept. Set FNN_CACHE_DIR to a "
-                    "writable folder, or FNN_CACHE=off.",
-                    RuntimeWarning,
-                    stacklevel=2,
-                )
-
-    def clear(self) -> None:  # JAX's interface; fnn.cache.clear() is the one to call
-        pass
-
-
-class _AtomicFileCacheFactory:
-    """JAX's get_file_cache(path) -> (cache, path), giving fnn's folder the atomic cache above."""
-
-    fnn_atomic = True  # marks JAX's factory as replaced already (a reloaded fnn.cache must not wrap it twice)
+    fnn_store = True  # marks JAX's factory as replaced already (a reloaded fnn.cache must not wrap it twice)
 
     def __init__(self, original):
         self.original = original
 
     def __call__(self, path: str):
-        if (
-            _directory is not None
-            and path == str(_directory)
-            and _setting("jax_compilation_cache_max_size") == -1
-            and not _setting("jax_compilation_cache_check_contents")
-        ):
-            return _AtomicFileCache(path), path
-        return self.original(path)  # any other folder, a size limit or content checks: JAX's own cache
+        if _directory is None or path != str(_directory):
+            return self.original(path)  # any other folder: JAX's own cache
+        if _setting("jax_compilation_cache_check_contents"):
+            return self.original(path)  # JAX's debugging mode that recompiles to compare: its own cache
+        bound = max_bytes()
+        jax_bound = _setting("jax_compilation_cache_max_size")
+        if jax_bound not in (-1, None) and "FNN_CACHE_MAX_BYTES" not in os.environ:
+            bound = int(jax_bound)
+        return _cache_store.Store(path, bound), path
 
 
-def _install_atomic_writes() -> None:
+def _install_store() -> None:
     if _jax_cache_internals is None:
         return
     original = getattr(_jax_cache_internals, "get_file_cache", None)
-    if original is None or getattr(original, "fnn_atomic", False):
+    if original is None or getattr(original, "fnn_store", False) or getattr(original, "fnn_atomic", False):
         return
-    _jax_cache_internals.get_file_cache = _AtomicFileCacheFactory(original)
+    _jax_cache_internals.get_file_cache = _StoreFactory(original)

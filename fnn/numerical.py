@@ -14,7 +14,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate
+from fnn import _compile, _validate
 from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = ["CHECK_TOLERANCE", "DEFAULTS", "GradCheck", "gradcheck", "numerical_gradient"]
@@ -58,7 +58,7 @@ class _Differences:
     def __init__(self, f: Callable, params, args: tuple):
         leaves, self.treedef = jax.tree.flatten(params)
         self.flat = [np.asarray(leaf) for leaf in leaves]
-        self.f, self.args, self.seen = jax.jit(f), args, {}
+        self.f, self.args, self.seen = _compile.jit(f), args, {}
 
     def at(self, i: int, j: tuple, step: float) -> float:
         """f with entry j of leaf i moved by `step` (each evaluated once: a kink check reuses the gradient's)."""

@@ -17,7 +17,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _canvas, _validate, inference, models
+from fnn import _canvas, _compile, _validate, inference, models
 from fnn import layers as _layers
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.signals import LayerStats, grouped_bars, layer_stats, layers
@@ -180,7 +180,7 @@ def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolutio
     return _draw_boundary(ax, setup, np.asarray(x, float), outputs)
 
 
-@functools.partial(jax.jit, static_argnums=0)
+@_compile.jit(static_argnums=0)
 def _snapshot_outputs(model: models.Sequential, snapshots, grid):
     """Every snapshot's outputs on the grid, (S, n, n_out), one compiled call."""
     return jax.vmap(functools.partial(_layers.mlp_apply, model.activations), in_axes=(0, None))(snapshots, grid)

@@ -4,7 +4,6 @@ norm, as numbers (`layer_stats`) and as grouped bars (`layers`, `grouped_bars`).
 
 from __future__ import annotations
 
-import functools
 from collections.abc import Sequence
 from typing import NamedTuple
 
@@ -12,7 +11,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _canvas, backprop, models
+from fnn import _canvas, _compile, backprop, models
 from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = ["LayerStats", "grouped_bars", "layer_stats", "layers"]
@@ -28,7 +27,7 @@ class LayerStats(NamedTuple):
     loss: float
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
+@_compile.jit(static_argnums=(0, 1))
 def _layer_stats(model, loss, params, x, y):
     back = backprop.backward(model, loss, params, x, y)
     dead = backprop.dead_units(model, params, x)

@@ -170,6 +170,7 @@ def problems(draw):
 
 @settings(max_examples=25, deadline=None, derandomize=True, database=None,
           suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 @given(problems())
 def test_random_architectures_gradients_equal_jax_grad(problem):
     model, loss, params, x, y = problem

@@ -72,9 +72,10 @@ def run_worker(tmp_path, *args, **env):
 
 
 def cache_files(folder: pathlib.Path) -> list[str]:
-    return sorted(p.name for p in folder.iterdir() if p.name.endswith("-cache")) if folder.exists() else []
+    return sorted(p.name for p in folder.iterdir() if p.name.endswith(".fnn")) if folder.exists() else []
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_a_second_process_compiles_nothing_and_clear_empties_the_folder(tmp_path):
     folder = tmp_path / "fnn-cache"
     cold = run_worker(tmp_path, FNN_CACHE_DIR=str(folder))
@@ -100,7 +101,8 @@ def test_a_second_process_compiles_nothing_and_clear_empties_the_folder(tmp_path
 def test_off_writes_nothing(tmp_path):
     folder = tmp_path / "fnn-cache"
     out = run_worker(tmp_path, "jit", FNN_CACHE="Off", FNN_CACHE_DIR=str(folder))
-    assert out["info"] == {"directory": "None", "enabled": "False", "files": "0", "bytes": "0"}
+    assert out["info"] == {"directory": "None", "enabled": "False", "files": "0", "bytes": "0",
+                           "max_bytes": str(cache.DEFAULT_MAX_BYTES)}
     assert out["jax_dir"] is None and out["min_compile_time"] == 1.0  # JAX's own settings untouched
     assert out["loss"] == 5.0 and not folder.exists() and not out["warnings"] and "cache_misses" not in out["all"]
 
@@ -136,6 +138,7 @@ def restore_cache():
     cache.disable()
     jax.config.update("jax_compilation_cache_dir", None)
     assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
+    assert jax.config.jax_persistent_cache_enable_xla_caches == "xla_gpu_per_fusion_autotune_cache_dir"  # JAX's
 
 
 def test_enable_disable_and_clear_in_process(tmp_path, restore_cache):
@@ -151,7 +154,8 @@ def test_enable_disable_and_clear_in_process(tmp_path, restore_cache):
     assert freed > 0 and cache.info()["files"] == 0 and (folder / "notes.txt").exists()
     cache.disable()
     assert cache.directory() is None and jax.config.jax_compilation_cache_dir is None
-    assert cache.info() == {"directory": None, "enabled": False, "files": 0, "bytes": 0} and cache.clear() == 0
+    assert cache.info() == {"directory": None, "enabled": False, "files": 0, "bytes": 0,
+                            "max_bytes": cache.DEFAULT_MAX_BYTES} and cache.clear() == 0
 
 
 def test_enable_an_unwritable_folder_warns_once(tmp_path, restore_cache):

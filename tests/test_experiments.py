@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # each script run end to end: `make test-slow` (CI runs it after make test)
+
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 

@@ -2,6 +2,10 @@
 import pathlib
 import re
 
+import pytest
+
+pytestmark = pytest.mark.slow  # every README block, end to end: `make test-slow` (CI runs it after make test)
+
 README = pathlib.Path(__file__).resolve().parents[1] / "README.md"
 
 

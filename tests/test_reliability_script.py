@@ -6,6 +6,8 @@ import sys
 
 import pytest
 
+pytestmark = pytest.mark.slow  # the script end to end: `make test-slow` (CI runs it after make test)
+
 pytest.importorskip("matplotlib")  # experiments/_common.py draws with it
 
 EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")

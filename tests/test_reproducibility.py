@@ -28,6 +28,7 @@ def test_the_same_key_and_data_give_bitwise_identical_params_and_history(referen
     assert len(reference["history"]["loss"]) == 3 and np.isfinite(reference["history"]["loss"]).all()
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_a_fresh_process_gives_bitwise_identical_params_and_history(reference, tmp_path):
     # The child keeps JAX's default (no float64): this process runs with jax_enable_x64, and the
     # float32 run must not depend on that flag either.

@@ -117,6 +117,7 @@ FOUR_DEVICES = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_four_devices_match_one_device():
     env = dict(os.environ, XLA_FLAGS="--xla_force_host_platform_device_count=4", JAX_PLATFORMS="cpu")
     out = subprocess.run([sys.executable, "-c", FOUR_DEVICES], env=env, capture_output=True, text=True, timeout=120)
@@ -132,6 +133,7 @@ def _free_port():
         return s.getsockname()[1]
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_two_processes_match_one_process(tmp_path):
     """Two processes on 127.0.0.1, each holding half the data, train data-parallel over gloo and end
     with the parameters of the same run in one process."""

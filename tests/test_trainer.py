@@ -331,6 +331,7 @@ def _interrupt(worker, command: str, signals: int):
         printed.append(line)
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 @pytest.mark.parametrize("verbose", [0, 1])
 def test_a_first_ctrl_c_ends_the_run_and_returns_what_was_trained(worker, verbose):
     report, seconds, printed = _interrupt(worker, f"short {verbose}", signals=1)
@@ -342,6 +343,7 @@ def test_a_first_ctrl_c_ends_the_run_and_returns_what_was_trained(worker, verbos
         assert printed and printed[0].startswith("epoch 1/1000000 - loss ")
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_a_second_ctrl_c_raises_keyboard_interrupt(worker):
     report, seconds, _ = _interrupt(worker, "long 0", signals=2)
     assert report == {"raised": "KeyboardInterrupt"}  # at once, not at the end of the epoch under way
@@ -349,16 +351,26 @@ def test_a_second_ctrl_c_raises_keyboard_interrupt(worker):
     # the worker caught it and serves on; the fixture checks that it exits normally (rc 0) at the end
 
 
+@pytest.mark.slow  # fresh processes or many examples: `make test-slow`
 def test_an_uncaught_second_ctrl_c_ends_python_as_an_interrupt_not_a_crash():
     worker = Worker()
     try:
         sent = worker.start("long 0 uncaught", signals=2)
-        rc = worker.process.wait(timeout=30)
-        seconds = time.perf_counter() - sent
+        raised = None  # seconds from the last signal to the traceback's last line
+        while worker.process.poll() is None and time.perf_counter() - sent < 30:
+            if raised is None and worker.errors().rstrip().endswith("KeyboardInterrupt"):
+                raised = time.perf_counter() - sent
+            time.sleep(0.01)
+        rc = worker.process.wait(timeout=1)
+        ended = time.perf_counter() - sent
+        raised = ended if raised is None else raised  # ended between two looks
     finally:
         worker.close()
     errors = worker.errors()
-    assert seconds < 1.5
+    # Raised at once; the interpreter's teardown after it (0.6-0.9 s, more on a loaded machine) is not the
+    # run's: an epoch of this run takes over 10 s, so an exit within 8 s did not wait for the epoch to end.
+    assert raised < 1.5, raised
+    assert ended < 8, ended
     # Python (3.8+) ends on an uncaught KeyboardInterrupt by re-raising SIGINT at exit, as shells expect:
     # rc -2 here (130 in a shell), with the traceback printed. A crash would be another signal (SEGV, ABRT).
     assert rc == -signal.SIGINT, (rc, errors)
