@@ -12,10 +12,12 @@ The deltas δ_l (batch, n_l) are the error signals: where they vanish, nothing u
 
 from __future__ import annotations
 
+import functools
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _validate, activations, layers, losses, models
@@ -24,6 +26,7 @@ from fnn.layers import DenseParams
 __all__ = [
     "Backward",
     "Forward",
+    "LayerTrace",
     "backward",
     "dead_units",
     "deltas",
@@ -32,6 +35,7 @@ __all__ = [
     "gradient_norms",
     "gradients",
     "mlp_backward",
+    "trace",
 ]
 
 Array = jax.Array
@@ -138,4 +142,53 @@ def dead_units(model: models.Sequential, params, x: ArrayLike) -> tuple[Array, .
     return tuple(
         jnp.all(z <= 0, axis=0) if name == "relu" else jnp.zeros(z.shape[1], bool)
         for name, z in zip(model.activations, fwd.preactivations)
+    )
+
+
+class LayerTrace(NamedTuple):
+    """One layer's part in one forward and backward pass: z = a_in @ w + b, a_out = f(z)."""
+
+    a_in: Array  # (batch, n_in): the layer's input (x for the first layer)
+    z: Array  # (batch, n_out): a_in @ w + b
+    a_out: Array  # (batch, n_out): f(z), the next layer's a_in
+    delta: Array  # (batch, n_out): ∂L/∂z
+    grad_w: Array  # (n_in, n_out): ∂L/∂w = a_inᵀ δ, stored for the update
+    grad_b: Array  # (n_out,): ∂L/∂b = Σ_batch δ, stored for the update
+    grad_a_in: Array  # (batch, n_in): ∂L/∂a_in = δ wᵀ, passed back to the layer before
+
+
+def trace(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLike) -> tuple[LayerTrace, ...]:
+    """Every number of one forward and backward pass, one LayerTrace per layer, first layer first.
+
+    x: one example (n_in,) (then y is that example's target: a label, or (n_out,)) or a batch
+    (batch, n_in). L is the mean-over-batch loss fnn trains with, so grad_w and grad_b are
+    jax.grad of fnn.objective(model, loss); the arrays keep a leading batch axis even for one example.
+
+    Example:
+        >>> layers = fnn.backprop.trace(model, "binary_cross_entropy", params, x[0], y[0])
+        >>> [(t.a_in.shape, t.grad_w.shape) for t in layers]
+        [((1, 2), (2, 4)), ((1, 4), (4, 1))]
+        >>> bool(jnp.allclose(layers[1].a_in, layers[0].a_out))  # a layer's output is the next one's input
+        True
+    """
+    spec = models.resolve_loss(model, loss)
+    models.check_params(model, params)
+    x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)  # (n_in,) -> (1, n_in)
+    if single:
+        target = np.asarray(_validate.array(y, "y"))
+        y = target.reshape(1) if target.ndim == 0 else target.reshape(1, -1) if target.ndim == 1 else target
+    x, y = models.prepare(model, spec, params, x, y)
+    return _trace(model, spec, params, x, y)
+
+
+@functools.partial(jax.jit, static_argnums=(0, 1))
+def _trace(model, spec: losses.Loss, params, x, y) -> tuple[LayerTrace, ...]:
+    names = model.activations
+    fwd = forward(names, params, x)
+    out = fwd.preactivations[-1] if spec.from_logits else fwd.output
+    grads, deltas = mlp_backward(names, params, fwd, losses.grad(spec, out, y), spec.from_logits)
+    outputs = fwd.inputs[1:] + (fwd.output,)
+    return tuple(
+        LayerTrace(a_in, z, a_out, delta, grad.w, grad.b, dense_vjp(p, a_in, delta)[1])
+        for p, a_in, z, a_out, delta, grad in zip(params, fwd.inputs, fwd.preactivations, outputs, deltas, grads)
     )

@@ -19,12 +19,14 @@ import numpy as np
 
 from fnn import _canvas, _compile, _validate, inference, models
 from fnn import layers as _layers
+from fnn._inside_plots import chain_rule, network, neurons
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.signals import LayerStats, grouped_bars, layer_stats, layers
 
 __all__ = [
     "LayerStats",
     "animate",
+    "chain_rule",
     "decision_boundary",
     "descent",
     "grouped_bars",
@@ -32,6 +34,8 @@ __all__ = [
     "layer_stats",
     "layers",
     "learning_rates",
+    "network",
+    "neurons",
 ]
 
 _DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
