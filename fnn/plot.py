@@ -19,6 +19,7 @@ import numpy as np
 
 from fnn import _canvas, _validate, inference, models
 from fnn import layers as _layers
+from fnn._surface_plots import landscape, sharpness
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.signals import LayerStats, grouped_bars, layer_stats, layers
 
@@ -29,9 +30,11 @@ __all__ = [
     "descent",
     "grouped_bars",
     "history",
+    "landscape",
     "layer_stats",
     "layers",
     "learning_rates",
+    "sharpness",
 ]
 
 _DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
