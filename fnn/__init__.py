@@ -26,6 +26,7 @@ from fnn import (
     plot,
     schedules,
     signals,
+    surface,
     targets,
 )
 from fnn.checkpoint import load, save
@@ -37,6 +38,7 @@ from fnn.layers import DenseParams
 from fnn.lr_finder import LRFindResult, lr_find
 from fnn.models import Dense, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
+from fnn.surface import landscape, sharpness
 from fnn.sweep import SweepResult, sweep
 from fnn.train import FitResult, fit
 from fnn.trainer import Trainer
@@ -74,6 +76,7 @@ __all__ = [
     "history",
     "inference",
     "initializers",
+    "landscape",
     "layers",
     "load",
     "losses",
@@ -90,7 +93,9 @@ __all__ = [
     "predict_classes",
     "save",
     "schedules",
+    "sharpness",
     "signals",
+    "surface",
     "sweep",
     "targets",
 ]

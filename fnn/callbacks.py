@@ -1,7 +1,7 @@
 """Callbacks: policies of a run as objects, with Keras' names where Keras has one.
 
 Two kinds. A `Rule` runs inside the compiled program at the end of every epoch: EarlyStopping,
-TerminateOnNaN, ReduceLROnPlateau, TargetLoss, Snapshots, StepLoss, and any user subclass. Its
+TerminateOnNaN, ReduceLROnPlateau, TargetLoss, Snapshots, StepLoss, Sharpness, and any user subclass. Its
 numbers (patience, factor, thresholds) live in its state, so changing them compiles nothing; its
 kind (class and static options such as `monitor`) is the program's structure. A host `Callback`
 (ModelCheckpoint, CSVLogger, LambdaCallback, ProgressBar) runs in Python between compiled calls,
@@ -33,9 +33,13 @@ import csv
 import math
 import os
 import sys
-from typing import Any
+from typing import Any, NamedTuple
 
-from fnn import _validate
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+from fnn import _validate, optim, surface
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.rules import (
     Callback,
@@ -58,12 +62,61 @@ __all__ = [
     "ProgressBar",
     "ReduceLROnPlateau",
     "Rule",
+    "Sharpness",
     "Snapshots",
     "StepLoss",
     "TargetLoss",
     "TerminateOnNaN",
     "final_params",
 ]
+
+
+# --------------------------------------------------------------------------- compiled: the loss surface
+class SharpnessState(NamedTuple):
+    every: Any  # int32
+    iterations: Any  # int32: power-iteration steps
+    key: Any  # uint32 key data: every measurement starts from the same random vector
+
+
+class Sharpness(Rule):
+    """Record the sharpness (the largest Hessian eigenvalue, fnn.sharpness) of the training loss on
+    the run's whole training data (every real row, with its sample weight) at the params that end
+    every `every`-th epoch (epochs every, 2·every, …: the ones Snapshots(every) keeps), inside the
+    compiled run: history["sharpness"], NaN on the epochs between. fnn.sharpness(fnn.objective(model,
+    loss), params, x, y, iterations=iterations, key=key) gives the same number for those params (on a
+    stream of batches the rows are not kept, and it records NaN). Each measurement costs `iterations`
+    Hessian-vector products over the data; every, iterations and key are runtime values.
+
+    Example:
+        >>> result = fnn.fit(model, params, x, y, epochs=4, callbacks=[fnn.callbacks.Sharpness(every=2)])
+        >>> [bool(np.isnan(s)) for s in result.history["sharpness"]]
+        [True, False, True, False]
+    """
+
+    reason = "sharpness"
+    static = ()
+    log_names = ("sharpness",)
+
+    def __init__(self, every: int = 1, iterations: int = 20, key: Any = 0):
+        self.every = _validate.integer(every, "Sharpness every", minimum=1)
+        self.iterations = _validate.integer(iterations, "Sharpness iterations", minimum=1)
+        self.key = np.asarray(jax.random.key_data(_validate.key(key)))
+
+    def init(self, params):
+        return SharpnessState(np.asarray(self.every, np.int32), np.asarray(self.iterations, np.int32), self.key)
+
+    def on_epoch(self, state: SharpnessState, view):
+        nan = jnp.full((), jnp.nan, optim.dtype_of(view.params))
+        if view.objective is None:
+            return state, jnp.zeros((), bool), view._replace(logs=dict(view.logs, sharpness=nan))
+        key = jax.random.wrap_key_data(state.key)
+
+        def measure(params):
+            return surface.power_iteration(view.objective, params, key, state.iterations).astype(nan.dtype)
+
+        due = (view.epoch + 1) % state.every == 0
+        value = jax.lax.cond(due, measure, lambda params: nan, view.params)
+        return state, jnp.zeros((), bool), view._replace(logs=dict(view.logs, sharpness=value))
 
 
 # --------------------------------------------------------------------------- host callbacks

@@ -135,6 +135,7 @@ class EpochView(NamedTuple):
     start_params: Any  # at its start: the params its training loss mostly measures
     opt_state: Any
     halted: Leaf  # the guard halted the epoch
+    objective: Callable | None = None  # params -> the training loss on the run's rows (None: a stream's run)
 
 
 class Record(NamedTuple):
@@ -331,13 +332,25 @@ def _logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
     return logs
 
 
+def _full_loss(spec: Spec, data: Data) -> Callable | None:
+    """params (tree form) -> the weighted mean loss over all real rows; traced only by a rule that calls it."""
+    if data.x.shape[0] == 0:  # the stream path: the rows were fed batch by batch and are gone
+        return None
+    w = (jnp.arange(data.x.shape[0]) < data.n).astype(data.x.dtype)
+    w = w if data.w is None else w * data.w
+    objective = batch_objective(spec)
+    return lambda params: objective(params, data.x, data.y, w)[0]
+
+
 def end_epoch(spec: Spec, state: TrainState, data: Data):
     """The epoch's figures, then every compiled callback in order: -> (state, logs, stop, reason).
 
     On a stop, the first callback that stopped the run chooses the params the state keeps
     (`Rule.stop_params`: TerminateOnNaN's fallback, EarlyStopping's best). Params in tree form."""
     logs = _logs(spec, state, data, state.params)
-    view = EpochView(state.epoch, logs, state.params, state.start_params, state.opt_state, state.guard.halted)
+    view = EpochView(
+        state.epoch, logs, state.params, state.start_params, state.opt_state, state.guard.halted, _full_loss(spec, data)
+    )
     stopped, reason, params, states = jnp.zeros((), bool), jnp.zeros((), jnp.int32), state.params, []
     for i, (callback, cb_state) in enumerate(zip(spec.callbacks, state.callbacks)):
         cb_state, stop, view = callback.on_epoch(cb_state, view)

@@ -20,6 +20,7 @@ import numpy as np
 from fnn import _canvas, _compile, _validate, inference, models
 from fnn import layers as _layers
 from fnn._inside_plots import chain_rule, network, neurons
+from fnn._surface_plots import landscape, sharpness
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.signals import LayerStats, grouped_bars, layer_stats, layers
 
@@ -31,11 +32,13 @@ __all__ = [
     "descent",
     "grouped_bars",
     "history",
+    "landscape",
     "layer_stats",
     "layers",
     "learning_rates",
     "network",
     "neurons",
+    "sharpness",
 ]
 
 _DIVERGED = "non_finite_loss"  # the stop_reason of a run that met a non-finite loss
