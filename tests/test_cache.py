@@ -98,6 +98,7 @@ def test_a_second_process_compiles_nothing_and_clear_empties_the_folder(tmp_path
     assert folder.is_dir() and list(folder.iterdir()) == []
 
 
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_off_writes_nothing(tmp_path):
     folder = tmp_path / "fnn-cache"
     out = run_worker(tmp_path, "jit", FNN_CACHE="Off", FNN_CACHE_DIR=str(folder))
@@ -107,6 +108,7 @@ def test_off_writes_nothing(tmp_path):
     assert out["loss"] == 5.0 and not folder.exists() and not out["warnings"] and "cache_misses" not in out["all"]
 
 
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_unwritable_folder_warns_once_and_fit_still_runs(tmp_path):
     blocker = tmp_path / "a-file"
     blocker.write_text("not a folder")
@@ -118,6 +120,7 @@ def test_unwritable_folder_warns_once_and_fit_still_runs(tmp_path):
     assert math.isfinite(out["loss"]) and "cache_misses" not in out["all"]  # trained, nothing written
 
 
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_a_cache_configured_in_jax_is_left_alone(tmp_path):
     mine, theirs = tmp_path / "fnn-cache", tmp_path / "jax-cache"
     out = run_worker(tmp_path, "jit", "foreign", FNN_CACHE_DIR=str(mine), JAX_COMPILATION_CACHE_DIR=str(theirs))

@@ -403,6 +403,7 @@ LOAD_FORGED = textwrap.dedent("""
 """)
 
 
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_load_imports_no_module_a_file_names_anywhere_in_a_fresh_process(tmp_path, relu_file):
     """Every place a file holds a name: a NamedTuple's name, module and qualname, a node's type, an array's dtype
     and kind, a key's impl, a layer's class, activation and initializer, the loss and the format name."""
@@ -1349,6 +1350,7 @@ def test_a_malformed_model_record_with_a_valid_checksum(relu_file, change):
             call()
 
 
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_checkpoint_imports_no_training_module_and_safetensors_only_on_use():
     top = [
         node

@@ -52,6 +52,7 @@ def labels_of(ax):
 
 
 # --------------------------------------------------------------------------- matplotlib on first use
+@pytest.mark.slow  # a fresh process: `make test-slow` (CI runs it after make test)
 def test_import_fnn_does_not_import_matplotlib():
     code = "import sys, fnn; fnn.plot.history; assert 'matplotlib' not in sys.modules, 'imported'"
     subprocess.run([sys.executable, "-c", code], check=True)

@@ -23,6 +23,7 @@ def data():
     return x, y, xv, yv
 
 
+@pytest.mark.slow  # vmapped sweep programs, seconds each to compile: `make test-slow`
 def test_sweep_equals_separate_fits(data):
     x, y, xv, yv = data
     rates, seeds = [0.03, 0.3], [0, 4]
@@ -42,6 +43,7 @@ def test_sweep_equals_separate_fits(data):
     chex.assert_trees_all_equal(params, runs.run(i, j))
 
 
+@pytest.mark.slow  # vmapped sweep programs, seconds each to compile: `make test-slow`
 def test_one_diverging_run_does_not_poison_the_others():
     x = np.linspace(-1, 1, 32, dtype=np.float32)[:, None]
     y = 1e3 * x
@@ -166,6 +168,7 @@ def test_sweep_of_zero_epochs_returns_the_initial_params():
     assert runs.stop_reasons == (("epochs",), ("epochs",))
 
 
+@pytest.mark.slow  # vmapped sweep programs, seconds each to compile: `make test-slow`
 def test_sweep_records_snapshots_after_the_rate_and_seed_axes():
     x, y = fnn.data.circles(jax.random.key(0), 32, noise=0.05)
     runs = fnn.sweep(MODEL, x, y, optimizer=fnn.optim.adam, learning_rates=[0.01, 0.1], seeds=[0, 1], epochs=6,
@@ -179,6 +182,7 @@ def test_sweep_records_snapshots_after_the_rate_and_seed_axes():
             chex.assert_trees_all_equal(jax.tree.map(lambda a, i=i, j=j: a[i, j, 0], runs.snapshots), start)
 
 
+@pytest.mark.slow  # vmapped sweep programs, seconds each to compile: `make test-slow`
 def test_sweep_callbacks_stop_each_run_on_its_own(data):
     """A compiled callback in a sweep: each run keeps its own EarlyStopping state, and stops as its
     own fit with the same callback does."""
