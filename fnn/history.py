@@ -46,8 +46,30 @@ class History:
         return f"History(epochs={len(self.epoch)}, stop_reason={self.stop_reason!r}, names={list(self.history)})"
 
 
-def divergence(rules, state: TrainState, guard, leaf_names) -> DivergenceInfo:
-    """What a run stopped by TerminateOnNaN met, and the warning that says so and what was kept."""
+def advice(scale: tuple[float, float] | None) -> str:
+    """What to try after a divergence, from the largest |x| and |y| (None: unknown): the data's scale
+    where it is the cause, else the learning rate."""
+    if scale is not None:
+        x_max, y_max = scale
+        if not (x_max <= DATA_SCALE):
+            return (
+                f"The features reach {x_max:.3g}: standardise them first, e.g. x = (x - x.mean(0)) / x.std(0); "
+                "a smaller learning rate will not fix data of that scale."
+            )
+        if not (y_max <= DATA_SCALE):
+            return (
+                f"The targets reach {y_max:.3g}: scale them first, e.g. y = (y - y.mean()) / y.std(), and "
+                "undo it on the predictions; a smaller learning rate will not fix targets of that scale."
+            )
+    return "Try a smaller learning rate."
+
+
+DATA_SCALE = 1e4  # |x| or |y| past this is named as the likely cause of a divergence
+
+
+def divergence(rules, state: TrainState, guard, leaf_names, scale=None) -> DivergenceInfo:
+    """What a run stopped by TerminateOnNaN met, and the warning that says so and what was kept.
+    scale: (max |x|, max |y|) of the training data, for the advice."""
     epochs = int(state.epoch)
     epoch, step = (int(v) for v in guard.last)
     if epoch < epochs - 1 or epoch < 0:  # no step of the last epoch was refused: an applied update overflowed
@@ -68,7 +90,7 @@ def divergence(rules, state: TrainState, guard, leaf_names) -> DivergenceInfo:
     where = f"epoch {info.epoch + 1}, step {info.step}" if info.step >= 0 else f"the end of epoch {info.epoch + 1}"
     warnings.warn(
         f"training stopped at {where}: non-finite loss {info.loss} (first non-finite: {info.leaf}); "
-        f"returning {kept}. Try a smaller learning rate.",
+        f"returning {kept}. {advice(scale)}",
         RuntimeWarning,
         stacklevel=5,
     )

@@ -298,7 +298,7 @@ class Trainer:
             else:
                 if interrupts.count and epochs:
                     history.stop_reason = "interrupted"
-        self.finish(history, state)
+        self.finish(history, state, data)
         for c in host:
             c.on_train_end(state, history)
         return state, history
@@ -316,7 +316,7 @@ class Trainer:
             for c in host:
                 c.on_epoch_end(e, logs)
 
-    def finish(self, history: History, state: TrainState) -> None:
+    def finish(self, history: History, state: TrainState, data: Data | None = None) -> None:
         """Warnings and figures the host reads off the final state (fit, sweep and the stream path share it)."""
         if history.stop_reason == "interrupted":
             warnings.warn(
@@ -333,7 +333,8 @@ class Trainer:
         history.rejected_steps = rejected
         history.first_rejected = tuple(int(v) for v in guard.first) if rejected else None
         if history.stop_reason == fnn_callbacks.TerminateOnNaN.reason:
-            history.divergence = divergence(self.rules, state, guard, self._leaf_names(state.params))
+            scale = None if data is None else tuple(float(jnp.max(jnp.abs(a))) for a in (data.x, data.y))
+            history.divergence = divergence(self.rules, state, guard, self._leaf_names(state.params), scale)
         elif rejected:
             first = history.first_rejected
             assert first is not None

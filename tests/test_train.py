@@ -603,3 +603,27 @@ def test_the_seeds_keras_example_as_written():
     assert history.epochs_run == 50 and set(history.history) == {"loss", "accuracy"}
     assert history.history["loss"][-1] < history.history["loss"][0]
     assert set(fnn.evaluate(model, history.params, X, y)) == {"loss", "accuracy"}
+
+
+def test_divergence_advice_names_the_data_scale_where_the_data_is_the_cause():
+    import warnings as _warnings
+
+    model = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
+    params = model.init(jax.random.key(0), 2, dtype=jnp.float32)
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    y = (x[:, :1] * 3).astype(np.float32)
+
+    def advice(x, y, lr, model=model, params=params):
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            r = fnn.fit(model, params, x, y, loss="mse", optimizer=fnn.optim.sgd(lr), epochs=3, batch_size=16,
+                        verbose=0)
+        assert r.stop_reason == "non_finite_loss", r.stop_reason
+        return " ".join(str(w.message) for w in caught if "non-finite loss" in str(w.message))
+
+    linear = fnn.Sequential([fnn.Dense(1)])  # a tanh layer would squash features of any scale
+    targets = advice(x, y * 1e30, 0.1)
+    features = advice(x * 1e30, y, 0.1, linear, linear.init(jax.random.key(0), 2, dtype=jnp.float32))
+    assert "targets reach" in targets and "scale them" in targets and "smaller learning rate will not" in targets
+    assert "features reach" in features and "standardise" in features
+    assert "Try a smaller learning rate" in advice(x, y, 1e30)  # the data is fine: the rate is the cause
