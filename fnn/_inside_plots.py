@@ -335,24 +335,17 @@ def chain_rule(trace, ax=None):
     )
     arrow = dict(arrowstyle="-|>", lw=1.0)
     down, up = left + 0.04, right + 0.04  # x of the arrows: straight down the left, straight up the right
-    for above, below in itertools.pairwise(forward):
-        ax.annotate(
-            "",
-            xy=(down, 1),
-            xycoords=("axes fraction", below),
-            xytext=(down, 0),
-            textcoords=("axes fraction", above),
-            arrowprops=dict(arrow, color="tab:blue"),
-        )
-    for above, below in itertools.pairwise(backward):
-        ax.annotate(
-            "",
-            xy=(up, 0),
-            xycoords=("axes fraction", above),
-            xytext=(up, 1),
-            textcoords=("axes fraction", below),
-            arrowprops=dict(arrow, color="tab:red"),
-        )
+    for boxes, x, color, rising in ((forward, down, "tab:blue", False), (backward, up, "tab:red", True)):
+        for above, below in itertools.pairwise(boxes):  # forward runs down the left, backward up the right
+            tail, head = ((below, 1), (above, 0)) if rising else ((above, 0), (below, 1))
+            ax.annotate(
+                "",
+                xy=(x, head[1]),
+                xycoords=("axes fraction", head[0]),
+                xytext=(x, tail[1]),
+                textcoords=("axes fraction", tail[0]),
+                arrowprops=dict(arrow, color=color),
+            )
     ax.annotate(
         "",
         xy=(0, 0.5),

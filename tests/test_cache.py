@@ -132,16 +132,6 @@ def test_a_cache_configured_in_jax_is_left_alone(tmp_path):
 
 
 # --------------------------------------------------------------------------- in this process
-@pytest.fixture
-def restore_cache():
-    """This process runs with the cache off (conftest); whatever a test turns on is turned off."""
-    if cache.directory() is not None or jax.config.jax_compilation_cache_dir is not None:
-        pytest.skip("a compilation cache is on in this process (FNN_CACHE or JAX's own settings)")
-    yield
-    cache.disable()
-    jax.config.update("jax_compilation_cache_dir", None)
-    assert jax.config.jax_persistent_cache_min_compile_time_secs == 1.0
-    assert jax.config.jax_persistent_cache_enable_xla_caches == "xla_gpu_per_fusion_autotune_cache_dir"  # JAX's
 
 
 def test_enable_disable_and_clear_in_process(tmp_path, restore_cache):

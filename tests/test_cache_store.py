@@ -124,13 +124,6 @@ def test_the_store_keeps_under_its_bound_and_evicts_the_least_recently_used(tmp_
 
 
 # --------------------------------------------------------------------------- fnn.cache on this folder
-@pytest.fixture
-def restore_cache():
-    if cache.directory() is not None or jax.config.jax_compilation_cache_dir is not None:
-        pytest.skip("a compilation cache is on in this process (FNN_CACHE or JAX's own settings)")
-    yield
-    cache.disable()
-    jax.config.update("jax_compilation_cache_dir", None)
 
 
 def _one_warning(call):
