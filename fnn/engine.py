@@ -254,8 +254,7 @@ def _step(spec: Spec, layout: _Layout, state: TrainState, batch) -> tuple[TrainS
     )
 
     def apply(params, opt_state):
-        updates, opt_state = spec.update(grads, opt_state, params)
-        return optim.apply_updates(params, updates), opt_state
+        return optim.apply_step(spec.update, grads, opt_state, params)
 
     # Only a finite step is applied; lax.cond skips the update instead of selecting over the new and
     # old params and optimizer state afterwards (three memory passes over every array saved).

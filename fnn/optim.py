@@ -34,6 +34,7 @@ __all__ = [
     "AdamState",
     "Bound",
     "ChainState",
+    "MasterState",
     "MomentumState",
     "Optimizer",
     "Params",
@@ -43,6 +44,7 @@ __all__ = [
     "TransformState",
     "adam",
     "add_weight_decay",
+    "apply_step",
     "apply_updates",
     "chain",
     "check_optimizer",
@@ -54,6 +56,7 @@ __all__ = [
     "get",
     "global_norm",
     "hyperparameters",
+    "init_state",
     "is_elementwise",
     "learning_rate",
     "momentum",
@@ -355,6 +358,48 @@ def check_optimizer(opt, name: str = "optimizer") -> Optimizer:
 def apply_updates(params: Params, updates: Params) -> Params:
     """θ + Δθ leaf by leaf, keeping each leaf's dtype; returns a new tree."""
     return jax.tree.map(lambda p, u: (p + u).astype(p.dtype), params, updates)
+
+
+# --------------------------------------------------------------------------- half precision
+class MasterState(NamedTuple):
+    """A float32 copy of half-precision params beside the optimizer's own state (mixed precision:
+    an update far below the params' spacing, 2⁻⁸ relative in bfloat16, is kept, not rounded away)."""
+
+    master: Params
+    inner: State
+
+
+def _half(params) -> bool:
+    return any(_wide(jnp.result_type(leaf)) != jnp.result_type(leaf) for leaf in jax.tree.leaves(params))
+
+
+def init_state(opt: Optimizer, params: Params) -> State:
+    """opt.init(params); for float16/bfloat16 params a MasterState whose float32 master copy the
+    optimizer steps (its moments are float32 then too), as mixed-precision training does.
+
+    Example:
+        >>> state = fnn.optim.init_state(fnn.optim.adam(1e-3), params)
+    """
+    if not _half(params):
+        return opt.init(params)
+
+    def wide(p):  # host params stay on the host (the caller transfers the whole state at once)
+        return (np if isinstance(p, np.ndarray) else jnp).asarray(p, _wide(jnp.result_type(p)))
+
+    master = jax.tree.map(wide, params)
+    return MasterState(master, opt.init(master))
+
+
+def apply_step(update, grads: Params, state: State, params: Params) -> tuple[Params, State]:
+    """One optimizer step: (params + Δθ, new state), Δθ from update(grads, state, params); with a
+    MasterState the step is taken on the float32 master copy and the params are its rounding."""
+    if not isinstance(state, MasterState):
+        updates, state = update(grads, state, params)
+        return apply_updates(params, updates), state
+    wide = jax.tree.map(lambda g, m: g.astype(m.dtype), grads, state.master)
+    updates, inner = update(wide, state.inner, state.master)
+    master = apply_updates(state.master, updates)
+    return jax.tree.map(lambda m, p: m.astype(p.dtype), master, params), MasterState(master, inner)
 
 
 # --------------------------------------------------------------------------- numbers of a state

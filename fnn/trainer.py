@@ -104,7 +104,7 @@ class Trainer:
         params = tuple(
             DenseParams(*cast(Any, (np.asarray(p[0]), np.asarray(p[1])))) for p in params
         )  # on the host until _place
-        fresh = self.optimizer.init(params)
+        fresh = optim.init_state(self.optimizer, params)
         if opt_state is not None:
             _driver.check_opt_state(fresh, opt_state)
             opt_state = optim.with_hyperparameters_of(opt_state, fresh) if _driver.has_numbers(fresh) else opt_state
@@ -154,7 +154,7 @@ class Trainer:
                 f"({[type(r).__name__ for r in self.rules]}): continue a state with the trainer "
                 "(the same compiled callbacks, in order) that made it"
             )
-        _driver.check_opt_state(self.optimizer.init(state.params), state.opt_state)
+        _driver.check_opt_state(optim.init_state(self.optimizer, state.params), state.opt_state)
         return state
 
     # ------------------------------------------------------------------ data

@@ -19,6 +19,7 @@ def _accuracy(params, x):
 @pytest.mark.parametrize("dtype, optimizer", [
     (jnp.float16, "adam"),
     (jnp.float16, "momentum"),
+    (jnp.bfloat16, "adam"),
     (jnp.bfloat16, "momentum"),
 ])
 def test_the_seed_network_trains_in_half_precision(dtype, optimizer):
@@ -44,3 +45,19 @@ def test_an_optimizer_state_is_float32_for_half_params_and_the_params_dtype_othe
         assert updates["w"].dtype == dtype and bool(jnp.all(jnp.isfinite(updates["w"])))
     big = {"g": jnp.full(4, 300.0, jnp.float16)}  # Σ g² = 360,000: past float16's 65,504
     assert float(fnn.optim.global_norm(big)) == pytest.approx(600.0)
+
+
+def test_half_params_step_a_float32_master_copy_so_small_updates_add_up():
+    params = {"w": jnp.ones(3, jnp.bfloat16)}
+    opt = fnn.optim.sgd(1e-4)
+    state = fnn.optim.init_state(opt, params)
+    assert isinstance(state, fnn.optim.MasterState) and state.master["w"].dtype == jnp.float32
+    step = jax.jit(lambda p, s: fnn.optim.apply_step(opt.update, {"w": jnp.ones(3, jnp.bfloat16)}, s, p))
+    for _ in range(100):  # each step is 1e-4: below bfloat16's spacing at 1 (2^-7), so plain steps never move
+        params, state = step(params, state)
+    np.testing.assert_allclose(np.asarray(state.master["w"]), 0.99, rtol=1e-5)
+    assert params["w"].dtype == jnp.bfloat16
+    np.testing.assert_array_equal(np.asarray(params["w"], np.float32), np.asarray(jnp.asarray(0.99, jnp.bfloat16), np.float32))
+    plain = {"w": jnp.ones(3, jnp.float32)}
+    assert not isinstance(fnn.optim.init_state(opt, plain), fnn.optim.MasterState)
+    assert float(fnn.optim.learning_rate(state)) == pytest.approx(1e-4)  # the numbers are found inside
