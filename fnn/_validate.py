@@ -78,12 +78,22 @@ def array(a, name: str):
     return a
 
 
+def host_finite(values: np.ndarray) -> bool:
+    """Are all of a host float array's values finite? Looked at in blocks of rows, so no temporary
+    grows with the array."""
+    if values.size == 0:
+        return True
+    flat = values.reshape(values.shape[0], -1) if values.ndim > 1 else values.reshape(-1, 1)
+    step = max(1, (1 << 20) // max(1, flat.shape[1]))
+    return all(np.isfinite(flat[i : i + step]).all() for i in range(0, flat.shape[0], step))
+
+
 def check_finite(a, name: str) -> None:
     """Refuse NaN or ±inf in a concrete array, naming the first offending row and value."""
     if not is_concrete(a):
         return
     values = np.asarray(a)
-    if values.dtype.kind not in "fc":
+    if values.dtype.kind not in "fc" or host_finite(values):
         return
     bad = ~np.isfinite(values)
     if bad.any():
@@ -136,8 +146,9 @@ def all_finite(leaves: list) -> bool:
     return finite
 
 
-def features(x, name: str = "x", n_features: int | None = None, allow_single: bool = False):
-    """Check a (n, d) input; with allow_single a (d,) example is accepted. Returns (x, single)."""
+def features(x, name: str = "x", n_features: int | None = None, allow_single: bool = False, finite: bool = True):
+    """Check a (n, d) input; with allow_single a (d,) example is accepted. Returns (x, single).
+    finite=False leaves the NaN/inf check to the caller (predict does it inside its program)."""
     x = array(x, name)
     shape = tuple(x.shape)  # as given, for the messages
     single = False
@@ -158,7 +169,8 @@ def features(x, name: str = "x", n_features: int | None = None, allow_single: bo
         raise FnnValueError(
             f"{name} has {x.shape[1]} features (shape {shape}) but the model's first layer expects {n_features}"
         )
-    check_finite(x, name)
+    if finite:
+        check_finite(x, name)
     return x, single
 
 
@@ -268,18 +280,20 @@ def device(a, dtype=None):
     return jax.device_put(np.asarray(a, dtype))
 
 
-def cast(a, dtype, name: str):
-    """`a` as a jax array of the params' dtype, refusing values that overflow it (e.g. 1e39 in float32)."""
+def cast(a, dtype, name: str, host: bool = False) -> Any:
+    """`a` as a jax array of the params' dtype, refusing values that overflow it (e.g. 1e39 in float32).
+    host=True: a host array stays one (no copy when it has that dtype already), for the caller to pad."""
     if not is_concrete(a):
         return jnp.asarray(a, dtype)
     if isinstance(a, jax.Array) and a.dtype == jnp.dtype(dtype):
         return a  # already a jax array of that dtype: checked as it was made
     with np.errstate(over="ignore"):  # an overflow is reported below, by row
         out = np.asarray(a, dtype)
-    if np.asarray(a).dtype.kind == "f" and not np.isfinite(out).all():
+    if np.asarray(a).dtype.kind == "f" and out.dtype != np.asarray(a).dtype and not host_finite(out):
+        check_finite(a, name)  # a NaN or inf given is named as such; what is left overflowed
         bad = np.argwhere(~np.isfinite(out))[0]
         raise FnnValueError(
             f"{name} has a value too large for the params' dtype {jnp.dtype(dtype).name} at row "
             f"{int(bad[0])}: {np.asarray(a)[tuple(bad)]}; scale the data (e.g. standardize it)"
         )
-    return device(out)
+    return out if host else device(out)

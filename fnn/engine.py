@@ -211,24 +211,28 @@ def _finite_leaves(grads, layout: _Layout) -> tuple[Array, Array]:
 
 
 def batch_objective(spec: Spec, layout: _Layout | None = None):
-    """objective(params, xb, yb, wb) -> (weighted mean loss, network output); params in layout form."""
+    """objective(params, xb, yb, wb, mb) -> (Σ wb·loss / Σ mb, network output); params in layout form.
 
-    def objective(params, xb, yb, wb):
+    mb marks the batch's real rows (1) and its padding (0); wb is mb times the rows' weights. The
+    mean of w·loss over the rows, as Keras weighs: a weight acts at any batch size, even 1."""
+
+    def objective(params, xb, yb, wb, mb):
         tree = layout.unravel(params) if layout is not None and layout.flat else params
         out = models.network_output(spec.model, spec.loss, tree, xb, spec.small_layers)
         per = spec.loss.per_sample(out, yb)
-        return jnp.sum(wb * per) / jnp.maximum(jnp.sum(wb), jnp.finfo(per.dtype).tiny), out
+        return jnp.sum(wb * per) / jnp.maximum(jnp.sum(mb), 1), out
 
     return objective
 
 
 def _step(spec: Spec, layout: _Layout, state: TrainState, batch) -> tuple[TrainState, Array, Array]:
-    """One optimizer step on a mini-batch (xb, yb, wb): value_and_grad, the guard, the update.
+    """One optimizer step on a mini-batch (xb, yb, wb, mb): value_and_grad, the guard, the update.
     -> (state, the batch's loss before the step, whether the step was applied)."""
-    xb, yb, wb = batch
-    (loss, out), grads = jax.value_and_grad(batch_objective(spec, layout), has_aux=True)(state.params, xb, yb, wb)
+    xb, yb, wb, mb = batch
+    objective = batch_objective(spec, layout)
+    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(state.params, xb, yb, wb, mb)
     g = state.guard
-    count = jnp.sum(wb)
+    count = jnp.sum(mb)
     finite, first_leaf = _finite_leaves(grads, layout)
     ok = jnp.isfinite(loss) & finite
     ran = ~g.halted & (count > 0)  # an all-padding batch is no step
@@ -249,7 +253,7 @@ def _step(spec: Spec, layout: _Layout, state: TrainState, batch) -> tuple[TrainS
     s = state.sums
     sums = Sums(
         loss=s.loss + jnp.where(take, loss * count, 0.0).astype(s.loss.dtype),
-        metric=s.metric + jnp.where(take, jnp.sum(wb * hits), 0.0).astype(s.metric.dtype),
+        metric=s.metric + jnp.where(take, jnp.sum(mb * hits), 0.0).astype(s.metric.dtype),
         weight=s.weight + jnp.where(take, count, 0.0).astype(s.weight.dtype),
     )
 
@@ -298,10 +302,9 @@ def _batch(spec: Spec, data: Data, order: Array, step: Array):
     padded = jnp.concatenate([order, jnp.zeros((bs,), order.dtype)]) if size % bs else order
     position = step * bs + jnp.arange(bs)
     idx = jax.lax.dynamic_slice(padded, (step * bs,), (bs,))
-    w = (position < data.n).astype(data.x.dtype)
-    if data.w is not None:
-        w = w * data.w[idx]
-    batch = (data.x[idx], data.y[idx], w)
+    m = (position < data.n).astype(data.x.dtype)
+    w = m if data.w is None else m * data.w[idx]
+    batch = (data.x[idx], data.y[idx], w, m)
     if spec.mesh is not None:  # split every batch across the devices; XLA all-reduces the gradients
         sharding = NamedSharding(spec.mesh, PartitionSpec("data"))
         batch = jax.tree.map(lambda a: jax.lax.with_sharding_constraint(a, sharding), batch)
@@ -309,8 +312,8 @@ def _batch(spec: Spec, data: Data, order: Array, step: Array):
 
 
 def train_steps(spec: Spec, state: TrainState, batches) -> TrainState:
-    """The step over a stack of given batches (xs, ys, ws), each with a leading n_batches axis (the
-    stream path's entry; params in tree form)."""
+    """The step over a stack of given batches (xs, ys, ws, ms), each with a leading n_batches axis
+    (the stream path's entry; params in tree form)."""
     layout = _layout(spec, state.params)._replace(flat=False)
 
     def body(s, batch):
@@ -332,13 +335,13 @@ def _logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
 
 
 def _full_loss(spec: Spec, data: Data) -> Callable | None:
-    """params (tree form) -> the weighted mean loss over all real rows; traced only by a rule that calls it."""
+    """params (tree form) -> the mean of w·loss over all real rows; traced only by a rule that calls it."""
     if data.x.shape[0] == 0:  # the stream path: the rows were fed batch by batch and are gone
         return None
-    w = (jnp.arange(data.x.shape[0]) < data.n).astype(data.x.dtype)
-    w = w if data.w is None else w * data.w
+    m = (jnp.arange(data.x.shape[0]) < data.n).astype(data.x.dtype)
+    w = m if data.w is None else m * data.w
     objective = batch_objective(spec)
-    return lambda params: objective(params, data.x, data.y, w)[0]
+    return lambda params: objective(params, data.x, data.y, w, m)[0]
 
 
 def end_epoch(spec: Spec, state: TrainState, data: Data):

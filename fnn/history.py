@@ -6,6 +6,8 @@ from __future__ import annotations
 import warnings
 from typing import NamedTuple
 
+import numpy as np
+
 from fnn import callbacks as fnn_callbacks
 from fnn import engine
 from fnn.engine import TrainState
@@ -65,6 +67,23 @@ def advice(scale: tuple[float, float] | None) -> str:
 
 
 DATA_SCALE = 1e4  # |x| or |y| past this is named as the likely cause of a divergence
+TINY_SCALE = 1e-6  # every |x| below this: the first layer sees little but its biases
+
+
+def scale_warning(x) -> str | None:
+    """Why features (n, d) at their scale leave a network little to learn, or None: one column past
+    DATA_SCALE (its units saturate or blow up) or every one below TINY_SCALE. One pass, no copy."""
+    x = np.asarray(x)
+    if x.size == 0 or x.dtype.kind not in "fc":
+        return None
+    scale = np.maximum(np.abs(np.max(x, axis=0)), np.abs(np.min(x, axis=0))).astype(np.float64)
+    fix = "standardise x first, e.g. x = (x - x.mean(0)) / x.std(0) (fnn.data.standardize does it for a split)"
+    if scale.max() > DATA_SCALE:
+        j = int(np.argmax(scale))
+        return f"x's column {j} reaches {scale[j]:.3g} in magnitude (past {DATA_SCALE:g}): {fix}"
+    if scale.max() < TINY_SCALE:
+        return f"every feature of x is below {scale.max():.3g} in magnitude (under {TINY_SCALE:g}): {fix}"
+    return None
 
 
 def divergence(rules, state: TrainState, guard, leaf_names, scale=None) -> DivergenceInfo:

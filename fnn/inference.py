@@ -2,8 +2,9 @@
 
 One program per (model, loss) computes the outputs, the loss and the metric of a batch of rows;
 `predict` and `predict_classes` use it with the model's default loss, so predicting and
-evaluating the same rows compile once between them. Rows are padded (weight 0) to a few bucket
-sizes (powers of two), so a new number of rows rarely compiles anew.
+evaluating the same rows compile once between them. Rows go through in chunks of CHUNK (memory
+does not grow with the row count); the last chunk is padded (weight 0) to a few bucket sizes
+(powers of two), so a new number of rows rarely compiles anew.
 
 Nothing here imports the training modules: inference needs only the model, the loss and the
 targets (fnn.models, fnn.losses, fnn.targets).
@@ -18,61 +19,87 @@ import numpy as np
 from fnn import _compile, _validate, activations, layers, losses, models, targets
 from fnn.errors import FnnValueError
 
-__all__ = ["bucket_rows", "evaluate", "predict", "predict_classes", "program"]
+__all__ = ["CHUNK", "bucket_rows", "evaluate", "padded", "predict", "predict_classes", "program"]
 
 Array = jax.Array
 
 
+CHUNK = 16384  # rows per compiled call at most: inference memory does not grow with the row count
+CHUNK_BYTES = 1 << 26  # and fewer where a row is wide (10,000 classes): about 64 MiB of inputs and outputs
+
+
 def bucket_rows(n: int) -> int:
-    """A row count rounded up to few distinct sizes (powers of two, then multiples of 65,536), so
-    inference on new sizes reuses compiled programs.
+    """A row count rounded up to few distinct sizes, so inference and training on new sizes reuse
+    compiled programs: powers of two from 8 up to 65,536, then multiples of a sixteenth of the
+    power of two below (at most 6.25% of padding where the rows' bytes matter).
 
     Example:
-        >>> [fnn.inference.bucket_rows(n) for n in (1, 9, 100, 70_000)]
-        [8, 16, 128, 131072]
+        >>> [fnn.inference.bucket_rows(n) for n in (1, 9, 100, 70_000, 200_000)]
+        [8, 16, 128, 73728, 204800]
     """
     if n <= 65536:
         return max(8, 1 << max(n - 1, 0).bit_length())
-    return -(-n // 65536) * 65536
+    step = 1 << (n.bit_length() - 5)
+    return -(-n // step) * step
+
+
+@_compile.jit(static_argnums=0)
+def _outputs(model: models.Sequential, params, x):
+    """(outputs, are all of x finite?): the check in the same program, one pass less on the host."""
+    out = activations.get(model.output_activation).fn(layers.mlp_logits(model.activations, params, x))
+    return out, jnp.all(jnp.isfinite(x))
 
 
 @_compile.jit(static_argnums=(0, 1))
-def program(model: models.Sequential, loss: losses.Loss, params, x, y, w):
-    """(outputs (n, k), weighted mean loss, weighted mean metric); one program per (model, loss) and
-    shapes, in jit's own cache."""
+def program(model: models.Sequential, loss: losses.Loss, params, x, y, w, m):
+    """(outputs (n, k), Σ w·loss, Σ m·metric, Σ m) over a chunk of rows; m marks the real rows (1)
+    and the padding (0), w is m times the rows' weights. One program per (model, loss) and shapes."""
     logits = layers.mlp_logits(model.activations, params, x)
     out = activations.get(model.output_activation).fn(logits)
     z = logits if loss.from_logits else out
-    total = jnp.sum(w)
-    value = jnp.sum(w * loss.per_sample(z, y)) / total
-    metric = jnp.sum(w * loss.metric.per_sample(z, y, loss.from_logits)) / total
-    return out, value, metric
+    value = jnp.sum(w * loss.per_sample(z, y))
+    metric = jnp.sum(m * loss.metric.per_sample(z, y, loss.from_logits))
+    return out, value, metric, jnp.sum(m)
 
 
-def _padded(a: np.ndarray, rows: int) -> np.ndarray:
-    out = np.zeros((rows,) + a.shape[1:], a.dtype)
+def _aligned(shape, dtype, align: int = 64) -> np.ndarray:
+    """Zeros in a host buffer that jax on a CPU takes without a copy (64-byte aligned)."""
+    size = int(np.prod(shape)) * np.dtype(dtype).itemsize
+    raw = np.zeros(size + align, np.uint8)
+    start = -raw.ctypes.data % align
+    return raw[start : start + size].view(dtype).reshape(shape)
+
+
+def padded(a, rows: int, dtype=None) -> np.ndarray:
+    """a (n, ...) with zero rows appended up to `rows`, in one aligned host copy: what
+    jax.device_put then takes as it is on a CPU. With rows = n and the dtype a's own, a itself."""
+    a = np.asarray(a)
+    dtype = a.dtype if dtype is None else np.dtype(dtype)
+    if a.shape[0] == rows:
+        return a.astype(dtype, copy=False)
+    out = _aligned((rows,) + a.shape[1:], dtype)
     out[: a.shape[0]] = a
     return out
 
 
-def _run(model, loss, params, x, y=None, w=None):
-    """Pad the rows to their bucket, run the program, cut the padding off again (on the host)."""
-    dtype = np.dtype(params[0][0].dtype)
-    n = x.shape[0]
-    rows = bucket_rows(n)
-    xp = _padded(np.asarray(x, dtype), rows)
-    yp = np.zeros((rows, model.output_dim), dtype) if y is None else _padded(np.asarray(y, dtype), rows)
-    wp = _padded(np.ones(n, dtype) if w is None else np.asarray(w, dtype), rows)
-    out, value, metric = program(model, loss, params, xp, yp, wp)
-    return out, value, metric, n
+def _chunks(n: int, width: int):
+    """(start, stop, padded rows) of each compiled call over n rows of `width` numbers in and out:
+    full chunks (a power of two), then the rest padded to its bucket."""
+    size = CHUNK
+    while size > 8 and size * width * 4 > CHUNK_BYTES:
+        size //= 2
+    for start in range(0, n, size):
+        stop = min(start + size, n)
+        yield start, stop, size if stop - start == size else bucket_rows(stop - start)
 
 
 def evaluate(
     model: models.Sequential, params, x, y, *, loss: str | None = None, sample_weight=None, class_weight=None
 ) -> dict:
-    """{"loss": float, metric: float} over all of (x, y); the metric is the loss's (accuracy, mse, or
-    label_accuracy for several sigmoid outputs). sample_weight (n,) and class_weight {label: weight}:
-    a weighted mean, as in fit.
+    """{"loss": float, metric: float} over all of (x, y), in compiled chunks of CHUNK rows (memory
+    does not grow with n); the metric is the loss's (accuracy, mse, or label_accuracy for several
+    sigmoid outputs). sample_weight (n,) and class_weight {label: weight} weigh the loss as fit and
+    Keras do, the mean of w·loss over the rows; the metric is over the rows, unweighted.
 
     Example:
         >>> fnn.evaluate(model, params, x, y, loss="binary_cross_entropy")  # untrained: about chance
@@ -80,21 +107,44 @@ def evaluate(
     """
     models.check_params(model, params)
     record = models.resolve_loss(model, loss)
-    x, y = models.prepare(model, record, params, x, y)
+    x, y = models.prepare(model, record, params, x, y, host=True)
     losses.warn_if_one_class_per_row(record, y)
     w = targets.sample_weights(model, record, y, sample_weight, class_weight)
-    _, value, metric, _ = _run(model, record, params, x, y, w)
-    return {"loss": float(value), record.metric.name: float(metric)}
+    dtype = np.dtype(params[0][0].dtype)
+    y = np.asarray(y)
+    totals = []
+    for start, stop, rows in _chunks(x.shape[0], x.shape[1] + 2 * model.output_dim):
+        m = padded(np.ones(stop - start, dtype), rows, dtype)
+        wc = m if w is None else padded(w[start:stop], rows, dtype)
+        xc, yc = padded(x[start:stop], rows, dtype), padded(y[start:stop], rows, y.dtype)
+        totals.append(program(model, record, params, xc, yc, wc, m)[1:])
+    value, metric, count = np.sum(np.asarray(jax.device_get(totals), np.float64), axis=0)
+    return {"loss": float(value / count), record.metric.name: float(metric / count)}
 
 
 def predict(model: models.Sequential, params, x) -> Array:
     """The network's outputs, (n, n_out) (probabilities for sigmoid/softmax); a (n_in,) example -> (n_out,)."""
     models.check_params(model, params)
-    x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
-    x = _validate.cast(x, params[0][0].dtype, "x")
-    out, _, _, n = _run(model, models.resolve_loss(model, None), params, x)
-    out = np.asarray(out)[:n]
-    return _validate.device(out[0] if single else out)
+    x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True, finite=False)
+    x = _validate.cast(x, params[0][0].dtype, "x", host=True)
+    dtype = np.dtype(params[0][0].dtype)
+    chunks = list(_chunks(x.shape[0], x.shape[1] + model.output_dim))
+    if len(chunks) == 1:
+        ((start, stop, rows),) = chunks
+        out, ok = _outputs(model, params, padded(x, rows, dtype))
+        finite = [ok]
+        out = out[:stop] if rows > stop else out
+    else:  # each chunk's outputs straight into one aligned host array, which becomes the result uncopied
+        host = _aligned((x.shape[0], model.output_dim), dtype)
+        finite = []
+        for start, stop, rows in chunks:
+            part, ok = _outputs(model, params, padded(x[start:stop], rows, dtype))
+            host[start:stop] = np.asarray(part)[: stop - start]
+            finite.append(ok)
+        out = jax.device_put(host)
+    if not all(jax.device_get(finite)):
+        _validate.check_finite(x, "x")  # names the first NaN or inf
+    return out[0] if single else out
 
 
 def predict_classes(model: models.Sequential, params, x) -> Array:

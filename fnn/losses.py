@@ -173,14 +173,23 @@ def binary_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
     return -jnp.mean(t * jnp.log(p) + (1 - t) * jnp.log1p(-p), axis=-1)
 
 
+def _picked(values: Array, labels: Array) -> Array:
+    """(n,): values[i, labels[i]]: what Σ_j t_j values_j is for one-hot t, without the one-hot."""
+    return jnp.take_along_axis(values, labels[:, None].astype(jnp.int32), axis=-1)[:, 0]
+
+
 def softmax_cross_entropy_per_sample(logits: Array, t: Array) -> Array:
-    """(n,): Σ_j t_j (logsumexp(z) − z_j)."""
-    return -jnp.sum(t * (logits - jax.scipy.special.logsumexp(logits, axis=-1, keepdims=True)), axis=-1)
+    """(n,): Σ_j t_j (logsumexp(z) − z_j); t (n, k) rows or (n,) int labels (then logsumexp(z) − z_label)."""
+    lse = jax.scipy.special.logsumexp(logits, axis=-1)
+    if t.ndim == 1:
+        return lse - _picked(logits, t)
+    return -jnp.sum(t * (logits - lse[:, None]), axis=-1)
 
 
 def categorical_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
-    """(n,): −Σ_j t_j log p_j, p clipped."""
-    return -jnp.sum(t * jnp.log(jnp.clip(probs, _clip_eps(probs.dtype), 1.0)), axis=-1)
+    """(n,): −Σ_j t_j log p_j, p clipped; t (n, k) rows or (n,) int labels."""
+    log_p = jnp.log(jnp.clip(probs, _clip_eps(probs.dtype), 1.0))
+    return -_picked(log_p, t) if t.ndim == 1 else -jnp.sum(t * log_p, axis=-1)
 
 
 # --------------------------------------------------------------------------- the registry
@@ -190,7 +199,7 @@ class Loss(NamedTuple):
     name: str
     value: Callable[[Array, Array], Array]  # (out, y) -> scalar mean
     grad: Callable[[Array, Array], Array]  # ∂value/∂out, shaped like out
-    per_sample: Callable[[Array, Array], Array]  # (out, t prepared (n, k)) -> (n,)
+    per_sample: Callable[[Array, Array], Array]  # (out, t prepared: (n, k), or (n,) labels) -> (n,)
     metric: metrics.Metric
     activation: str | None  # the output activation it pairs with (None: any)
     from_logits: bool  # computed from the last layer's pre-activation
@@ -288,7 +297,8 @@ def resolve(loss: str | None, output_activation: str, n_outputs: int) -> Loss:
 
 
 def prepare_targets(y, loss: str, n_outputs: int, dtype=jnp.float32, name: str = "y") -> Array:
-    """Any target form `loss` accepts -> (n, n_outputs) array of `dtype` (see fnn.targets)."""
+    """Any target form `loss` accepts -> (n, n_outputs) array of `dtype`, or (n,) int32 for class
+    labels (see fnn.targets)."""
     loss = canonical_name(loss)
     return targets.prepare(y, LOSSES[loss].targets, n_outputs, dtype, name, loss=loss)
 
@@ -321,5 +331,5 @@ def grad(loss: Loss, out: Array, y: Array) -> Array:
 
 
 def per_sample(loss: Loss, out: Array, t: Array) -> Array:
-    """(n,) per-sample losses whose mean is `value`: out, t prepared (n, k)."""
+    """(n,) per-sample losses whose mean is `value`: out, t prepared ((n, k), or (n,) class labels)."""
     return loss.per_sample(out, t)

@@ -58,8 +58,10 @@ def label_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
 
 
 def class_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
-    """(n,): 1 where argmax(out) == argmax(t) (softmax is monotone: logits give the same argmax)."""
-    return (jnp.argmax(out, axis=-1) == jnp.argmax(t, axis=-1)).astype(out.dtype)
+    """(n,): 1 where argmax(out) == argmax(t), or == t for (n,) int labels (softmax is monotone:
+    logits give the same argmax)."""
+    labels = t if t.ndim == 1 else jnp.argmax(t, axis=-1)
+    return (jnp.argmax(out, axis=-1) == labels).astype(out.dtype)
 
 
 MSE = Metric("mse", squared_error)

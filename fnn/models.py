@@ -295,17 +295,20 @@ def network_output(model: Sequential, spec: losses.Loss, params: Params, x: Arra
     return f(model.activations, params, x, small)
 
 
-def prepare(model: Sequential, spec: losses.Loss, params: Params, x, y, xname: str = "x", yname: str = "y"):
+def prepare(
+    model: Sequential, spec: losses.Loss, params: Params, x, y, xname: str = "x", yname: str = "y", host: bool = False
+):
     """Check (params, x, y) against the model and loss; returns x and y as (n, ·) float arrays.
 
-    xname, yname: the argument names the messages use (e.g. "x_val" for validation data).
+    xname, yname: the argument names the messages use (e.g. "x_val" for validation data). host=True:
+    a host x stays on the host (no copy of it when it has the params' dtype already).
     """
     check_params(model, params)
     x, _ = _validate.features(x, xname, params[0][0].shape[0])
     dtype = params[0][0].dtype
     y = losses.prepare_targets(y, spec.name, model.output_dim, dtype, name=yname)
     _validate.same_length(x, y, xname, yname)
-    return _validate.cast(x, dtype, xname), y
+    return _validate.cast(x, dtype, xname, host), y
 
 
 def objective(model: Sequential, loss: str) -> Callable[[Params, Array, Array], Array]:

@@ -61,7 +61,7 @@ def _epoch_batches(batches, epoch: int, epochs: int) -> Iterable[Any]:
 
 @_compile.jit(static_argnums=0, large=engine.is_large)
 def _steps(spec: engine.Spec, state: TrainState, xs, ys, ws) -> TrainState:
-    return engine.train_steps(spec, state, (xs, ys, ws))
+    return engine.train_steps(spec, state, (xs, ys, ws, ws))  # a stream's weights only mark its rows
 
 
 @_compile.jit(static_argnums=0, large=engine.is_large)
@@ -164,7 +164,10 @@ def _batch(trainer, params, item, index):
         x, y = models.prepare(trainer.model, trainer.loss, params, *item)
     except (ValueError, TypeError) as e:
         raise type(e)(f"batch {index}: {e}") from None
-    return np.asarray(x), np.asarray(y)
+    y = np.asarray(y)
+    if y.ndim == 1:  # class labels: one-hot here, so every batch of a stream has one form (batches are small)
+        y = np.eye(trainer.model.output_dim, dtype=np.asarray(x).dtype)[y]
+    return np.asarray(x), y
 
 
 def _train_chunk(spec, state, pending, chunk):

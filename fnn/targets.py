@@ -27,7 +27,8 @@ REAL, BINARY, CATEGORICAL = "real", "binary", "categorical"
 
 
 def prepare(y, kind: str, n_outputs: int, dtype=jnp.float32, name: str = "y", loss: str = "the loss") -> Array:
-    """Any accepted target form -> (n, n_outputs) array of `dtype`, checked for `kind`.
+    """Any accepted target form -> (n, n_outputs) array of `dtype`, checked for `kind`; concrete
+    class labels -> (n,) int32 labels (10,000 classes need no (n, 10,000) one-hot).
 
     real / binary: (n, k) or (n,) when k = 1. categorical: integer labels (n,) or (n, 1) in [0, k),
     or (n, k) rows >= 0 summing to 1. Never broadcasts (n,) against (n, 1): ambiguous shapes are
@@ -93,7 +94,7 @@ def _categorical(y, k, dtype, name):
                 f"class label {name}[{i}] = {values[i]} is out of range: the model has {k} "
                 f"output units, so labels must be in 0..{k - 1}"
             )
-        return _validate.device(np.eye(k, dtype=np.dtype(dtype))[values.astype(np.int64)])
+        return _validate.device(values.astype(np.int32))  # labels stay labels: no (n, k) one-hot
     if y.shape[1] != k:
         raise FnnValueError(
             f"one-hot {name} has width {y.shape[1]} (shape {tuple(y.shape)}) but the model has {k} "
@@ -122,8 +123,8 @@ def _categorical(y, k, dtype, name):
 
 
 def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"):
-    """(pred, y) as (n, k) arrays; y in any form `kind` accepts; both checked when concrete
-    (finite, and in [0, 1] for probabilities)."""
+    """(pred, y) as (n, k) arrays (class labels one-hot here: these are the reference forms); y in
+    any form `kind` accepts; both checked when concrete (finite, and in [0, 1] for probabilities)."""
     pred = _validate.array(pred, "predictions")
     if pred.ndim == 1 and kind != CATEGORICAL:
         pred = pred[:, None]
@@ -147,6 +148,8 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
     if not jnp.issubdtype(pred.dtype, jnp.floating):
         pred = pred.astype(jnp.float32)
     t = prepare(y, kind, pred.shape[1], pred.dtype, loss=loss)
+    if t.ndim == 1:
+        t = jax.nn.one_hot(t, pred.shape[1], dtype=pred.dtype)
     if t.shape[0] != pred.shape[0]:
         raise FnnValueError(f"predictions and y have different numbers of samples: {pred.shape[0]} and {t.shape[0]}")
     return pred, t
@@ -196,7 +199,10 @@ def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | 
                     f"class_weight key {label!r} is not a class label of this model (0..{n_classes - 1})"
                 )
             table[int(label)] = _validate.real(weight, f"class_weight[{label}]", low=0)
-        labels = np.asarray(y[:, 0] > 0.5, np.int64) if k == 1 else np.argmax(np.asarray(y), axis=1)
+        if k == 1:
+            labels = np.asarray(y[:, 0] > 0.5, np.int64)
+        else:
+            labels = np.asarray(y) if y.ndim == 1 else np.argmax(np.asarray(y), axis=1)
         w = w * table[labels]
     if not (w > 0).any():
         raise FnnValueError("every sample has weight 0: nothing to train on")

@@ -81,7 +81,8 @@ def fit(
     callbacks: fnn.callbacks objects (EarlyStopping, TerminateOnNaN, ReduceLROnPlateau, TargetLoss,
     Snapshots, ModelCheckpoint, CSVLogger, LambdaCallback, your own Rule). verbose: 0, 1 (a bar
     on a terminal), 2 (a line per epoch), or "auto" (1 on a terminal, else 0). sample_weight (n,)
-    and class_weight {label: weight} weight each sample's loss. devices=jax.devices() (or a Mesh
+    and class_weight {label: weight} weight each sample's loss: a batch's loss is the mean of
+    w·loss over its rows, as in Keras (the metric stays unweighted). devices=jax.devices() (or a Mesh
     with a "data" axis) splits every batch across them. initial_state: a TrainState or a
     ModelCheckpoint path to continue; epochs then counts the whole run.
 

@@ -24,11 +24,11 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import _compile, _driver, _validate, engine, losses, models, optim, targets
+from fnn import _compile, _driver, _validate, engine, inference, losses, models, optim, targets
 from fnn import callbacks as fnn_callbacks
 from fnn.engine import Data, Guard, Sums, TrainState
 from fnn.errors import FnnTypeError, FnnValueError
-from fnn.history import DivergenceInfo, History, divergence
+from fnn.history import DivergenceInfo, History, divergence, scale_warning
 from fnn.layers import DenseParams
 
 __all__ = ["DivergenceInfo", "History", "TrainState", "Trainer"]
@@ -161,8 +161,10 @@ class Trainer:
     def data(self, state, x, y=None, *, validation_data=None, sample_weight=None, class_weight=None) -> Data:
         """Check (x, y) and the validation rows against the model and loss; -> the run's Data arrays."""
         params = state.params
-        x, y = models.prepare(self.model, self.loss, params, x, y)
+        x, y = models.prepare(self.model, self.loss, params, x, y, host=self.mesh is None)
         losses.warn_if_one_class_per_row(self.loss, y, stacklevel=4)
+        if (message := scale_warning(x)) is not None:  # data at 1e-30, or one feature at 1e30, learns nothing
+            warnings.warn(message, UserWarning, stacklevel=4)
         dtype = x.dtype
         w = targets.sample_weights(self.model, self.loss, y, sample_weight, class_weight)
         xv = yv = None
@@ -180,6 +182,12 @@ class Trainer:
                 xv, yv = (jax.make_array_from_process_local_data(rows, np.asarray(a)) for a in (xv, yv))
             return Data(x, y, None, _driver.replicate(self.mesh, np.asarray(x.shape[0], np.int32)), xv, yv)
         n = np.asarray(x.shape[0], np.int32)
+        if self.mesh is None:
+            # Rows padded to their bucket (weight 0, never trained on), so a notebook looping over data
+            # sizes compiles a few programs; one aligned host copy, which jax on a CPU takes as it is.
+            rows = inference.bucket_rows(int(n))
+            x, y = (jax.device_put(inference.padded(a, rows)) for a in (x, y))
+            w = None if w is None else inference.padded(np.asarray(w, dtype), rows)
         data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv)
         if self.mesh is not None:
             data = self._place(data)

@@ -224,8 +224,11 @@ def test_categorical_accepts_labels_and_one_hot_alike():
     np.testing.assert_allclose(got[0][0], -np.mean(np.log(s[np.arange(N), y])), rtol=1e-12)
 
 
-def test_prepare_targets_returns_n_by_k_floats():
+def test_prepare_targets_returns_n_by_k_floats_and_keeps_class_labels_as_labels():
     t = losses.prepare_targets(np.array([2, 0, 1]), "categorical_cross_entropy", 3, jnp.float64)
+    np.testing.assert_array_equal(np.asarray(t), [2, 0, 1])  # no (n, k) one-hot: 10,000 classes stay small
+    assert t.dtype == jnp.int32
+    t = losses.prepare_targets(np.eye(3)[[2, 0, 1]], "categorical_cross_entropy", 3, jnp.float64)
     np.testing.assert_array_equal(np.asarray(t), np.eye(3)[[2, 0, 1]])
     assert t.dtype == jnp.float64
     t = losses.prepare_targets([0.0, 1.0], "binary_cross_entropy", 1, jnp.float32)

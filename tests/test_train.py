@@ -540,15 +540,32 @@ def test_sample_and_class_weights(tiny):
     by_sample = fnn.fit(SMALL, p, x, y, sample_weight=twice, **kw)
     by_class = fnn.fit(SMALL, p, x, y, class_weight={0: 1.0, 1: 2.0}, **kw)
     chex.assert_trees_all_close(by_sample.params, by_class.params, rtol=1e-6)
+    # weight 2 = the row twice, the mean over 10 rows instead of 10 + k (Keras' mean of w·loss over the rows)
+    k = int(np.sum(y > 0.5))
     duplicated = fnn.fit(SMALL, p, np.concatenate([x, x[y > 0.5]]), np.concatenate([y, y[y > 0.5]]),
-                         epochs=1, batch_size=100, optimizer=optim.sgd(0.5))
+                         epochs=1, batch_size=100, optimizer=optim.sgd(0.5 * (10 + k) / 10))
     weighted = fnn.fit(SMALL, p, x, y, sample_weight=twice, epochs=1, batch_size=100, optimizer=optim.sgd(0.5))
-    chex.assert_trees_all_close(duplicated.params, weighted.params, rtol=1e-5)  # weight 2 = the row twice
+    chex.assert_trees_all_close(duplicated.params, weighted.params, rtol=1e-5)
     ev = fnn.evaluate(SMALL, p, x, y, sample_weight=twice)
     assert fnn.evaluate(SMALL, p, x, y, class_weight={0: 1.0, 1: 2.0}) == ev
-    per = -(y * np.log(np.asarray(fnn.predict(SMALL, p, x))[:, 0]) +
-            (1 - y) * np.log(1 - np.asarray(fnn.predict(SMALL, p, x))[:, 0]))
-    np.testing.assert_allclose(ev["loss"], np.sum(twice * per) / np.sum(twice), rtol=1e-5)
+    prob = np.asarray(fnn.predict(SMALL, p, x))[:, 0]
+    per = -(y * np.log(prob) + (1 - y) * np.log(1 - prob))
+    np.testing.assert_allclose(ev["loss"], np.mean(twice * per), rtol=1e-5)
+    np.testing.assert_allclose(ev["accuracy"], np.mean((prob > 0.5) == (y > 0.5)), rtol=1e-6)  # unweighted
+
+
+def test_weights_act_at_batch_size_one(tiny):
+    """A one-row batch's loss is w·loss (Keras), not w·loss / w: with SGD a weight 3 everywhere is
+    the learning rate times 3, and class_weight changes the run."""
+    x, y = tiny
+    p = SMALL.init(jax.random.key(0), 3)
+    kw = dict(epochs=1, batch_size=1, shuffle=False)
+    plain = fnn.fit(SMALL, p, x, y, optimizer=optim.sgd(0.3), **kw)
+    tripled = fnn.fit(SMALL, p, x, y, optimizer=optim.sgd(0.1), sample_weight=np.full(10, 3.0), **kw)
+    chex.assert_trees_all_close(plain.params, tripled.params, rtol=1e-5)
+    by_class = fnn.fit(SMALL, p, x, y, optimizer=optim.sgd(0.1), class_weight={1: 50.0}, **kw)
+    unweighted = fnn.fit(SMALL, p, x, y, optimizer=optim.sgd(0.1), **kw)
+    assert not np.allclose(np.asarray(by_class.params[0].w), np.asarray(unweighted.params[0].w), rtol=1e-3)
 
 
 def test_soft_labels_for_binary_cross_entropy(tiny):
@@ -627,3 +644,24 @@ def test_divergence_advice_names_the_data_scale_where_the_data_is_the_cause():
     assert "targets reach" in targets and "scale them" in targets and "smaller learning rate will not" in targets
     assert "features reach" in features and "standardise" in features
     assert "Try a smaller learning rate" in advice(x, y, 1e30)  # the data is fine: the rate is the cause
+
+
+def test_features_at_a_scale_nothing_learns_from_are_named_with_the_fix():
+    import warnings as _warnings
+
+    model = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1, activation="sigmoid")])
+    params = model.init(jax.random.key(0), 2, dtype=jnp.float32)
+    x = np.random.default_rng(0).normal(size=(16, 2)).astype(np.float32)
+    y = (x[:, 0] > 0).astype(np.float32)
+
+    def messages(x):
+        with _warnings.catch_warnings(record=True) as caught:
+            _warnings.simplefilter("always")
+            fnn.fit(model, params, x, y, epochs=1, verbose=0)
+        return " ".join(str(w.message) for w in caught)
+
+    tiny, one_big = messages(x * 1e-30), messages(x * np.array([1.0, 1e30], np.float32))
+    assert "every feature of x is below" in tiny and "standardise" in tiny
+    assert "column 1 reaches 1.37e+30" in one_big and "standardise" in one_big
+    assert "standardise" not in messages(x)
+    assert fnn.history.scale_warning(np.zeros((3, 0))) is None
