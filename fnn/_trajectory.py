@@ -24,16 +24,17 @@ __all__ = ["run"]
 
 @_compile.jit(static_argnums=(0, 1, 2))
 def _scan(update, f, steps: int, state, start):
-    """(steps, d): the point after each step."""
+    """((steps, d), (steps + 1,)): the point after each step, and f at the start and at each of them."""
 
     def step(carry, _):
         x, state = carry
-        updates, state = update(jax.grad(f)(x), state, x)
+        value, grads = jax.value_and_grad(f)(x)
+        updates, state = update(grads, state, x)
         x = (x + updates).astype(x.dtype)  # apply_updates for a single leaf
-        return (x, state), x
+        return (x, state), (x, value)
 
-    _, xs = jax.lax.scan(step, (start, state), None, length=steps)
-    return xs
+    (last, _), (xs, values) = jax.lax.scan(step, (start, state), None, length=steps)
+    return xs, jnp.concatenate([values, f(last)[None]])
 
 
 def _start(start) -> np.ndarray:
@@ -73,21 +74,26 @@ def _check_f(f: Callable[[Any], Any], start: np.ndarray) -> None:
 
 def run(optimizer, f: Callable[[Any], Any], start, steps: int) -> np.ndarray:
     """(steps + 1, d) points, row 0 the start; optimizer: an fnn Optimizer (already checked).
-    Rows from the first non-finite point on are NaN, with a RuntimeWarning naming that step."""
+    Rows from the first point where it or f is not finite on are NaN, with a RuntimeWarning naming that step."""
     start = _start(start)
     _check_f(f, start)
     steps = _validate.integer(steps, "steps", minimum=1)
     state = optimizer.init(start)
-    xs = np.asarray(_scan(optimizer.update, f, steps, state, _validate.device(start)))
-    path = np.concatenate([start[None, :], xs]).astype(start.dtype)
-    bad = ~np.isfinite(path).all(axis=1)
+    xs, values = _scan(optimizer.update, f, steps, state, _validate.device(start))
+    path = np.concatenate([start[None, :], np.asarray(xs)]).astype(start.dtype)
+    values = np.asarray(values)
+    if not np.isfinite(values[0]):
+        raise FnnValueError(
+            f"f is not finite at the start {start.tolist()} (f = {values[0]}); start where f is defined"
+        )
+    bad = ~(np.isfinite(path).all(axis=1) & np.isfinite(values))
     if bad.any():
         k = int(np.argmax(bad))
         path[k:] = np.nan
         warnings.warn(
-            f"trajectory diverged at step {k} of {steps}: the point after it is not finite (the point before "
-            f"it was {path[k - 1].tolist()}); rows {k} to {steps} are NaN. Take a smaller learning rate, "
-            f"or clip the gradients with fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0), ...)",
+            f"trajectory diverged at step {k} of {steps}: the point after it, or f there, is not finite (the "
+            f"point before it was {path[k - 1].tolist()}); rows {k} to {steps} are NaN. Take a smaller "
+            f"learning rate, or clip the gradients with fnn.optim.chain(fnn.optim.clip_by_global_norm(1.0), ...)",
             RuntimeWarning,
             stacklevel=3,
         )
