@@ -46,8 +46,10 @@ def _start(start) -> np.ndarray:
         )
     _validate.check_finite(start, "start")
     start = np.asarray(start)
-    dtype = start.dtype if jnp.issubdtype(start.dtype, jnp.floating) else jnp.result_type(float)
-    return start.astype(dtype)
+    if not jnp.issubdtype(start.dtype, jnp.floating):
+        return start.astype(jnp.result_type(float))
+    # half precision runs in float32: a step below its spacing (2⁻⁸ relative in bfloat16) would round away
+    return start.astype(np.float32) if start.dtype.itemsize < 4 else start
 
 
 def _check_f(f: Callable[[Any], Any], start: np.ndarray) -> None:

@@ -381,7 +381,7 @@ def trajectory(optimizer, f: Callable[[Any], Any], start, steps: int) -> np.ndar
     in jax.numpy. The program is compiled once per optimizer kind, f, steps and start's shape: its
     numbers are values, so trajectory(sgd(0.1), f, ...) and trajectory(sgd(0.3), f, ...) share it.
     A run that diverges is not stopped: the rows from the first point where it or f is not finite
-    on are NaN, and a RuntimeWarning names that step.
+    on are NaN, and a RuntimeWarning names that step. A float16 or bfloat16 start runs in float32.
 
     Example:
         >>> bowl = lambda p: 0.5 * (p[..., 0] ** 2 + 10 * p[..., 1] ** 2)

@@ -102,10 +102,13 @@ def test_trajectory_numbers_are_values_and_names_work():
     np.testing.assert_allclose(first[1], START - 0.1 * g / np.linalg.norm(g), rtol=1e-12)
 
 
-def test_trajectory_start_as_ints_and_one_variable():
+def test_trajectory_start_as_ints_half_precision_and_one_variable():
     path = optim.trajectory(optim.sgd(0.25), lambda p: (p**2).sum(), [2], 3)  # θ ← θ − 0.25·2θ = θ/2
     assert path.dtype == np.float64
     np.testing.assert_allclose(path[:, 0], [2.0, 1.0, 0.5, 0.25], rtol=1e-15)
+    half = optim.trajectory(optim.sgd(1e-3), lambda p: (p**2).sum(), jnp.ones(1, jnp.bfloat16), 3)
+    assert half.dtype == np.float32  # in bfloat16 each step of 0.2% would round away
+    np.testing.assert_allclose(half[:, 0], 0.998 ** np.arange(4), rtol=1e-6)
 
 
 def test_trajectory_divergence_is_reported_and_the_rest_is_nan():
