@@ -23,7 +23,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.core import Tracer
 
-from fnn import _validate
+from fnn import _trajectory, _validate
 from fnn._hyper import hyperparameters, learning_rate, set_hyperparameters, with_hyperparameters_of
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.schedules import Bound, Schedule, constant, cosine_decay, exponential_decay
@@ -63,6 +63,7 @@ __all__ = [
     "nesterov",
     "set_hyperparameters",
     "sgd",
+    "trajectory",
     "with_hyperparameters_of",
 ]
 
@@ -415,3 +416,24 @@ def is_elementwise(update) -> bool:
     if update.fn is _chain_update:
         return all(is_elementwise(part) for part in dict(update.kwargs)["parts"])
     return update.fn in (_sgd_update, _momentum_update, _adam_update, _clip_update, _decay_update)
+
+
+# --------------------------------------------------------------------------- a path through a function
+def trajectory(optimizer, f: Callable[[Any], Any], start, steps: int) -> np.ndarray:
+    """The points an optimizer visits minimising f: (steps + 1, d), row 0 the start (d,).
+
+    θ ← θ + update(∇f(θ)) with ∇f from jax.grad, all steps one compiled lax.scan. f: (d,) -> scalar,
+    in jax.numpy. The program is compiled once per optimizer kind, f, steps and start's shape: its
+    numbers are values, so trajectory(sgd(0.1), f, ...) and trajectory(sgd(0.3), f, ...) share it.
+    A run that diverges is not stopped: the rows from the first point where it or f is not finite
+    on are NaN, and a RuntimeWarning names that step. A float16 or bfloat16 start runs in float32.
+
+    Example:
+        >>> bowl = lambda p: 0.5 * (p[..., 0] ** 2 + 10 * p[..., 1] ** 2)
+        >>> path = fnn.optim.trajectory(fnn.optim.momentum(0.05, 0.9), bowl, [1.0, 1.0], steps=200)
+        >>> path.shape, path[0].tolist()
+        ((201, 2), [1.0, 1.0])
+        >>> bool(abs(path[-1]).max() < 1e-3)
+        True
+    """
+    return _trajectory.run(check_optimizer(optimizer), f, start, steps)

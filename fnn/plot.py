@@ -334,13 +334,20 @@ def learning_rates(sweep_result, ax=None, metric: str = "loss"):
     return line, band, markers
 
 
-# --------------------------------------------------------------------------- one variable
+# --------------------------------------------------------------------------- descent
 def descent(f: Callable[[Any], Any], path, ax=None):
     """f drawn over the range of path (with a margin), and the points path visited: gradient descent
-    or ascent on a function of one variable.
+    or ascent on a function of one variable, or of two.
 
-    f: elementwise, maps an array of x values to f(x) of the same shape. path: (steps,) x values,
-    the first one the start. Returns (curve, steps, start, end) lines.
+    One variable: f is elementwise, maps an array of x values to f(x) of the same shape; path is
+    (steps,) x values, the first one the start. Returns (curve, steps, start, end) lines.
+
+    Two variables: f maps points (..., 2) to values (...); path is (steps, 2) points (as from
+    fnn.optim.trajectory), or a dict {label: (steps, 2) path} of several drawn on one axes. Draws
+    filled contours of f over the range of all paths (log-spaced where f spans decades), each path
+    with its start and end, a colourbar and a legend (label, steps, final f). Returns a
+    DescentPaths (fnn._descent_plots): the filled contours, the isolines, the colorbar, the lines,
+    starts and ends ({label: Line2D} each), and the grid xs, ys with f's values on it.
 
     Example:
         >>> P = lambda x: -2 * x ** 2 + 12 * x - 10
@@ -348,7 +355,21 @@ def descent(f: Callable[[Any], Any], path, ax=None):
         >>> for _ in range(20):
         ...     xs.append(xs[-1] + 0.1 * (-4 * xs[-1] + 12))  # x ← x + η P'(x)
         >>> curve, steps, start, end = fnn.plot.descent(P, xs)
+        >>> bowl = lambda p: 0.5 * (p[..., 0] ** 2 + 10 * p[..., 1] ** 2)
+        >>> runs = {name: fnn.optim.trajectory(opt, bowl, [-2.0, 1.0], steps=30)
+        ...         for name, opt in [("sgd", fnn.optim.sgd(0.09)), ("momentum", fnn.optim.momentum(0.02, 0.8))]}
+        >>> drawn = fnn.plot.descent(bowl, runs)
+        >>> sorted(drawn.lines)
+        ['momentum', 'sgd']
     """
+    try:
+        two = isinstance(path, dict) or np.ndim(path) == 2  # points of two variables
+    except (ValueError, TypeError):  # ragged or not an array: the checks below name the problem
+        two = False
+    if two:
+        from fnn import _descent_plots
+
+        return _descent_plots.paths(f, path, ax)
     if not callable(f):
         raise FnnTypeError(f"f must be a function of x, e.g. lambda x: x ** 2, got {type(f).__name__}")
     path = _validate.array(path, "path")
