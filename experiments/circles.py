@@ -7,8 +7,10 @@ with the library's plain init (zero biases) beside them, and a failed (or delibe
 start is taken apart layer by layer with fnn.backprop.dead_units and fnn.backprop.deltas.
 
 The run of the default seed records its parameters every epoch (fnn.callbacks.Snapshots(every=1),
-which also keeps the start), and fnn.plot.animate turns the start and the first 30 epochs into
-boundary.gif: the decision boundary taking shape epoch by epoch, where it changes most.
+which also keeps the start), and fnn.plot.animate(frames="changes", loss_curve=True) turns them into
+boundary.gif: a frame wherever the predicted class changed on more than 1% of the grid since the last
+frame (the start and the end always), so the movie covers the epochs where the boundary takes shape
+rather than many frames of one that sits still; beside it, the loss of every epoch's params.
 
     python experiments/circles.py --out results/circles
 """
@@ -17,7 +19,6 @@ from __future__ import annotations
 import os
 import sys
 
-import jax
 import numpy as np
 
 import fnn
@@ -26,7 +27,6 @@ from _common import (CIRCLES_QUICK, CirclesConfig, Summary, bar_groups, circles_
 
 TARGET = 0.99
 BAD_BIAS = -1.0  # the deliberately bad start: every hidden bias at −1, so most ReLUs begin switched off
-FRAMES = 30  # boundary.gif: the start, then the first 30 epochs of the default seed's run, a frame each
 
 
 def _decision_panel(ax, model, params, x, y, title):
@@ -182,9 +182,8 @@ def main(argv=None) -> dict:
     fig.colorbar(cs, ax=axes, shrink=0.9, label="P(inner circle)")
     fig.savefig(f"{out}/decision_boundary.png", dpi=110)
     plt.close(fig)
-    first = result._replace(snapshots=jax.tree.map(lambda a: a[:FRAMES + 1], result.snapshots),  # epochs 0..30
-                            snapshot_epochs=result.snapshot_epochs[:FRAMES + 1])
-    fnn.plot.animate(model, first, x_test, y_test, os.path.join(out, "boundary.gif"), fps=6, resolution=100)
+    fnn.plot.animate(model, result, x_test, y_test, os.path.join(out, "boundary.gif"), fps=4, resolution=100,
+                     frames="changes", loss_curve=True)  # every epoch kept; a frame where the boundary moved
     s.write(out)
 
     return {

@@ -7,19 +7,14 @@ calls plt.show(): call it yourself, or save the figure.
 
 from __future__ import annotations
 
-import functools
-import os
-import pathlib
 from collections.abc import Callable
-from typing import Any, NamedTuple
+from typing import Any
 
-import jax
-import jax.numpy as jnp
 import numpy as np
 
-from fnn import _canvas, _compile, _validate, inference, models
-from fnn import layers as _layers
+from fnn import _boundary, _canvas, _validate, inference, models
 from fnn._inside_plots import chain_rule, network, neurons
+from fnn._movie import animate
 from fnn._surface_plots import landscape, sharpness
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.signals import LayerStats, grouped_bars, layer_stats, layers
@@ -98,78 +93,6 @@ def history(result, ax=None, *, val_label: str = "validation"):
 
 
 # --------------------------------------------------------------------------- decision boundary
-class _Boundary(NamedTuple):
-    """What every frame of a decision-boundary picture shares: the grid, the labels, the colours."""
-
-    gx: np.ndarray  # (resolution, resolution) first feature
-    gy: np.ndarray  # (resolution, resolution) second feature
-    grid: np.ndarray  # (resolution², 2): the points the model is evaluated at
-    labels: np.ndarray  # (n,) class of each data point
-    n_classes: int  # 2 for one sigmoid unit, else the softmax width
-
-
-def _boundary_setup(model, params, x, y, resolution, where: str) -> _Boundary:
-    models.check_params(model, params)
-    n_in = params[0][0].shape[0]
-    if n_in != 2:
-        raise FnnValueError(
-            f"{where} needs a model with exactly 2 input features (x of shape (n, 2)); "
-            f"this model takes {n_in}. Plot two features, or use fnn.plot.history instead"
-        )
-    act, k = model.output_activation, model.output_dim
-    if not ((act == "sigmoid" and k == 1) or act == "softmax"):
-        raise FnnValueError(
-            f"{where} needs a classifier: one sigmoid unit or a softmax output, but the model "
-            f"ends in Dense({k}, activation={act!r})"
-        )
-    x, _ = _validate.features(x, "x", 2)
-    x = np.asarray(x, float)
-    y = _validate.array(y, "y")
-    _validate.check_finite(y, "y")
-    y = np.asarray(y)
-    if y.ndim == 2 and y.shape[1] > 1:
-        labels = np.argmax(y, axis=1)  # one-hot rows
-    elif (y.ndim == 2 and y.shape[1] == 1) or y.ndim == 1:
-        labels = y.reshape(-1)
-    else:
-        raise FnnValueError(f"y must be (n,) class labels, (n, 1) or one-hot (n, k), got shape {y.shape}")
-    _validate.same_length(x, labels, "x", "y")
-    resolution = _validate.integer(resolution, "resolution", minimum=2)
-    lo, hi = x.min(axis=0), x.max(axis=0)
-    margin = 0.1 * np.where(hi > lo, hi - lo, 1.0)
-    gx, gy = np.meshgrid(
-        np.linspace(lo[0] - margin[0], hi[0] + margin[0], resolution),
-        np.linspace(lo[1] - margin[1], hi[1] + margin[1], resolution),
-    )
-    grid = np.stack([gx.ravel(), gy.ravel()], axis=1).astype(params[0][0].dtype)
-    return _Boundary(gx, gy, grid, labels, 2 if k == 1 else k)
-
-
-def _draw_boundary(ax, setup: _Boundary, x, outputs):
-    """Filled contour of outputs (resolution², n_out) over the grid, the data on top: (contours, points)."""
-    from matplotlib import color_sequences, colormaps
-    from matplotlib.colors import ListedColormap
-
-    gx, gy = setup.gx, setup.gy
-    points = dict(edgecolors="white", linewidths=0.6, s=16)  # a white rim: visible on a fill of its own colour
-    if setup.n_classes == 2 and outputs.shape[1] == 1:
-        prob = outputs[:, 0].reshape(gx.shape)
-        filled = ax.contourf(gx, gy, prob, levels=np.linspace(0, 1, 11), cmap="RdBu_r", alpha=0.75)
-        ax.contour(gx, gy, prob, levels=[0.5], colors="k", linewidths=1.2)
-        scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap="RdBu_r", vmin=0, vmax=1, **points)
-    else:
-        k = setup.n_classes
-        cmap = ListedColormap(color_sequences["tab10"][:k]) if k <= 10 else colormaps["viridis"].resampled(k)
-        cls = np.argmax(outputs, axis=1).reshape(gx.shape)
-        filled = ax.contourf(gx, gy, cls, levels=np.arange(k + 1) - 0.5, cmap=cmap, alpha=0.45)
-        scatter = ax.scatter(x[:, 0], x[:, 1], c=setup.labels, cmap=cmap, vmin=-0.5, vmax=k - 0.5, **points)
-    ax.set_xlim(gx.min(), gx.max())
-    ax.set_ylim(gy.min(), gy.max())
-    ax.set_xlabel("x[:, 0]")
-    ax.set_ylabel("x[:, 1]")
-    return filled, scatter
-
-
 def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolution: int = 200):
     """The model's prediction over a grid around x (n, 2), with the points (x, y) coloured by label.
 
@@ -181,71 +104,10 @@ def decision_boundary(model: models.Sequential, params, x, y, ax=None, resolutio
         >>> contours, points = fnn.plot.decision_boundary(model, params, x, y)
         >>> colorbar = contours.figure.colorbar(contours, label="P(y = 1)")
     """
-    setup = _boundary_setup(model, params, x, y, resolution, "decision_boundary")
+    setup = _boundary.setup(model, params, x, y, resolution, "decision_boundary")
     ax = _canvas.axes(ax)
     outputs = np.asarray(inference.predict(model, params, setup.grid))
-    return _draw_boundary(ax, setup, np.asarray(x, float), outputs)
-
-
-@_compile.jit(static_argnums=0)
-def _snapshot_outputs(model: models.Sequential, snapshots, grid):
-    """Every snapshot's outputs on the grid, (S, n, n_out), one compiled call."""
-    return jax.vmap(functools.partial(_layers.mlp_apply, model.activations), in_axes=(0, None))(snapshots, grid)
-
-
-def animate(model: models.Sequential, result, x, y, path, fps: float = 10, resolution: int = 100) -> pathlib.Path:
-    """The decision boundary at each recorded epoch, as an animated GIF: one frame per snapshot.
-
-    result: from fnn.fit(..., callbacks=[fnn.callbacks.Snapshots(every=k)]); result.snapshots is the
-    params tree with a leading axis of S snapshots, result.snapshot_epochs the S epochs they belong
-    to. path: a .gif file. Returns the path written.
-
-    Example:
-        >>> result = fnn.fit(model, params, x, y, epochs=120, callbacks=[fnn.callbacks.Snapshots(every=4)])
-        >>> fnn.plot.animate(model, result, x, y, "boundary.gif")
-        PosixPath('boundary.gif')
-    """
-    snapshots = getattr(result, "snapshots", None)
-    if snapshots is None:
-        raise FnnValueError(
-            "result has no snapshots of the parameters; train with "
-            "fnn.fit(..., callbacks=[fnn.callbacks.Snapshots(every=k)]) to record them every k epochs"
-        )
-    epochs = getattr(result, "snapshot_epochs", None)
-    epochs = [] if epochs is None else [int(e) for e in np.asarray(epochs).reshape(-1)]
-    leaves = jax.tree.leaves(snapshots)
-    if not epochs or not leaves or any(np.ndim(leaf) == 0 or leaf.shape[0] != len(epochs) for leaf in leaves):
-        shapes = sorted({tuple(np.shape(leaf)) for leaf in leaves})
-        raise FnnValueError(
-            f"result.snapshots must lead with one entry per snapshot epoch: "
-            f"{len(epochs)} snapshot_epochs, leaf shapes {shapes}"
-        )
-    setup = _boundary_setup(model, jax.tree.map(lambda leaf: leaf[0], snapshots), x, y, resolution, "animate")
-    fps = _validate.real(fps, "fps", low=0, low_open=True)
-    if not isinstance(path, (str, os.PathLike)):
-        raise FnnTypeError(f"path must be a file name (str or pathlib.Path), got {type(path).__name__}")
-    path = pathlib.Path(path)
-    if path.suffix.lower() != ".gif":
-        raise FnnValueError(f"path must end in .gif (animate writes a GIF), got {str(path)!r}")
-    if not path.parent.is_dir():
-        raise FnnValueError(f"the folder {str(path.parent)!r} of path does not exist; create it first")
-    _canvas.pyplot()
-    from matplotlib.animation import PillowWriter
-    from matplotlib.figure import Figure
-
-    outputs = np.asarray(_snapshot_outputs(model, snapshots, jnp.asarray(setup.grid)))  # (S, res², n_out)
-    fig = Figure(figsize=(5, 5), layout="constrained")  # not pyplot's: nothing is left open afterwards
-    ax = fig.add_subplot()
-    x = np.asarray(x, float)
-    # matplotlib's stubs say int, but a writer uses any rate (PillowWriter: frames of 1000 / fps ms)
-    writer = PillowWriter(fps=fps)  # pyright: ignore[reportArgumentType]
-    with writer.saving(fig, str(path), dpi=80):
-        for epoch, out in zip(epochs, outputs):
-            ax.clear()
-            _draw_boundary(ax, setup, x, out)
-            ax.set_title(f"epoch {epoch}")
-            writer.grab_frame()
-    return path
+    return _boundary.draw(ax, setup, np.asarray(x, float), outputs)
 
 
 # --------------------------------------------------------------------------- learning-rate sweeps

@@ -424,8 +424,10 @@ class TargetLoss(Rule):
 
 class Snapshots(Rule):
     """Keep the params every `every` epochs inside the compiled run, and those the run started from
-    (epoch 0): `result.snapshots` (leaves with a leading snapshot axis), `result.snapshot_epochs`.
-    Memory: one copy of the params per kept epoch."""
+    (epoch 0, bitwise, recorded before the first compiled call): `result.snapshots` (leaves with a
+    leading snapshot axis), `result.snapshot_epochs`. Memory: one copy of the params per kept epoch.
+    For a movie, keep every epoch and let fnn.plot.animate(..., frames="changes") pick the frames
+    where the decision boundary moved, rather than guessing here which epochs those will be."""
 
     reason = "snapshots"
     static = ("every",)

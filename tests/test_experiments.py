@@ -53,7 +53,7 @@ def test_circles(tmp_path):
     from PIL import Image
 
     with Image.open(tmp_path / "boundary.gif") as gif:
-        assert gif.n_frames == min(30, r["epochs"]) + 1  # the start (epoch 0), then one frame per epoch
+        assert 2 <= gif.n_frames <= r["epochs"] + 1  # frames="changes": the start, where the boundary moved, the end
     assert r["test_accuracy"] >= 0.97
     assert r["seed_accuracies"][0] == r["test_accuracy"] and len(r["seed_accuracies"]) == r["n_seeds"]
     assert r["n_reached"] == sum(a >= 0.99 for a in r["seed_accuracies"])
