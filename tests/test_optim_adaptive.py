@@ -125,6 +125,11 @@ def test_numbers_live_in_the_state_and_flags_in_the_kind():
     assert hash(optim.adamw(mask={"w": True, "b": False})) == hash(optim.adamw(mask=NO_BIAS_DECAY))
     state = optim.set_hyperparameters(optim.rmsprop(1e-2, momentum=0.9).init(THETA0), learning_rate=0.5, momentum=0.1)
     assert float(optim.learning_rate(state)) == 0.5 and float(state.hyper["momentum"]) == 0.1
+    adamw_state, rmsprop_state = optim.adamw().init(THETA0), optim.rmsprop(momentum=0.9).init(THETA0)
+    for state, name, bad in ((rmsprop_state, "decay", 1.0), (rmsprop_state, "momentum", 1.5),
+                             (adamw_state, "weight_decay", -0.1), (adamw_state, "eps_root", -1.0)):
+        with pytest.raises(fnn.FnnValueError, match=f"{name} must be in"):  # new numbers are checked too
+            optim.set_hyperparameters(state, **{name: bad})
     assert optim.rmsprop(1e-2).init(THETA0).trace is None and optim.rmsprop(1e-2).init(THETA0).mu is None
 
 
