@@ -103,6 +103,14 @@ def _positive(name: str, value) -> float:
     return _validate.real(value, name, low=0, low_open=True)
 
 
+def _no_mu_dtype(mu_dtype) -> None:
+    if mu_dtype is not None:
+        raise FnnValueError(
+            f"mu_dtype={mu_dtype!r} is not taken: fnn keeps the moments in the params' dtype (float32 for "
+            "float16/bfloat16 params); leave mu_dtype=None"
+        )
+
+
 def _check_mask(mask):
     """A mask as the optimizer's kind (hashable): None, a callable params -> tree of bools, or a tree of
     bools with the params' structure or a prefix of it, kept as (treedef, leaves)."""
@@ -189,6 +197,7 @@ def adamw(
     b2: float = 0.999,
     eps: float = 1e-8,
     eps_root: float = 0.0,
+    mu_dtype: None = None,
     weight_decay: float = 1e-4,
     mask: Any | Callable[[Params], Any] | None = None,
     *,
@@ -198,12 +207,14 @@ def adamw(
     Δθ = −η (m̂ / (√(v̂ + ε_root) + ε) + λ θ), m̂, v̂ Adam's bias-corrected moments, λ = weight_decay.
 
     mask: which params decay: a tree of bools shaped like the params (or a prefix of it), or a
-    function params -> such a tree; None decays all. nesterov=True is optax's nadamw.
+    function params -> such a tree; None decays all. nesterov=True is optax's nadamw. mu_dtype is
+    there for optax's positions only: the moments' dtype is fnn's (the params', float32 for half precision).
 
     Example:
         >>> opt = fnn.optim.adamw(1e-3, weight_decay=1e-2)
         >>> no_bias_decay = fnn.optim.adamw(mask=lambda p: tuple(fnn.DenseParams(True, False) for _ in p))
     """
+    _no_mu_dtype(mu_dtype)
     kind, numbers = _numbers(
         learning_rate,
         b1=_fraction("b1", b1),
@@ -352,16 +363,18 @@ def lion(
     learning_rate: float | Schedule = 1e-3,
     b1: float = 0.9,
     b2: float = 0.99,
+    mu_dtype: None = None,
     weight_decay: float = 1e-3,
     mask: Any | Callable[[Params], Any] | None = None,
 ) -> Optimizer:
     """Lion (Chen et al. 2023), as optax.lion: Δθ = −η (sign(β1 m + (1 − β1) g) + λ θ), then
     m ← β2 m + (1 − β2) g. Every step has size η per coordinate: take η 3–10× below Adam's.
-    mask: as adamw's.
+    mask, mu_dtype: as adamw's.
 
     Example:
         >>> opt = fnn.optim.lion(1e-4)
     """
+    _no_mu_dtype(mu_dtype)
     kind, numbers = _numbers(
         learning_rate,
         b1=_fraction("b1", b1),

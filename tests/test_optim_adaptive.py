@@ -113,6 +113,9 @@ def test_defaults_are_optax_with_keras_learning_rate():
     np.testing.assert_array_equal(optim.get("adagrad").init(THETA0).sum_of_squares["w"], np.full((2, 3), 0.1))
     for name in ("adamw", "rmsprop", "adagrad", "lion"):
         assert optim.check_optimizer(name) == optim.OPTIMIZERS[name](1e-3)
+    # optax's positions too: adamw(lr, b1, b2, eps, eps_root, mu_dtype, weight_decay), lion(lr, b1, b2, mu_dtype, wd)
+    assert optim.adamw(1e-2, 0.9, 0.999, 1e-8, 0.0, None, 0.3) == optim.adamw(1e-2, weight_decay=0.3)
+    assert optim.lion(1e-2, 0.9, 0.99, None, 0.3) == optim.lion(1e-2, weight_decay=0.3)
 
 
 def test_numbers_live_in_the_state_and_flags_in_the_kind():
@@ -182,6 +185,8 @@ def test_masked_adamw_fits_with_dense_params():
     (lambda: optim.adamw(1e-3, mask=lambda p: 3).init(THETA0), TypeError, "mask must be"),
     (lambda: optim.adamw(1e-3).update(THETA0, optim.adamw(1e-3).init(THETA0)), ValueError, "adamw's weight decay needs the params"),
     (lambda: optim.lion().update(THETA0, optim.lion().init(THETA0)), ValueError, "lion's weight decay needs"),
+    (lambda: optim.adamw(1e-3, mu_dtype=jnp.bfloat16), ValueError, "mu_dtype=.*bfloat16.* is not taken"),
+    (lambda: optim.lion(1e-3, mu_dtype="float32"), ValueError, "leave mu_dtype=None"),
     (lambda: optim.rmsprop(0.0), ValueError, "learning_rate"),
     (lambda: optim.rmsprop(1e-3, decay=1.0), ValueError, r"decay must be in \[0, 1\)"),
     (lambda: optim.rmsprop(1e-3, decay=-0.5), ValueError, "decay"),
