@@ -33,7 +33,7 @@ from fnn.checkpoint import load, save
 from fnn.engine import TrainState
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
 from fnn.history import History
-from fnn.inference import evaluate, predict, predict_classes
+from fnn.inference import activations_of, evaluate, predict, predict_classes, predict_proba
 from fnn.layers import DenseParams
 from fnn.lr_finder import LRFindResult, lr_find
 from fnn.models import Dense, Sequential, objective
@@ -63,6 +63,7 @@ __all__ = [
     "TrainState",
     "Trainer",
     "activations",
+    "activations_of",
     "backprop",
     "cache",
     "callbacks",
@@ -91,6 +92,7 @@ __all__ = [
     "plot",
     "predict",
     "predict_classes",
+    "predict_proba",
     "save",
     "schedules",
     "sharpness",

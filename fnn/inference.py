@@ -160,3 +160,55 @@ def predict_classes(model: models.Sequential, params, x) -> Array:
         return _validate.device(np.argmax(probs, axis=-1))
     labels = (probs > 0.5).astype(np.int32)
     return _validate.device(labels[..., 0] if model.output_dim == 1 else labels)
+
+
+# --------------------------------------------------------------------------- probabilities and layer outputs
+__all__ += ["activations_of", "predict_proba"]
+
+_PROBABILITIES = ("sigmoid", "softmax")
+
+
+def predict_proba(model: models.Sequential, params, x) -> Array:
+    """Class probabilities, as Keras' predict gives them: (n, 1) P(y = 1) for one sigmoid unit, (n, k)
+    for softmax (rows sum to 1) or k sigmoid units (one per label); a (n_in,) example -> (k,).
+    Refused for other output layers, whose outputs are not probabilities.
+
+    Example:
+        >>> fnn.predict_proba(model, params, x[:2]).shape
+        (2, 1)
+    """
+    act = models.check_model(model).output_activation
+    if act not in _PROBABILITIES:
+        raise FnnValueError(
+            f"predict_proba needs a sigmoid or softmax output layer, the model's is {act!r}: its outputs are "
+            "not probabilities. Use fnn.predict for regression, or end the model with "
+            "Dense(1, activation='sigmoid') (two classes) or Dense(k, activation='softmax') (k classes)"
+        )
+    return predict(model, params, x)
+
+
+@_compile.jit(static_argnums=0)
+def _layer_outputs(names: tuple[str, ...], params, x):
+    outputs, a = [], x
+    for name, p in zip(names, params):
+        a = activations.get(name).fn(layers.dense_apply(p, a))
+        outputs.append(a)
+    return outputs
+
+
+def activations_of(model: models.Sequential, params, x) -> list[Array]:
+    """Every layer's output, first layer first: a list of (n, units) arrays (after each activation; the
+    last is predict's output). A (n_in,) example gives (units,) arrays.
+
+    Example:
+        >>> [a.shape for a in fnn.activations_of(model, params, x)]
+        [(64, 4), (64, 1)]
+    """
+    models.check_params(model, params)
+    x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
+    x = np.asarray(_validate.cast(x, params[0][0].dtype, "x"))
+    n = x.shape[0]
+    rows = np.zeros((bucket_rows(n), x.shape[1]), x.dtype)  # padded to a bucket: few sizes, few programs
+    rows[:n] = x
+    outputs = [np.asarray(a)[:n] for a in _layer_outputs(model.activations, params, rows)]
+    return [_validate.device(a[0] if single else a) for a in outputs]

@@ -50,7 +50,7 @@ class Dense:
 
     Example:
         >>> fnn.Dense(4, activation="relu")
-        Dense(units=4, activation='relu', kernel_init=None, bias_init=0.0, input_dim=None)
+        Dense(4, activation='relu')
     """
 
     units: int
@@ -80,6 +80,15 @@ class Dense:
         if self.kernel_init is not None:
             return self.kernel_init
         return "he_uniform" if self.activation in activations.RELU_FAMILY else "glorot_uniform"
+
+    def __repr__(self) -> str:
+        """The call that builds this layer: units, then the arguments that differ from their defaults."""
+        args = [repr(self.units)]
+        args += [f"activation={self.activation!r}"] if self.activation != "linear" else []
+        args += [f"kernel_init={self.kernel_init!r}"] if self.kernel_init is not None else []
+        args += [f"bias_init={self.bias_init!r}"] if self.bias_init != 0.0 else []
+        args += [f"input_dim={self.input_dim!r}"] if self.input_dim is not None else []
+        return f"Dense({', '.join(args)})"
 
 
 @dataclasses.dataclass(frozen=True)
@@ -196,6 +205,55 @@ class Sequential:
 
     def __call__(self, params: Params, x: ArrayLike) -> Array:
         return self.apply(params, x)
+
+    def __repr__(self) -> str:
+        """Python that rebuilds the model: Sequential([Dense(4, activation='relu'), Dense(1)])."""
+        return f"Sequential([{', '.join(map(repr, self.layers))}])"
+
+    def count_params(self, input_dim: int | None = None) -> int:
+        """The number of parameters (weights and biases) for inputs of width input_dim (by default, the
+        declared one): Σ over layers of n_in · n_out + n_out.
+
+        Example:
+            >>> model.count_params(2)  # Dense(4) on 2 inputs: 2·4 + 4; Dense(1): 4·1 + 1
+            17
+        """
+        return sum(n_in * n_out + n_out for n_in, n_out in self.shapes(input_dim))
+
+    def summary(self, input_dim: int | None = None, print_fn: Callable[[str], object] | None = print) -> str:
+        """A table of the layers (output shape, parameters, activation) and the total, as Keras' summary;
+        printed with print_fn (None: not printed) and returned. Output shapes put None for the batch.
+
+        Example:
+            >>> text = model.summary(2)
+            Sequential: 2 inputs -> 1 output
+            layer      output shape     params  activation
+            ----------------------------------------------
+            0 Dense    (None, 4)            12  tanh
+            1 Dense    (None, 1)             5  sigmoid
+            ----------------------------------------------
+            Total params: 17
+        """
+        shapes = self.shapes(input_dim)
+        rows = [
+            (f"{i} Dense", f"(None, {n_out})", f"{n_in * n_out + n_out:,}", name)
+            for i, ((n_in, n_out), name) in enumerate(zip(shapes, self.activations))
+        ]
+        head = ("layer", "output shape", "params", "activation")
+        width = [max(len(r[j]) for r in [head, *rows]) for j in range(4)]
+        width[:3] = [max(w, 10) for w in width[:3]]
+
+        def line(r) -> str:
+            return f"{r[0]:<{width[0]}} {r[1]:<{width[1]}} {r[2]:>{width[2]}}  {r[3]}".rstrip()
+
+        rule = "-" * max(len(line(r)) for r in [head, *rows])
+        n_out = self.output_dim
+        lines = [f"Sequential: {shapes[0][0]} inputs -> {n_out} output{'s' if n_out > 1 else ''}", line(head), rule]
+        lines += [line(r) for r in rows] + [rule, f"Total params: {self.count_params(input_dim):,}"]
+        text = "\n".join(lines)
+        if print_fn is not None:
+            print_fn(text)
+        return text
 
 
 def _activation_name(layer: Dense) -> str:

@@ -415,7 +415,9 @@ def is_elementwise(update) -> bool:
         return False
     if update.fn is _chain_update:
         return all(is_elementwise(part) for part in dict(update.kwargs)["parts"])
-    return update.fn in (_sgd_update, _momentum_update, _adam_update, _clip_update, _decay_update)
+    if update.fn in (_sgd_update, _momentum_update, _adam_update, _clip_update, _decay_update):
+        return True
+    return _adaptive.is_elementwise(update)
 
 
 # --------------------------------------------------------------------------- a path through a function
@@ -437,3 +439,13 @@ def trajectory(optimizer, f: Callable[[Any], Any], start, steps: int) -> np.ndar
         True
     """
     return _trajectory.run(check_optimizer(optimizer), f, start, steps)
+
+
+# --------------------------------------------------------------------------- adaptive optimizers
+# adamw, rmsprop, adagrad and lion live in fnn/_adaptive.py, built from the helpers above (so imported
+# last); by name they run with Keras' default learning rate, 1e-3, and optax's other defaults.
+from fnn import _adaptive  # noqa: E402
+from fnn._adaptive import AdagradState, AdamWState, LionState, RmspropState, adagrad, adamw, lion, rmsprop  # noqa: E402
+
+OPTIMIZERS.update(adamw=adamw, rmsprop=rmsprop, adagrad=adagrad, lion=lion)
+__all__ += ["AdagradState", "AdamWState", "LionState", "RmspropState", "adagrad", "adamw", "lion", "rmsprop"]

@@ -628,8 +628,9 @@ def _fit_cases() -> list[Case]:
         ("key a negative int", "key", -1, FnnValueError,
          r"key as an integer seed must be in \[0, 2\*\*32 - 1\], got -1"),
         ("key a string", "key", "seed", FnnTypeError, r"key must be a JAX PRNG key .*got str"),
-        ("optimizer an unknown name", "optimizer", "rmsprop", FnnValueError,
-         r"unknown optimizer 'rmsprop'; choose one of \['adam', 'momentum', 'nesterov', 'sgd'\]"),
+        ("optimizer an unknown name", "optimizer", "adadelta", FnnValueError,
+         r"unknown optimizer 'adadelta'; choose one of \['adagrad', 'adam', 'adamw', 'lion', 'momentum', 'nesterov', "
+         r"'rmsprop', 'sgd'\]"),
         ("optimizer a function", "optimizer", optim.sgd, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer"),
         ("validation_split 1.5", "validation_split", 1.5, FnnValueError,
          r"validation_split must be in \(0, 1\), got 1.5"),
@@ -816,7 +817,7 @@ def _trainer_cases() -> list[Case]:
     cases += [Case("fnn.Trainer", what, lambda bad, m=m: fnn.Trainer(m, loss=bad), loss, error, match)
               for what, m, loss, error, match in BAD_LOSSES]
     rows = [
-        ("optimizer an unknown name", "optimizer", "rmsprop", FnnValueError, r"unknown optimizer 'rmsprop'"),
+        ("optimizer an unknown name", "optimizer", "adadelta", FnnValueError, r"unknown optimizer 'adadelta'"),
         ("optimizer a function", "optimizer", optim.sgd, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer"),
         ("optimizer a number", "optimizer", 3, FnnTypeError, r"optimizer must be an fnn\.optim\.Optimizer .*got int"),
         ("batch_size 0", "batch_size", 0, FnnValueError, r"batch_size must be an integer >= 1, got 0"),
@@ -1069,8 +1070,8 @@ def _optim_cases() -> list[Case]:
              r"weight decay rate must be finite, got nan"),
         Case("fnn.optim.chain", "no parts", lambda bad: optim.chain(*bad), (), FnnValueError,
              r"chain needs at least one optimizer or transform"),
-        Case("fnn.optim.chain", "a part that is an unknown name", lambda bad: optim.chain(*bad), ("rmsprop",),
-             FnnValueError, r"unknown optimizer 'rmsprop'"),
+        Case("fnn.optim.chain", "a part that is an unknown name", lambda bad: optim.chain(*bad), ("adadelta",),
+             FnnValueError, r"unknown optimizer 'adadelta'"),
         Case("fnn.optim.chain", "a part that is a number", lambda bad: optim.chain(*bad), (3,), FnnTypeError,
              r"chain part 0 must be an fnn\.optim\.Optimizer"),
     ]

@@ -137,7 +137,7 @@ def test_dense_input_dim_is_a_field():
     layer = fnn.Dense(4, input_dim=np.int64(2), activation="relu")
     assert layer.input_dim == 2 and type(layer.input_dim) is int
     assert fnn.Dense(4).input_dim is None and SEED_MODEL.declared_input_dim is None
-    assert repr(layer) == "Dense(units=4, activation='relu', kernel_init=None, bias_init=0.0, input_dim=2)"
+    assert repr(layer) == "Dense(4, activation='relu', input_dim=2)"
     assert layer == fnn.Dense(4, activation="relu", input_dim=2)
     assert hash(layer) == hash(fnn.Dense(4, activation="relu", input_dim=2))
     assert layer != fnn.Dense(4, activation="relu") and layer != fnn.Dense(4, activation="relu", input_dim=3)

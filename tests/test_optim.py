@@ -170,7 +170,7 @@ def test_jittable_and_equal_by_value():
     (lambda: optim.cosine_decay(0.1, 10, alpha=2.0), "alpha"),
     (lambda: optim.chain(), "at least one"),
     (lambda: optim.chain(optim.sgd(0.1), 3), "chain part 1"),
-    (lambda: optim.chain(optim.sgd(0.1), "rmsprop"), "unknown optimizer 'rmsprop'"),
+    (lambda: optim.chain(optim.sgd(0.1), "adadelta"), "unknown optimizer 'adadelta'"),
 ])
 def test_bad_hyperparameters(make, match):
     with pytest.raises((ValueError, TypeError), match=match):
@@ -206,5 +206,5 @@ def test_optimizers_by_name_with_their_usual_defaults():
     assert optim.check_optimizer("adam").update == optim.adam().update
     state = optim.check_optimizer("momentum").init(THETA0)
     assert float(state.hyper["learning_rate"]["value"]) == 0.01 and float(state.hyper["momentum"]) == 0.9
-    with pytest.raises(ValueError, match="unknown optimizer 'adamw'"):
-        optim.get("adamw")
+    with pytest.raises(ValueError, match="unknown optimizer 'adadelta'"):
+        optim.get("adadelta")

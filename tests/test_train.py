@@ -328,7 +328,7 @@ def _bad_fit_cases(x, y, p):
         (dict(epochs=-1), "epochs"),
         (dict(params=p[:1]), "layer"),
         (dict(params=(p[0], p[1]._replace(w=p[1].w[:4]))), r"params\[1\].w.*\(4, 1\).*\(8, 1\)"),
-        (dict(optimizer="rmsprop"), "unknown optimizer"),
+        (dict(optimizer="adadelta"), "unknown optimizer"),
         (dict(optimizer=3), "optimizer"),
         (dict(loss="hinge"), "unknown loss"),
         (dict(loss="categorical_cross_entropy"), "softmax"),
