@@ -1,6 +1,7 @@
 """The READMEs' figures, made from the committed experiment results (experiments/results/*.json).
 
-README.md and experiments/README.md quote the experiments only between markers,
+README.md, experiments/README.md and experiments/RELIABILITY.md quote the experiments only between
+markers,
 
     <!-- figures:NAME -->...<!-- /figures -->
 
@@ -12,7 +13,7 @@ experiments, committed as experiments/results/<run>.json. Nothing there is copie
     python experiments/readme_figures.py --run     # rerun every experiment into experiments/results, then --write
 
 `--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. The runs take
-about 7 minutes on two CPU cores, one after another. Run-to-run, the figures are bitwise the
+about 8 minutes on two CPU cores, one after another. Run-to-run, the figures are bitwise the
 same on the same machine (every script seeds its data, starts and shuffles); the timings are not.
 """
 from __future__ import annotations
@@ -31,7 +32,7 @@ from statistics import mean
 HERE = os.path.dirname(os.path.abspath(__file__))
 ROOT = os.path.dirname(HERE)
 RESULTS = os.path.join(HERE, "results")
-READMES = (os.path.join(ROOT, "README.md"), os.path.join(HERE, "README.md"))
+READMES = (os.path.join(ROOT, "README.md"), os.path.join(HERE, "README.md"), os.path.join(HERE, "RELIABILITY.md"))
 
 # run name -> the script and its arguments, in the modes the READMEs quote (the scripts' defaults)
 RUNS: dict[str, tuple[str, ...]] = {
@@ -45,6 +46,7 @@ RUNS: dict[str, tuple[str, ...]] = {
     "optimizers": ("optimizers.py",),
     "backprop": ("backprop.py",),
     "sweep": ("sweep.py",),
+    "reliability": ("reliability.py", "--mutants"),
 }
 
 MARKER = re.compile(r"(<!-- figures:([\w.-]+) -->)(.*?)(<!-- /figures -->)", flags=re.S)
@@ -242,6 +244,38 @@ def circles_bias(r: dict) -> str:
     return block(text)
 
 
+def reliability_table(r: dict) -> str:
+    f = _fig(r, "reliability")["reliability"]
+    c, m = f["counts"], f["mutants"]
+    rows = [
+        ["bad inputs × public entry points", f"{f['cases']} cases over {f['entry_points']} entry points"],
+        ["… clear fnn error (right class, message names the argument, raised before tracing)",
+         f"{c['clear']} / {f['cases']}"],
+        ["… raw (non-fnn) errors · silent successes · raised inside a trace",
+         f"{c['raw']} · {c['silent']} · {c['traced']}"],
+        ["legitimate corner cases that work", f"{f['edge_ok']} / {f['edge_cases']}"],
+        ["corrupt or hostile checkpoint files caught",
+         f"{f['checkpoint_detected']} / {f['checkpoint_faults']} ({f['corrupt_loads']} corrupt loads, "
+         f"{f['checkpoint_raw_errors']} raw errors)"],
+        ["code executed from a checkpoint file", f"{f['code_executions']} ({f['code_attempts']} attempts)"],
+        ["interrupted saves that left the old checkpoint intact",
+         f"{f['old_file_intact']} / {f['saves_interrupted']} ({f['temp_files_left']} temp files left after a "
+         "raised error)"],
+        ["reproducibility runs bitwise identical",
+         f"{f['repro_in_process_identical']} / {f['repro_in_process_runs']} in one process, "
+         f"{f['repro_subprocess_identical']} / {f['repro_subprocess_runs']} in a fresh process, "
+         f"{f['repro_piece_identical']} / {f['repro_piece_runs']} run in pieces"],
+        ["deliberately wrong derivatives caught by the gradient checks",
+         "not run (`--mutants`)" if m is None else f"{m['caught']} / {m['mutants']}"],
+    ]
+    return block(table(["check", "result"], rows))
+
+
+def reliability_checkpoint(r: dict) -> str:
+    n = _fig(r, "reliability")["reliability"]["checkpoint_bytes"]
+    return f"A good {n}-byte checkpoint is truncated at every length and has every one of its {8 * n} bits"
+
+
 def runtimes(r: dict) -> str:
     times = {name: r[name]["timings"]["runtime"] for name in RUNS if name in r}
     if len(times) < len(RUNS):
@@ -262,6 +296,8 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "experiments.table": experiments_table,
     "sweep.cost": sweep_cost,
     "circles.bias": circles_bias,
+    "reliability.table": reliability_table,
+    "reliability.checkpoint": reliability_checkpoint,
     "runtimes": runtimes,
 }
 

@@ -27,7 +27,7 @@ def test_readmes_match_the_committed_results():
     assert not diffs, "stale README figures; run `python experiments/readme_figures.py --write`:\n" + "".join(diffs)
 
 
-def test_every_block_is_used_once_and_renders_as_markdown():
+def test_every_block_is_used_and_renders_as_markdown():
     names = []
     for path in figures.READMES:
         with open(path) as f:
@@ -40,7 +40,7 @@ def test_every_block_is_used_once_and_renders_as_markdown():
                 assert m.group(3).startswith("\n\n") and m.group(3).endswith("\n\n"), (path, m.group(2))
             else:
                 assert "\n" not in m.group(3), (path, m.group(2))
-    assert sorted(names) == sorted(figures.BLOCKS)
+    assert set(names) == set(figures.BLOCKS)  # every block is used (reliability.* in two files)
 
 
 def test_committed_results_hold_the_figures_as_numbers():
@@ -121,7 +121,8 @@ def test_summary_writes_its_figures_as_numbers(tmp_path):
     s.table(["k"], [(np.int64(3),)], ["{:d}"])
     assert s.record("loss", np.array([0.25, np.nan, np.inf])) is not None
     s.write(str(tmp_path))
-    assert "   a   50.0%      1.2\n   b  100.0%      2.0\n" in (tmp_path / "summary.txt").read_text()  # rounded in the text only
+    text = (tmp_path / "summary.txt").read_text()
+    assert "   a   50.0%      1.2\n   b  100.0%      2.0\n" in text  # rounded in the text only
     saved = json.loads((tmp_path / "summary.json").read_text())
     assert saved["title"] == "t"
     assert saved["figures"] == {"table1": [{"name": "a", "acc": 0.5}, {"name": "b", "acc": 1.0}],
