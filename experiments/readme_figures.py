@@ -13,7 +13,7 @@ experiments, committed as experiments/results/<run>.json. Nothing there is copie
     python experiments/readme_figures.py --run     # rerun every experiment into experiments/results, then --write
 
 `--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. The runs take
-about 8 minutes on two CPU cores, one after another. Run-to-run, the figures are bitwise the
+4 to 8 minutes on two shared CPU cores, one after another. Run-to-run, the figures are bitwise the
 same on the same machine (every script seeds its data, starts and shuffles); the timings are not.
 """
 from __future__ import annotations
