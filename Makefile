@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo lint test test-slow bench clean
+.PHONY: demo lint test test-slow bench figures clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -30,6 +30,10 @@ test-slow: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
 	$(BIN)/python experiments/bench.py
+
+# Rerun the experiments the READMEs quote into experiments/results, then write their figures into the READMEs.
+figures: $(STAMP)
+	$(BIN)/python experiments/readme_figures.py --run
 
 clean:
 	rm -rf $(VENV) results .pytest_cache *.egg-info

@@ -1,13 +1,20 @@
 """Helpers shared by the experiment scripts: arguments, output folder, summary, plots, circles set-up.
 
 Every script is `main(argv=None) -> dict`: it parses `--out DIR --seed N --quick`, writes PNG
-plots and a `summary.txt` into DIR, prints the summary, and returns its key numbers.
+plots, a `summary.txt` and a `summary.json` into DIR, prints the summary, and returns its key
+numbers. summary.json holds the figures the summary reports, as numbers (rounded only in the
+text): every table's rows and whatever the script records; run twice on the same machine, its
+"figures" are bitwise the same, while its "timings" (wall-clock seconds) are not.
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
+import json
+import math
 import os
+import platform
+import sys
 import time
 from typing import NamedTuple, Sequence
 
@@ -21,7 +28,7 @@ import jax  # noqa: E402
 
 import fnn  # noqa: E402
 
-__all__ = ["plt", "parser", "output_dir", "Summary", "plot_history", "savefig", "first_epoch_below",
+__all__ = ["plt", "parser", "output_dir", "Summary", "plain", "plot_history", "savefig", "first_epoch_below",
            "circles_data", "circles_model", "circles_init", "circles_fit", "circles_optimizer", "CirclesConfig",
            "CIRCLES_QUICK", "CIRCLES_LAYERS", "LayerReport", "layer_report", "layer_names", "bar_groups"]
 
@@ -41,31 +48,96 @@ def output_dir(path: str) -> str:
     return path
 
 
+def plain(value):
+    """value as JSON: numpy scalars and arrays as Python numbers and lists, NaN and ±inf as None.
+
+    Anything else that is not a string becomes its str().
+
+    >>> plain({"a": np.float32(0.5), "b": (np.int64(2), float("nan"))})
+    {'a': 0.5, 'b': [2, None]}
+    """
+    if isinstance(value, dict):
+        return {str(k): plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [plain(v) for v in value]
+    if isinstance(value, (bool, np.bool_)):
+        return bool(value)
+    if isinstance(value, (int, np.integer)):
+        return int(value)
+    if isinstance(value, (float, np.floating)):
+        return float(value) if math.isfinite(value) else None
+    if isinstance(value, (np.ndarray, jax.Array)):
+        return plain(np.asarray(value).tolist())
+    return value if value is None or isinstance(value, str) else str(value)  # e.g. a dtype: its name
+
+
 class Summary:
-    """Lines of text collected while the experiment runs, written to <out>/summary.txt and printed."""
+    """Lines of text collected while the experiment runs, written to <out>/summary.txt and printed.
+
+    The figures behind the text go to <out>/summary.json: `record(name, value)` for a figure,
+    `record_time(name, seconds)` for a wall-clock time, and every `table` its rows.
+    """
 
     def __init__(self, title: str):
         self.lines = [title, "=" * len(title)]
+        self.title = title
+        self.figures: dict = {}  # reproducible: the same run on the same machine gives the same bits
+        self.timings: dict = {}  # wall-clock seconds: they differ from run to run
         self.start = time.perf_counter()  # create it first thing in main: the runtime counts from here
 
     def add(self, line: str = "") -> None:
         self.lines.append(line)
 
-    def table(self, header: Sequence[str], rows: Sequence[Sequence], fmt: Sequence[str]) -> None:
-        """A fixed-width table: one format spec per column, e.g. ('{:>6d}', '{:.3f}')."""
+    def record(self, name: str, value):
+        """Keep a figure for summary.json under `name` (a number, string, or list/dict of them); returns value."""
+        self.figures[name] = plain(value)
+        return value
+
+    def record_time(self, name: str, seconds):
+        """Keep a wall-clock time (or a list/dict of them) for summary.json's timings; returns it."""
+        self.timings[name] = plain(seconds)
+        return seconds
+
+    def table(self, header: Sequence[str], rows: Sequence[Sequence], fmt: Sequence[str], name: str | None = None,
+              timing: Sequence[str] = ()) -> None:
+        """A fixed-width table: one format spec per column, e.g. ('{:>6d}', '{:.3f}').
+
+        Its rows also go to summary.json as a list of {header: value} under `name` (default
+        table1, table2, ... in order); the columns named in `timing` go to the timings instead.
+        """
         cells = [list(header)] + [[f.format(v) for f, v in zip(fmt, row)] for row in rows]
         widths = [max(len(c[i]) for c in cells) for i in range(len(header))]
         for c in cells:
             self.add("  ".join(s.rjust(w) for s, w in zip(c, widths)))
+        name = name or f"table{sum(k.startswith('table') for k in self.figures) + 1}"
+        self.record(name, [{h: v for h, v in zip(header, row) if h not in timing} for row in rows])
+        if timing:
+            self.record_time(name, [{h: v for h, v in zip(header, row) if h in timing} for row in rows])
 
     def write(self, out: str) -> str:
+        seconds = time.perf_counter() - self.start
         self.add()
-        self.add(f"runtime: {time.perf_counter() - self.start:.1f} s")
+        self.add(f"runtime: {seconds:.1f} s")
+        self.record_time("runtime", seconds)
         text = "\n".join(self.lines) + "\n"
         with open(os.path.join(out, "summary.txt"), "w") as f:
             f.write(text)
+        with open(os.path.join(out, "summary.json"), "w") as f:
+            json.dump(self.json(), f, indent=1, allow_nan=False)
+            f.write("\n")
         print(text, end="")
         return text
+
+    def json(self) -> dict:
+        """What summary.json holds: the title, the command, the versions, the figures and the timings."""
+        import jaxlib
+
+        script = os.path.basename(sys.argv[0]) if sys.argv and sys.argv[0].endswith(".py") else None
+        return {"title": self.title, "script": script, "argv": sys.argv[1:] if script else None,
+                "environment": {"python": platform.python_version(), "jax": jax.__version__,
+                                "jaxlib": jaxlib.__version__, "numpy": np.__version__,
+                                "machine": platform.machine(), "cpus": os.cpu_count()},
+                "figures": self.figures, "timings": self.timings}
 
 
 def savefig(fig, out: str, name: str) -> str:

@@ -67,7 +67,7 @@ def main(argv=None) -> dict:
              f"{reports['untrained'].dead[i]}/{reports['trained'].dead[i]}")
             for i, name in enumerate(names)]
     s.table(["layer", "mean|δ| untrained", "mean|δ| trained", "‖grad‖ untrained", "‖grad‖ trained",
-             "dead u/t"], rows, ["{}", "{:.3e}", "{:.3e}", "{:.3e}", "{:.3e}", "{}"])
+             "dead u/t"], rows, ["{}", "{:.3e}", "{:.3e}", "{:.3e}", "{:.3e}", "{}"], name="layers")
     s.add(f"loss: untrained {reports['untrained'].loss:.4f}, trained {reports['trained'].loss:.2e}: the trained "
           "network's error signals are small because its residuals ŷ − y are")
 
@@ -86,6 +86,9 @@ def main(argv=None) -> dict:
     worst64 = max(c["float64"] for c in checks.values())
     s.add("  (the float32 differences are rounding, largest where σ(z) − y is a difference of two numbers near 1; "
           "in float64 the two agree to ~1e-16)")
+    s.record("max_abs_diff", {"float32": worst32, "float64": worst64})
+    s.record("checks", checks)
+    s.record("test_accuracy", test_acc)
     s.add(f"HEADLINE  hand-written backprop matches jax.grad: max |diff| {worst32:.1e} in float32, "
           f"{worst64:.1e} in float64")
 

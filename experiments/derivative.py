@@ -2,8 +2,8 @@
 
 1. By the limit definition: forward (P(x+h) − P(x))/h and central (P(x+h) − P(x−h))/2h for
    h = 1, 0.1, …, 1e-10 in float64, against P'(x) = −4x + 12 and jax.grad(P). The forward error
-   is 2h (P'' = −4) until rounding takes over, about eps·12/h (from the terms of size ~12 that
-   cancel); the central difference of a quadratic has no truncation error at all, so all that is
+   is 2h (P'' = −4) until rounding takes over, at most about eps·12/h (from the terms of size ~12
+   that cancel); the central difference of a quadratic has no truncation error at all, so all that is
    left of its error is rounding.
 2. Gradient ascent x ← x + η P'(x) from x = 12 to the critical point x = 3, where P'(3) = 0.
    Since x − 3 ← (1 − 4η)(x − 3), it converges for 0 < η < 0.5, and monotonically for η ≤ 0.25.
@@ -90,10 +90,11 @@ def _run(args, out, s: Summary) -> dict:
     s.add("limit definition in float64 (forward error = 2h + rounding; central: rounding only, P is quadratic):")
     s.table(["h", "forward", "|fwd - P'|", "central", "|cen - P'|"],
             [(h, f, ef, c, ec) for h, f, ef, c, ec in zip(hs, fwd, err_f, cen, err_c)],
-            ["{:.0e}", "{:.12f}", "{:.2e}", "{:.12f}", "{:.2e}"])
+            ["{:.0e}", "{:.12f}", "{:.2e}", "{:.12f}", "{:.2e}"], name="finite_differences")
     best = int(np.argmin(err_f))
+    bound = np.finfo(np.float64).eps * 12 / hs[-1]
     s.add(f"forward error smallest at h = {hs[best]:.0e} ({err_f[best]:.1e}); at h = {hs[-1]:.0e} it is "
-          f"{err_f[-1]:.1e} again (rounding, ~eps*12/h)")
+          f"{err_f[-1]:.1e} again: rounding, within its bound eps*12/h ({bound:.1e} there)")
     best32 = int(np.argmin(err_f32))
     s.add(f"(in float32 the forward error is smallest already at h = {hs[best32]:.0e}: {err_f32[best32]:.1e})")
 
@@ -117,6 +118,10 @@ def _run(args, out, s: Summary) -> dict:
           f"{'converged' if ok else 'did NOT converge'} in {iters} iterations to x = {xs[-1]:.9f} "
           f"(P = {P(xs[-1]):.9f}, |P'| < {args.tol:g}); critical point x = 3, P(3) = 8")
 
+    s.record("ascent", {"start": args.start, "learning_rate": args.lr, "tol": args.tol, "x": xs[-1],
+                        "iterations": iters, "converged": ok})
+    s.record("grad_error", abs(autodiff - exact))
+    s.record("best_forward", {"h": hs[best], "error": err_f[best]})
     rates = {"too small": 0.01, "good": args.lr, "too large": 0.55}
     n_show = 40 if not args.quick else 20
     runs = {}

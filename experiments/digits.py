@@ -81,10 +81,15 @@ def main(argv=None) -> dict:
               + ", ".join(f"{a:.2%}" for a in accs)
               + f"; mean {np.mean(accs):.2%}, min {min(accs):.2%}, {sum(a >= TARGET for a in accs)}/{n_splits} >= "
               f"{TARGET:.0%}")
+    s.record("test_accuracy", test_acc)
+    s.record("target", TARGET)
+    s.record("split_accuracies", accs)
+    s.record("n_wrong", len(wrong))
+    s.record("n_test", len(y_test))
     s.add()
     s.add("confusion counts (rows: true digit, columns: predicted):")
     s.table([""] + [str(j) for j in range(10)], [[f"{i}"] + list(counts[i]) for i in range(10)],
-            ["{}"] + ["{:d}"] * 10)
+            ["{}"] + ["{:d}"] * 10, name="confusion")
     pairs = sorted(((counts[i, j], i, j) for i in range(10) for j in range(10) if i != j and counts[i, j]),
                    reverse=True)
     s.add("most confused (true -> predicted: count): " + ", ".join(f"{i}->{j}: {c}" for c, i, j in pairs[:5]))

@@ -168,7 +168,8 @@ def main(argv=None) -> dict:
                  for seed, (f, m, a) in zip(seeds, rows)]
         table.append(["mean", *np.mean([row[1:] for row in table], axis=0)])
         s.table(["seed", "fnn R²", "MLP R²", "fnn - MLP", "MLP' R²", "fnn epochs", "MLP iters", "fnn s", "MLP s"],
-                table, ["{}", "{:.4f}", "{:.4f}", "{:+.4f}", "{:.4f}", "{:.0f}", "{:.0f}", "{:.2f}", "{:.2f}"])
+                table, ["{}", "{:.4f}", "{:.4f}", "{:+.4f}", "{:.4f}", "{:.0f}", "{:.0f}", "{:.2f}", "{:.2f}"],
+                name=name, timing=("fnn s", "MLP s"))
         s.add(f"worst seed: fnn R² {fnn_r2.min():.4f}, MLP R² {mlp_r2.min():.4f}, fnn - MLP {diff.min():+.4f}")
         s.add(f"|MLP - MLP'| (the same data, another random_state): mean {spread.mean():.4f}, max {spread.max():.4f}")
         results[name] = {"fnn": fnn_r2.tolist(), "mlp": mlp_r2.tolist(), "mlp_again": again_r2.tolist(),
@@ -177,6 +178,15 @@ def main(argv=None) -> dict:
                          "fnn_epochs": [f.iterations for f, _, _ in rows]}
 
     met = all(results[name]["diff_mean"] >= -TARGET for name in DATASETS)
+    for name in DATASETS:
+        r = results[name]
+        s.record(f"{name}_r2", {"fnn": r["fnn"], "mlp": r["mlp"], "mlp_again": r["mlp_again"],
+                                "diff_mean": r["diff_mean"], "diff_worst": r["diff_worst"],
+                                "spread_max": float(np.max(np.abs(np.subtract(r["mlp"], r["mlp_again"])))),
+                                "n_test": len(runs[name, seeds[0]][0].y_test),
+                                "n_train": len(runs[name, seeds[0]][0].y_train)})
+    s.record("target", TARGET)
+    s.record("met", met)
     s.add()
     for name in DATASETS:
         r = results[name]

@@ -450,18 +450,20 @@ def main(argv=None) -> dict:
     elapsed = time.perf_counter() - start
     s.add()
     s.add("seconds: " + ", ".join(f"{name} {v:.1f}" for name, v in seconds.items()))
-    s.write(out)
-
     result = {
         "cases": b["cases"], "entry_points": b["entry_points"], "counts": c, "known_failures": b["known"],
         "edge_cases": b["edge_cases"], "edge_ok": b["edge_ok"],
-        "checkpoint_faults": k["tried"], "checkpoint_detected": k["detected"],
+        "checkpoint_bytes": k["file_bytes"], "checkpoint_faults": k["tried"], "checkpoint_detected": k["detected"],
         "corrupt_loads": k["corrupt_loads"], "checkpoint_raw_errors": k["raw_errors"],
-        "code_executions": k["code_executions"], "saves_interrupted": k["saves_interrupted"],
+        "code_executions": k["code_executions"], "code_attempts": k["code_attempts"],
+        "saves_interrupted": k["saves_interrupted"],
         "old_file_intact": k["old_file_intact"], "temp_files_left": k["temp_files_left"],
         **{f"repro_{key}": v for key, v in r.items()},
         "mutants": m, "seconds": elapsed, "section_seconds": seconds,
     }
+    s.record("reliability", {key: v for key, v in result.items() if key not in ("seconds", "section_seconds")})
+    s.record_time("sections", seconds)
+    s.write(out)
     with open(os.path.join(out, "results.json"), "w") as fh:
         json.dump(result, fh, indent=1, default=str)
     return result

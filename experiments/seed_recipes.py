@@ -71,7 +71,13 @@ def main(argv=None) -> dict:
     s.table(["recipe", f"seeds >= {TARGET:.0%}", "median acc", "worst acc", "seconds"],
             [(name, f"{int((acc >= TARGET).sum())}/{n}", float(np.median(acc)), float(acc.min()), t)
              for name, acc, t in rows],
-            ["{}", "{}", "{:.4f}", "{:.4f}", "{:.1f}"])
+            ["{}", "{}", "{:.4f}", "{:.4f}", "{:.1f}"], name="recipes", timing=("seconds",))
+    s.record("n_seeds", n)
+    s.record("target", TARGET)
+    s.record("reached", {key: int((acc >= TARGET).sum())
+                         for key, (_, acc, _) in zip(("seed_recipe", "recommended", "lr_find"), rows)})
+    s.record("accuracies", {"seed_recipe": seed_recipe, "recommended": recommended, "lr_find": found})
+    s.record("lr_find_rates", rates)
     s.add(f"lr_find's suggestions: median {np.median(rates):.2g}, range {min(rates):.2g} to {max(rates):.2g}")
     s.add(f"HEADLINE: seeds reaching {TARGET:.0%}: seed recipe {int((seed_recipe >= TARGET).sum())}/{n}, "
           f"recommended {int((recommended >= TARGET).sum())}/{n}, lr_find {int((found >= TARGET).sum())}/{n}")

@@ -58,8 +58,10 @@ def main(argv=None) -> dict:
                   [(r, np.nanmedian(row) if np.isfinite(row).any() else np.nan, np.nanmin(row) if np.isfinite(row).any()
                     else np.nan, np.nanmax(row) if np.isfinite(row).any() else np.nan, d)
                    for r, row, d in zip(rates, shown, diverged)],
-                  ["{:.4g}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.0%}"])
+                  ["{:.4g}", "{:.4f}", "{:.4f}", "{:.4f}", "{:.0%}"], name="learning_rates")
     summary.add(f"best: learning rate {best_lr:.4g}, seed {best_seed}")
+    summary.record("best", {"learning_rate": best_lr, "seed": best_seed})
+    summary.record("setup", {"n_train": n_train, "n_val": n_val, "epochs": epochs, "seeds": len(seeds)})
     summary.add()
 
     # Cost: K models as one sweep against K sequential fits (both compiled once before timing).
@@ -90,7 +92,9 @@ def main(argv=None) -> dict:
     summary.table(["K", "sweep first call s", "sweep s", "ms/model sweep", "ms/model fits", "fits/sweep",
                    "sweep K / sweep 1"],
                   [row + (row[2] / one,) for row in timing],
-                  ["{:d}", "{:.2f}", "{:.3f}", "{:.2f}", "{:.2f}", "{:.1f}x", "{:.2f}x"])
+                  ["{:d}", "{:.2f}", "{:.3f}", "{:.2f}", "{:.2f}", "{:.1f}x", "{:.2f}x"], name="cost",
+                  timing=("sweep first call s", "sweep s", "ms/model sweep", "ms/model fits", "fits/sweep",
+                          "sweep K / sweep 1"))
     k64 = [row for row in timing if row[0] == 64]
     if k64:
         summary.add(f"64 models cost {k64[0][2] / one:.2f}x one model (target < 4x)")
