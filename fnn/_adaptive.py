@@ -22,9 +22,10 @@ import numpy as np
 from jax.core import Tracer
 
 from fnn import _validate
+from fnn._optim_state import Optimizer, count0, frozen, wide, zeros
+from fnn._optim_state import hyper as numbers_in_state
 from fnn.errors import FnnTypeError, FnnValueError
-from fnn.optim import Optimizer, Schedule, _count0, _frozen, _hyper, _wide, _zeros
-from fnn.schedules import Bound
+from fnn.schedules import Bound, Schedule
 from fnn.schedules import parts as _learning_rate
 
 __all__ = [
@@ -76,10 +77,10 @@ def _full(params, value: float):
     """value everywhere, shaped like params, in the optimizer's dtype; made on the host for concrete params,
     as fnn.optim's zeros are (no program to compile)."""
     if not value:
-        return _zeros(params)
+        return zeros(params)
 
     def full(p):
-        dtype = _wide(jnp.result_type(p))
+        dtype = wide(jnp.result_type(p))
         if isinstance(p, Tracer):
             return jnp.full(jnp.shape(p), value, dtype)
         if isinstance(p, np.ndarray):
@@ -91,7 +92,7 @@ def _full(params, value: float):
 
 def _make(init, update, numbers: dict, init_options: dict, **options) -> Optimizer:
     """An fnn optimizer: init binds the numbers (kept in the state) and its own options, update only the kind."""
-    hyper = tuple(sorted(_frozen(**numbers).items()))
+    hyper = tuple(sorted(frozen(**numbers).items()))
     return Optimizer(Bound(init, hyper=hyper, **init_options), Bound(update, **options))
 
 
@@ -167,7 +168,7 @@ def _steps(updates, lr, grads):
 # --------------------------------------------------------------------------- adamw
 def _adamw_init(params, *, hyper, mask):
     _decay_flags(mask, params)  # a mask that does not fit the params is refused here, on the host
-    return AdamWState(_count0(), _zeros(params), _zeros(params), _hyper(params, hyper))
+    return AdamWState(count0(), zeros(params), zeros(params), numbers_in_state(params, hyper))
 
 
 def _adamw_update(grads, state, params=None, *, schedule, nesterov, mask):
@@ -232,11 +233,11 @@ def adamw(
 # --------------------------------------------------------------------------- rmsprop
 def _rmsprop_init(params, *, hyper, initial_scale, centered, momentum):
     return RmspropState(
-        _count0(),
+        count0(),
         _full(params, initial_scale),
-        _zeros(params) if centered else None,
-        _zeros(params) if momentum else None,
-        _hyper(params, hyper),
+        zeros(params) if centered else None,
+        zeros(params) if momentum else None,
+        numbers_in_state(params, hyper),
     )
 
 
@@ -313,7 +314,7 @@ def rmsprop(
 
 # --------------------------------------------------------------------------- adagrad
 def _adagrad_init(params, *, hyper, initial_accumulator_value):
-    return AdagradState(_count0(), _full(params, initial_accumulator_value), _hyper(params, hyper))
+    return AdagradState(count0(), _full(params, initial_accumulator_value), numbers_in_state(params, hyper))
 
 
 def _adagrad_update(grads, state, params=None, *, schedule):
@@ -344,7 +345,7 @@ def adagrad(
 # --------------------------------------------------------------------------- lion
 def _lion_init(params, *, hyper, mask):
     _decay_flags(mask, params)
-    return LionState(_count0(), _zeros(params), _hyper(params, hyper))
+    return LionState(count0(), zeros(params), numbers_in_state(params, hyper))
 
 
 def _lion_update(grads, state, params=None, *, schedule, mask):

@@ -21,9 +21,9 @@ from typing import Any, NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
-from jax.core import Tracer
 
-from fnn import _trajectory, _validate
+from fnn import _adaptive, _trajectory, _validate
+from fnn._adaptive import AdagradState, AdamWState, LionState, RmspropState, adagrad, adamw, lion, rmsprop
 from fnn._hyper import hyperparameters, learning_rate, set_hyperparameters, with_hyperparameters_of
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.schedules import Bound, Schedule, constant, cosine_decay, exponential_decay
@@ -31,18 +31,24 @@ from fnn.schedules import parts as _learning_rate
 
 __all__ = [
     "OPTIMIZERS",
+    "AdagradState",
     "AdamState",
+    "AdamWState",
     "Bound",
     "ChainState",
+    "LionState",
     "MasterState",
     "MomentumState",
     "Optimizer",
     "Params",
+    "RmspropState",
     "Schedule",
     "SgdState",
     "State",
     "TransformState",
+    "adagrad",
     "adam",
+    "adamw",
     "add_weight_decay",
     "apply_step",
     "apply_updates",
@@ -59,78 +65,24 @@ __all__ = [
     "init_state",
     "is_elementwise",
     "learning_rate",
+    "lion",
     "momentum",
     "nesterov",
+    "rmsprop",
     "set_hyperparameters",
     "sgd",
     "trajectory",
     "with_hyperparameters_of",
 ]
 
-Array = jax.Array
-Params = Any
-State = Any
-
-
-class Optimizer(NamedTuple):
-    """Two pure functions: gradients in, updates out (never params); all memory in the state."""
-
-    init: Callable[[Params], State]
-    update: Callable[..., tuple[Params, State]]  # (grads, state, params=None) -> (updates, state)
-
-
-# --------------------------------------------------------------------------- numbers in the state
-def _wide(dtype):
-    """The dtype an optimizer keeps and computes state in for params of `dtype`: float32 for float16 and
-    bfloat16 (as mixed-precision training does: float16 flushes eps=1e-8 to 0, bfloat16 rounds 0.999 to 1),
-    the params' own dtype otherwise."""
-    dtype = jnp.dtype(dtype)
-    return jnp.dtype(jnp.float32) if jnp.issubdtype(dtype, jnp.floating) and dtype.itemsize < 4 else dtype
-
-
-def _dtype_of(params):
-    """The dtype of the optimizer's numbers and moments: the params' floating dtype, float32 for half precision."""
-    for leaf in jax.tree.leaves(params):
-        if jnp.issubdtype(jnp.result_type(leaf), jnp.floating):
-            return _wide(jnp.result_type(leaf))
-    return jnp.result_type(float)
-
-
-def _hyper(params, numbers: tuple) -> dict:
-    """The optimizer's numbers as arrays of the params' dtype: {name: array or {name: array}}."""
-    dtype = _dtype_of(params)
-
-    def cast(v):
-        return jnp.asarray(v, dtype) if isinstance(v, Tracer) else np.asarray(v, dtype)
-
-    return {k: {n: cast(x) for n, x in v} if isinstance(v, tuple) else cast(v) for k, v in numbers}
-
-
-def _frozen(**numbers) -> dict:
-    """Hashable form of the numbers (dicts as sorted item tuples), for Bound."""
-    return {k: tuple(sorted(v.items())) if isinstance(v, dict) else v for k, v in numbers.items()}
-
-
-def _zeros(params):
-    """Zeros shaped like params; made on the host when the params are concrete (no program to compile)."""
-
-    def zero(p):
-        dtype = _wide(jnp.result_type(p))
-        if isinstance(p, Tracer):
-            return jnp.zeros(jnp.shape(p), dtype)
-        if isinstance(p, np.ndarray):  # host params, host state: the caller transfers the whole tree at once
-            return np.zeros(p.shape, dtype)
-        return jax.device_put(np.zeros(np.shape(p), dtype))
-
-    return jax.tree.map(zero, params)
-
-
-def _count0():
-    return np.zeros((), np.int32)
-
-
-def _scale(tree, factor):
-    return jax.tree.map(lambda t: (factor * t).astype(t.dtype), tree)
+from fnn._optim_state import Array, Optimizer, Params, State
+from fnn._optim_state import count0 as _count0
+from fnn._optim_state import dtype_of as _dtype_of
+from fnn._optim_state import frozen as _frozen
+from fnn._optim_state import hyper as _hyper
+from fnn._optim_state import scale as _scale
+from fnn._optim_state import wide as _wide
+from fnn._optim_state import zeros as _zeros
 
 
 # --------------------------------------------------------------------------- optimizers
@@ -442,10 +394,6 @@ def trajectory(optimizer, f: Callable[[Any], Any], start, steps: int) -> np.ndar
 
 
 # --------------------------------------------------------------------------- adaptive optimizers
-# adamw, rmsprop, adagrad and lion live in fnn/_adaptive.py, built from the helpers above (so imported
-# last); by name they run with Keras' default learning rate, 1e-3, and optax's other defaults.
-from fnn import _adaptive  # noqa: E402
-from fnn._adaptive import AdagradState, AdamWState, LionState, RmspropState, adagrad, adamw, lion, rmsprop  # noqa: E402
-
+# adamw, rmsprop, adagrad and lion live in fnn/_adaptive.py; by name they run with Keras' default
+# learning rate, 1e-3, and optax's other defaults.
 OPTIMIZERS.update(adamw=adamw, rmsprop=rmsprop, adagrad=adagrad, lion=lion)
-__all__ += ["AdagradState", "AdamWState", "LionState", "RmspropState", "adagrad", "adamw", "lion", "rmsprop"]

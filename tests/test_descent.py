@@ -131,7 +131,7 @@ def test_trajectory_divergence_is_reported_and_the_rest_is_nan():
 @pytest.mark.parametrize(
     "args, error, match",
     [
-        (("adamw", quadratic, START, 3), FnnValueError, "unknown optimizer 'adamw'"),
+        (("adadelta", quadratic, START, 3), FnnValueError, "unknown optimizer 'adadelta'"),
         ((3, quadratic, START, 3), FnnTypeError, "optimizer must be an fnn.optim.Optimizer"),
         ((optim.sgd(0.1), "f", START, 3), FnnTypeError, r"f must be a function of a point \(d,\)"),
         ((optim.sgd(0.1), quadratic, [START], 3), FnnValueError, r"start must be a 1-d point \(d,\).*\(1, 2\)"),
