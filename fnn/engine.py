@@ -104,6 +104,7 @@ class Data(NamedTuple):
     n: Leaf  # int32: the real rows
     x_val: Leaf | None
     y_val: Leaf | None
+    n_val: Leaf | None = None  # int32: the real validation rows, where x_val is padded (None: all real)
 
 
 class Spec(NamedTuple):
@@ -329,8 +330,13 @@ def _logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
     if data.x_val is not None:
         x_val, y_val = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
         out = models.network_output(spec.model, spec.loss, params, x_val)
-        logs["val_loss"] = jnp.mean(spec.loss.per_sample(out, y_val))
-        logs[f"val_{metric.name}"] = jnp.mean(metric.per_sample(out, y_val, spec.loss.from_logits))
+        per, hits = spec.loss.per_sample(out, y_val), metric.per_sample(out, y_val, spec.loss.from_logits)
+        if data.n_val is None:
+            logs["val_loss"], logs[f"val_{metric.name}"] = jnp.mean(per), jnp.mean(hits)
+        else:  # padded rows: the mean over the real ones
+            real = (jnp.arange(per.shape[0]) < data.n_val).astype(per.dtype)
+            count = jnp.maximum(jnp.sum(real), 1)
+            logs["val_loss"], logs[f"val_{metric.name}"] = jnp.sum(real * per) / count, jnp.sum(real * hits) / count
     return logs
 
 

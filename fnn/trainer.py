@@ -171,7 +171,9 @@ class Trainer:
         if validation_data is not None:
             if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
                 raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
-            xv, yv = models.prepare(self.model, self.loss, params, *validation_data, xname="x_val", yname="y_val")
+            xv, yv = models.prepare(
+                self.model, self.loss, params, *validation_data, xname="x_val", yname="y_val", host=self.mesh is None
+            )
         if self.mesh is not None and _driver.spans_processes(self.mesh):
             if w is not None:
                 raise FnnValueError("sample_weight and class_weight are not available across processes yet")
@@ -182,13 +184,18 @@ class Trainer:
                 xv, yv = (jax.make_array_from_process_local_data(rows, np.asarray(a)) for a in (xv, yv))
             return Data(x, y, None, _driver.replicate(self.mesh, np.asarray(x.shape[0], np.int32)), xv, yv)
         n = np.asarray(x.shape[0], np.int32)
+        n_val = None
         if self.mesh is None:
             # Rows padded to their bucket (weight 0, never trained on), so a notebook looping over data
             # sizes compiles a few programs; one aligned host copy, which jax on a CPU takes as it is.
             rows = inference.bucket_rows(int(n))
             x, y = (jax.device_put(inference.padded(a, rows)) for a in (x, y))
             w = None if w is None else inference.padded(np.asarray(w, dtype), rows)
-        data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv)
+            if xv is not None:
+                n_val, rows = np.asarray(xv.shape[0], np.int32), inference.bucket_rows(xv.shape[0])
+                xv, yv = (jax.device_put(inference.padded(a, rows)) for a in (xv, yv))
+                n_val = jax.device_put(n_val)
+        data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv, n_val)
         if self.mesh is not None:
             data = self._place(data)
         return data

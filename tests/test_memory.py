@@ -131,3 +131,12 @@ with counting() as c:
 print(json.dumps({"compiles": c["compile"], "grown": rss() - start}))
 """)
     assert got["compiles"] <= 8 and got["grown"] < 100, got
+
+
+def test_validation_rows_are_padded_and_their_mean_is_over_the_real_ones(three_classes):
+    x, labels, params = three_classes
+    r = fnn.fit(SOFTMAX, params, x[:30], labels[:30], validation_data=(x[30:], labels[30:]), epochs=1,
+                optimizer=fnn.optim.sgd(1e-30), verbose=0)  # a rate of ~0: the params stay, so evaluate sees them
+    ev = fnn.evaluate(SOFTMAX, params, x[30:], labels[30:])  # 10 rows, padded to 16 inside the run
+    assert r.history["val_loss"][0] == pytest.approx(ev["loss"], rel=1e-5)
+    assert r.history["val_accuracy"][0] == pytest.approx(ev["accuracy"], rel=1e-6)
