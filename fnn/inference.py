@@ -68,7 +68,7 @@ def _run(model, loss, params, x, y=None, w=None):
 
 
 def evaluate(
-    model: models.Sequential, params, x, y, *, loss: str | None = None, sample_weight=None, class_weight=None
+    model: models.Sequential, params, x, y, *, loss: losses.LossLike = None, sample_weight=None, class_weight=None
 ) -> dict:
     """{"loss": float, metric: float} over all of (x, y); the metric is the loss's (accuracy, mse, or
     label_accuracy for several sigmoid outputs). sample_weight (n,) and class_weight {label: weight}:

@@ -560,8 +560,8 @@ def _model_cases() -> list[Case]:
              r"dtype must be a floating dtype, got 'float33'"),
     ]
     cases += [
-        Case("fnn.activations.get", "an unknown name", activations.get, "swish", FnnValueError,
-             r"unknown activation 'swish'; choose one of"),
+        Case("fnn.activations.get", "an unknown name", activations.get, "relu6", FnnValueError,
+             r"unknown activation 'relu6'; choose one of"),
         Case("fnn.activations.get", "an int", activations.get, 3, FnnTypeError,
              r"activation must be a name \(str\) or None, got int 3"),
         Case("fnn.initializers.get", "an unknown name", initializers.get, "lecun", FnnValueError,
