@@ -102,7 +102,6 @@ CATEGORICAL_CE = "categorical_cross_entropy"
 ALIASES = {  # Keras' names and common short forms
     "mean_squared_error": MSE,
     "mean_absolute_error": MAE,
-    "l1": MAE,
     "huber_loss": HUBER,
     "binary_focal_crossentropy": BINARY_FOCAL,
     "focal": BINARY_FOCAL,

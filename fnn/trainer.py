@@ -81,7 +81,8 @@ class Trainer:
         self.host = [c for c in self.callbacks if not c.compiled]
         for c in self.host:
             if isinstance(c, fnn_callbacks.ModelCheckpoint):
-                c.model, c.loss = self.model, self.loss.name
+                # a callable loss (no registry name, no gradient) is not stored: a file cannot hold a function
+                c.model, c.loss = self.model, None if self.loss.grad is None else self.loss.name
         self.mesh = _driver.mesh(devices)
         self.spec = engine.Spec(
             self.model, self.loss, self.optimizer.update, self.batch_size, bool(shuffle), self.rules, self.mesh
