@@ -149,7 +149,7 @@ def check_extreme_logits(dtype=None) -> None:
     x, y = np.array([[1.0], [-1.0], [1.0], [-1.0]], dtype), np.array([0, 0, 1, 1])
     failures += _exact(model, "binary_cross_entropy", params, x, y, 5e3, [([[0.5]], [0.0])],
                        "sigmoid + binary CE at ±1e4")
-    # binary focal CE: 1 − p_t is 1 on the two wrong logits and 0 on the right ones, so L and ∂L/∂w are binary CE's
+    # binary focal CE: 1 − p_t is 1 on the two wrong logits and 0 on the right ones: L and ∂L/∂w are binary CE's
     failures += _exact(model, "binary_focal_crossentropy", params, x, y, 5e3, [([[0.5]], [0.0])],
                        "sigmoid + binary focal CE at ±1e4")
 
@@ -374,6 +374,6 @@ MUTANTS: list[Mutant] = [
       for name in NEW_ACTIVATIONS),
     *(Mutant(f"{name} gradient 1% too large", _loss_gradient_one_percent_off(name), "loss gradients vs jax.grad")
       for name in NEW_LOSSES),
-    Mutant("binary focal CE gradient 1% too large through backprop", _loss_gradient_one_percent_off(losses.BINARY_FOCAL),
-           "backprop vs jax.grad"),
+    Mutant("binary focal CE gradient 1% too large through backprop",
+           _loss_gradient_one_percent_off(losses.BINARY_FOCAL), "backprop vs jax.grad"),
 ]
