@@ -343,15 +343,6 @@ def _loss_gradient_one_percent_off(name):
     return apply
 
 
-def _naive_focal(mp):
-    def naive(z, y):  # (1 − p)^γ log p with p = σ(z) rounded: −inf once σ rounds to 0 or 1
-        z, t = fnn.targets.pair(z, y, fnn.targets.BINARY)
-        p = jax.nn.sigmoid(z)
-        return -jnp.mean(t * (1 - p) ** 2 * jnp.log(p) + (1 - t) * p**2 * jnp.log(1 - p))
-
-    mp.setitem(losses.LOSSES, losses.BINARY_FOCAL, losses.LOSSES[losses.BINARY_FOCAL]._replace(value=naive))
-
-
 def _bias_mean(mp):
     def dense_vjp(params, a, delta):
         return DenseParams(w=a.T @ delta, b=delta.mean(axis=0)), delta @ params.w.T
@@ -369,11 +360,8 @@ MUTANTS: list[Mutant] = [
     Mutant("dense_vjp bias gradient a mean, not a sum", _bias_mean, "backprop vs jax.grad"),
     Mutant("naive log(sigmoid) binary CE in place of the fused one", _naive_binary_ce, "extreme logits +-1e4"),
     Mutant("softmax CE without subtracting the max logit", _naive_softmax_ce, "extreme logits +-1e4"),
-    Mutant("binary focal CE from log(sigmoid) in place of the fused one", _naive_focal, "extreme logits +-1e4"),
     *(Mutant(f"{name} derivative 1% too large", _derivative_one_percent_off(name), "activation vjps vs jax.vjp")
       for name in NEW_ACTIVATIONS),
     *(Mutant(f"{name} gradient 1% too large", _loss_gradient_one_percent_off(name), "loss gradients vs jax.grad")
       for name in NEW_LOSSES),
-    Mutant("binary focal CE gradient 1% too large through backprop",
-           _loss_gradient_one_percent_off(losses.BINARY_FOCAL), "backprop vs jax.grad"),
 ]
