@@ -428,6 +428,9 @@ def canonical(activation) -> ActivationLike:
     as it is; any other callable as Activation(fn), without a derivative."""
     if isinstance(activation, Activation):
         return next((name for name, act in ACTIVATIONS.items() if act == activation), activation)
+    known = next((name for name, act in ACTIVATIONS.items() if act.fn is activation), None)
+    if known is not None:  # fnn.activations.tanh itself: its registry entry, derivative included
+        return known
     if callable(activation):
         return Activation(typing.cast(Callable[[Array], Array], activation))
     return canonical_name(activation)

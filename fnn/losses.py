@@ -299,7 +299,12 @@ def huber_loss(delta: float = 1.0) -> Loss:
 
 def binary_focal_loss(gamma: float = 2.0, alpha: float | None = None) -> Loss:
     """The binary focal cross-entropy record (on a sigmoid output, fused on its logits) with these gamma and alpha,
-    for loss= of fit, evaluate and fnn.objective ("binary_focal_cross_entropy" is gamma = 2, no alpha, as Keras)."""
+    for loss= of fit, evaluate and fnn.objective ("binary_focal_cross_entropy" is gamma = 2, no alpha, as Keras).
+
+    Example:
+        >>> fnn.evaluate(model, params, x, y, loss=fnn.losses.binary_focal_loss(gamma=2.0, alpha=0.25))
+        {'loss': 0.11, 'accuracy': 0.53}
+    """
     gamma, alpha = _focal_params(gamma, alpha)
     p = (("gamma", gamma), ("alpha", alpha))
     return Loss(

@@ -155,7 +155,7 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
 def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | None:
     """(n,) per-sample weights from sample_weight and class_weight (None when neither is given).
 
-    model: its `output_dim` is read; loss: a `fnn.losses.Loss` (its `name` and `metric.name`);
+    model: its `output_dim` is read; loss: a `fnn.losses.Loss` (the kind of targets it takes);
     y: the prepared (n, k) targets. sample_weight: (n,) finite weights >= 0; class_weight:
     {class label: weight >= 0}, the labels 0..k-1 (0/1 for one sigmoid unit).
 

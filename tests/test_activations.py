@@ -352,6 +352,7 @@ def test_user_activation_in_a_layer():
 
 def test_registry_records_and_aliases_are_kept_by_name():
     assert fnn.Dense(2, activation=activations.ACTIVATIONS["tanh"]).activation == "tanh"
+    assert fnn.Dense(2, activation=activations.mish).activation == "mish"  # its function: the entry, with its deriv
     assert activations.get(activations.ACTIVATIONS["mish"]) is activations.ACTIVATIONS["mish"]
 
 
