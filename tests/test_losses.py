@@ -482,6 +482,14 @@ def test_new_losses_pair_with_their_outputs():
         losses.unfused(focal)
 
 
+def test_the_new_losses_metrics():
+    out, t = rng().normal(size=(N, K)), rng(1).normal(size=(N, K))
+    got = run(lambda: fnn.metrics.MAE.per_sample(out, t, False))
+    np.testing.assert_allclose(got, np.abs(out - t).mean(axis=1), rtol=1e-14)
+    assert [losses.LOSSES[name].metric.name for name in ("mae", "huber", "binary_focal_cross_entropy")] == [
+        "mae", "mae", "accuracy"]
+
+
 def test_keras_loss_names():
     focal = "binary_focal_cross_entropy"
     for name, want in [("mean_absolute_error", "mae"), ("MAE", "mae"), ("huber", "huber"), ("huber_loss", "huber"),
