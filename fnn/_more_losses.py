@@ -40,7 +40,8 @@ def mae_grad(pred: Array, y: Array) -> Array:
     return (jnp.sign(p - t) / p.size).reshape(jnp.shape(pred))
 
 
-def _delta(delta) -> float:
+def huber_delta(delta) -> float:
+    """delta checked: a finite number > 0 (fnn.losses' records check theirs with it too)."""
     return _validate.real(delta, "huber delta", low=0, low_open=True)
 
 
@@ -53,20 +54,21 @@ def _huber(d: Array, delta: float) -> Array:
 
 def huber(pred: Array, y: Array, delta: float = 1.0) -> Array:
     """mean over samples and components of ½ d² for |d| <= delta, delta (|d| − delta/2) beyond; d = pred − y."""
-    delta = _delta(delta)
+    delta = huber_delta(delta)
     p, t = _pair(pred, y, HUBER)
     return jnp.mean(_huber(p - t, delta))
 
 
 def huber_grad(pred: Array, y: Array, delta: float = 1.0) -> Array:
     """∂huber/∂pred = clip(pred − y, −delta, delta) / (n k), shaped like pred."""
-    delta = _delta(delta)
+    delta = huber_delta(delta)
     p, t = _pair(pred, y, HUBER)
     return (jnp.clip(p - t, -delta, delta) / p.size).reshape(jnp.shape(pred))
 
 
 # --------------------------------------------------------------------------- binary focal cross-entropy
-def _focal_params(gamma, alpha) -> tuple[float, float | None]:
+def focal_params(gamma, alpha) -> tuple[float, float | None]:
+    """(gamma >= 0, alpha None or in [0, 1]) checked."""
     gamma = _validate.real(gamma, "binary_focal gamma", low=0)
     return gamma, None if alpha is None else _validate.real(alpha, "binary_focal alpha", low=0, high=1)
 
@@ -98,14 +100,14 @@ def sigmoid_binary_focal_cross_entropy(logits: Array, y: Array, gamma: float = 2
     down-weights the samples already right, so the rare class's mistakes dominate. alpha: None (no class
     weight, Keras' default) or in [0, 1]: w = alpha for y = 1, 1 − alpha for y = 0. gamma = 0 is binary CE.
     """
-    gamma, alpha = _focal_params(gamma, alpha)
+    gamma, alpha = focal_params(gamma, alpha)
     z, t = _pair(logits, y, BINARY_FOCAL)
     return jnp.mean(_focal(z, t, gamma, alpha))
 
 
 def sigmoid_binary_focal_cross_entropy_grad(logits: Array, y: Array, gamma: float = 2.0, alpha: float | None = None):
     """∂/∂z = w [γ q^(γ−1) (1 − 2y) σ(z) σ(−z) CE + q^γ (σ(z) − y)] / (n k), q = 1 − p_t."""
-    gamma, alpha = _focal_params(gamma, alpha)
+    gamma, alpha = focal_params(gamma, alpha)
     z, t = _pair(logits, y, BINARY_FOCAL)
     return (_focal_dz(z, t, gamma, alpha) / z.size).reshape(jnp.shape(logits))
 

@@ -32,9 +32,9 @@ from fnn._more_losses import (
     BINARY_FOCAL,
     HUBER,
     MAE,
-    _delta,
-    _focal_params,
+    focal_params,
     huber,
+    huber_delta,
     huber_grad,
     huber_per_sample,
     mae,
@@ -284,7 +284,7 @@ def huber_loss(delta: float = 1.0) -> Loss:
         >>> fnn.losses.huber_loss(delta=0.5).grad(jnp.array([2.0, 0.25]), jnp.zeros(2))  # clip(d, ±δ) / n
         Array([0.25 , 0.125], dtype=float64)
     """
-    p = (("delta", _delta(delta)),)
+    p = (("delta", huber_delta(delta)),)
     return Loss(
         HUBER,
         _Bound(huber, p),
@@ -305,7 +305,7 @@ def binary_focal_loss(gamma: float = 2.0, alpha: float | None = None) -> Loss:
         >>> fnn.evaluate(model, params, x, y, loss=fnn.losses.binary_focal_loss(gamma=2.0, alpha=0.25))
         {'loss': 0.11, 'accuracy': 0.53}
     """
-    gamma, alpha = _focal_params(gamma, alpha)
+    gamma, alpha = focal_params(gamma, alpha)
     p = (("gamma", gamma), ("alpha", alpha))
     return Loss(
         BINARY_FOCAL,
