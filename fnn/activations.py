@@ -424,8 +424,10 @@ def canonical_name(name: str | None) -> str:
 
 
 def canonical(activation) -> ActivationLike:
-    """What a layer keeps: the registry name for a name, None or a registry record; a user's Activation
-    as it is; any other callable as Activation(fn), without a derivative."""
+    """What a layer keeps: the registry name for a name, None, a registry record or function; a user's
+    Activation as it is; any other callable as Activation(fn), without a derivative."""
+    if activation is None or isinstance(activation, str):
+        return canonical_name(activation)
     if isinstance(activation, Activation):
         return next((name for name, act in ACTIVATIONS.items() if act == activation), activation)
     known = next((name for name, act in ACTIVATIONS.items() if act.fn is activation), None)
