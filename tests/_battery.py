@@ -582,6 +582,10 @@ def _activation_cases() -> list[Case]:
         Case("fnn.save", "a model with a user's activation",
              lambda bad: fnn.save(_scratch() / "user.ckpt", PARAMS[REG], model=bad), gelu_model, FnnValueError,
              r"layer 0's activation 'gelu' is a user's function, which a checkpoint cannot store"),
+        Case("fnn.Trainer", "ModelCheckpoint with a user's activation",
+             lambda bad: fnn.Trainer(bad, callbacks=[callbacks.ModelCheckpoint(_scratch() / "c.ckpt")]), gelu_model,
+             FnnValueError, r"ModelCheckpoint stores the model with the params, but layer 0's activation gelu is a "
+                            r"user's function, which a checkpoint cannot store"),
         Case("fnn.Dense", "activation a dict", lambda bad: fnn.Dense(2, activation=bad), {"relu": 1}, FnnTypeError,
              r"activation must be a name \(str\) or None, got dict .*or a callable z -> f\(z\)"),
     ]
