@@ -242,9 +242,10 @@ def mish(z: Array) -> Array:
 
 
 def mish_deriv(z: Array) -> Array:
-    """tanh(s) + z (1 − tanh(s)²) σ(z), s = softplus(z), elementwise."""
-    t = jnp.tanh(softplus(z))
-    return _limits(z, t + z * (1 - t * t) * jax.nn.sigmoid(z), 0.0, 1.0)
+    """tanh(s) + z sech²(s) σ(z), s = softplus(z), elementwise."""
+    s = softplus(z)
+    e = jnp.exp(-2 * s)  # s >= 0, so e is in (0, 1]: sech² s = 4e / (1 + e)², without 1 − tanh² s cancelling
+    return _limits(z, jnp.tanh(s) + z * (4 * e / (1 + e) ** 2) * jax.nn.sigmoid(z), 0.0, 1.0)
 
 
 def hard_tanh(z: Array) -> Array:
