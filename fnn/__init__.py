@@ -29,6 +29,7 @@ from fnn import (
     surface,
     targets,
 )
+from fnn.activations import Activation
 from fnn.checkpoint import load, save
 from fnn.engine import TrainState
 from fnn.errors import CheckpointError, CheckpointNotFoundError, FnnError, FnnTypeError, FnnValueError
@@ -48,6 +49,7 @@ cache.configure()  # JAX's persistent compilation cache, on unless turned off: s
 __version__ = "0.1.0"
 
 __all__ = [
+    "Activation",
     "CheckpointError",
     "CheckpointNotFoundError",
     "Dense",

@@ -61,9 +61,9 @@ def _labels(y, n: int) -> np.ndarray:
     return y
 
 
-def _colour_range(name: str, values: np.ndarray) -> tuple[float, float]:
+def _colour_range(name: object, values: np.ndarray) -> tuple[float, float]:
     """The activation's range when it is bounded, else the layer's values' range (never empty)."""
-    if name in _BOUNDED:
+    if isinstance(name, str) and name in _BOUNDED:  # a user's fnn.Activation: its values' range
         return _BOUNDED[name]
     lo, hi = float(values.min()), float(values.max())
     return (lo, hi) if hi > lo else (lo - 1.0, hi + 1.0)

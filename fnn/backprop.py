@@ -8,6 +8,8 @@ a_l = f_l(z_l), with a_0 = x:
     δ_{l-1} = f_{l-1}'ᵀ · (δ_l w_lᵀ)   (elementwise product for all but softmax)
 
 The deltas δ_l (batch, n_l) are the error signals: where they vanish, nothing upstream learns.
+Every layer needs a hand-written derivative and the loss a hand-written gradient: a bare callable
+activation or a callable loss is refused, naming the layer and the fix (jax.grad handles both).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import numpy as np
 from jax.typing import ArrayLike
 
 from fnn import _validate, activations, layers, losses, models
+from fnn.errors import FnnValueError
 from fnn.layers import DenseParams
 
 __all__ = [
@@ -103,9 +106,28 @@ def backward(model: models.Sequential, loss: str, params, x: ArrayLike, y: Array
         >>> [d.shape for d in out.deltas]  # one (batch, units) error signal per layer
         [(64, 4), (64, 1)]
     """
-    spec = models.resolve_loss(model, loss)
+    spec = _by_hand(model, loss)
     x, y = models.prepare(model, spec, params, x, y)
     return _backward(model, spec, params, x, y)
+
+
+def _by_hand(model: models.Sequential, loss) -> losses.Loss:
+    """The resolved loss, once every layer and the loss are known to have hand-written derivatives."""
+    spec = models.resolve_loss(model, loss)
+    for i, layer in enumerate(model.layers):
+        act = activations.get(layer.activation)
+        if not act.has_derivative:
+            raise FnnValueError(
+                f"layer {i}, Dense({layer.units}, activation={act.name}), has no hand-written derivative, which "
+                "fnn.backprop needs; pass activation=fnn.Activation(f, df) with its derivative df, or "
+                "differentiate with jax.grad(fnn.objective(model, loss)), as fit does"
+            )
+    if spec.grad is None:
+        raise FnnValueError(
+            f"loss {spec.name!r} is a callable without a hand-written gradient, which fnn.backprop needs; "
+            "differentiate with jax.grad(fnn.objective(model, loss)), as fit does"
+        )
+    return spec
 
 
 def _backward(model, spec: losses.Loss, params, x, y) -> Backward:
@@ -171,7 +193,7 @@ def trace(model: models.Sequential, loss: str, params, x: ArrayLike, y: ArrayLik
         >>> bool(jnp.allclose(layers[1].a_in, layers[0].a_out))  # a layer's output is the next one's input
         True
     """
-    spec = models.resolve_loss(model, loss)
+    spec = _by_hand(model, loss)
     models.check_params(model, params)
     x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)  # (n_in,) -> (1, n_in)
     if single:

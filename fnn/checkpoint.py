@@ -90,6 +90,12 @@ def _save_error(path: pathlib.Path, e: OSError) -> CheckpointError:
 def _model_record(encoder: _tree_codec.Encoder, model: models.Sequential, loss: str | None) -> dict:
     """The record of `model` and the loss, and of the params found: their path, input width and dtype."""
     models.check_model(model)
+    for i, act in enumerate(model.activations):
+        if not isinstance(act, str):  # a user's fnn.Activation: functions, which a file cannot hold
+            raise FnnValueError(
+                f"layer {i}'s activation {act.name!r} is a user's function, which a checkpoint cannot store; "
+                "save the params without model= and rebuild the model in code to load them (fnn.load(path, like=))"
+            )
     where, params = encoder.params or ("nowhere", ())
     dims = [np.shape(params[0].w)[0] if params and np.ndim(params[0].w) == 2 else "n"]
     dims += [layer.units for layer in model.layers]

@@ -94,7 +94,7 @@ def _chunks(n: int, width: int):
 
 
 def evaluate(
-    model: models.Sequential, params, x, y, *, loss: str | None = None, sample_weight=None, class_weight=None
+    model: models.Sequential, params, x, y, *, loss: losses.LossLike = None, sample_weight=None, class_weight=None
 ) -> dict:
     """{"loss": float, metric: float} over all of (x, y), in compiled chunks of CHUNK rows (memory
     does not grow with n); the metric is the loss's (accuracy, mse, or label_accuracy for several

@@ -1,7 +1,7 @@
 """Dense layers as pure functions: parameters in, arrays out; the network is their composition.
 
 A network's params are `tuple[DenseParams, ...]`, one entry per layer. Its static configuration
-(units, activation names) lives in `fnn.models.Dense`/`Sequential`, never in the params.
+(units, activation names or fnn.Activation records) lives in `fnn.models.Dense`/`Sequential`, never in the params.
 """
 
 from __future__ import annotations
@@ -50,7 +50,9 @@ def dense_apply(params: DenseParams, a: Array, small: bool = False) -> Array:
     return a @ params.w + params.b[None, :]
 
 
-def mlp_apply(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array, small: bool = False) -> Array:
+def mlp_apply(
+    activation_names: Sequence[activations.ActivationLike], params: Sequence[DenseParams], x: Array, small: bool = False
+) -> Array:
     """(batch, n_in) -> (batch, n_out): activation_l(a @ w_l + b_l), layer after layer."""
     a = x
     for name, p in zip(activation_names, params):
@@ -58,7 +60,9 @@ def mlp_apply(activation_names: Sequence[str], params: Sequence[DenseParams], x:
     return a
 
 
-def mlp_logits(activation_names: Sequence[str], params: Sequence[DenseParams], x: Array, small: bool = False) -> Array:
+def mlp_logits(
+    activation_names: Sequence[activations.ActivationLike], params: Sequence[DenseParams], x: Array, small: bool = False
+) -> Array:
     """Like mlp_apply but returns the last layer's pre-activation z (the logits)."""
     a = x
     for name, p in zip(activation_names[:-1], params[:-1]):

@@ -10,10 +10,15 @@ simplify to (ŷ − y) / n.
 per-sample value, its gradient, its metric, the output activation it pairs with, whether it is
 fused on logits and the targets it takes. A new loss is one new entry; its metric and its
 default pairing follow from the record. Targets: see `fnn.targets`.
+
+Besides a name, fit, evaluate and fnn.objective take a record (`huber_loss(delta)`,
+`binary_focal_loss(gamma, alpha)`: losses with numbers) or a user's callable loss(pred, y) -> (n,)
+per-sample losses (`from_callable`), which jax.grad differentiates: it has no hand-written gradient.
 """
 
 from __future__ import annotations
 
+import dataclasses
 import warnings
 from collections.abc import Callable
 from typing import NamedTuple
@@ -23,24 +28,52 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _validate, metrics, targets
+from fnn._more_losses import (
+    BINARY_FOCAL,
+    HUBER,
+    MAE,
+    focal_params,
+    huber,
+    huber_delta,
+    huber_grad,
+    huber_per_sample,
+    mae,
+    mae_grad,
+    mae_per_sample,
+    sigmoid_binary_focal_cross_entropy,
+    sigmoid_binary_focal_cross_entropy_grad,
+    sigmoid_binary_focal_cross_entropy_per_sample,
+)
 from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = [
     "ALIASES",
     "BINARY_CE",
+    "BINARY_FOCAL",
     "CATEGORICAL_CE",
+    "HUBER",
     "LOSSES",
+    "MAE",
     "MSE",
     "ON_PROBABILITIES",
     "Loss",
     "binary_cross_entropy",
     "binary_cross_entropy_grad",
     "binary_cross_entropy_per_sample",
+    "binary_focal_loss",
     "canonical_name",
     "categorical_cross_entropy",
     "categorical_cross_entropy_grad",
     "categorical_cross_entropy_per_sample",
+    "from_callable",
     "grad",
+    "huber",
+    "huber_grad",
+    "huber_loss",
+    "huber_per_sample",
+    "mae",
+    "mae_grad",
+    "mae_per_sample",
     "mse",
     "mse_grad",
     "mse_per_sample",
@@ -50,6 +83,9 @@ __all__ = [
     "sigmoid_binary_cross_entropy",
     "sigmoid_binary_cross_entropy_grad",
     "sigmoid_binary_cross_entropy_per_sample",
+    "sigmoid_binary_focal_cross_entropy",
+    "sigmoid_binary_focal_cross_entropy_grad",
+    "sigmoid_binary_focal_cross_entropy_per_sample",
     "softmax_cross_entropy",
     "softmax_cross_entropy_grad",
     "softmax_cross_entropy_per_sample",
@@ -65,6 +101,10 @@ BINARY_CE = "binary_cross_entropy"
 CATEGORICAL_CE = "categorical_cross_entropy"
 ALIASES = {  # Keras' names and common short forms
     "mean_squared_error": MSE,
+    "mean_absolute_error": MAE,
+    "huber_loss": HUBER,
+    "binary_focal_crossentropy": BINARY_FOCAL,
+    "focal": BINARY_FOCAL,
     "bce": BINARY_CE,
     "binary_crossentropy": BINARY_CE,
     "categorical_crossentropy": CATEGORICAL_CE,
@@ -198,7 +238,7 @@ class Loss(NamedTuple):
 
     name: str
     value: Callable[[Array, Array], Array]  # (out, y) -> scalar mean
-    grad: Callable[[Array, Array], Array]  # ∂value/∂out, shaped like out
+    grad: Callable[[Array, Array], Array] | None  # ∂value/∂out, shaped like out; None for a user's callable
     per_sample: Callable[[Array, Array], Array]  # (out, t prepared: (n, k), or (n,) labels) -> (n,)
     metric: metrics.Metric
     activation: str | None  # the output activation it pairs with (None: any)
@@ -228,7 +268,113 @@ LOSSES = {
         True,
         targets.CATEGORICAL,
     ),
+    MAE: Loss(MAE, mae, mae_grad, mae_per_sample, metrics.MAE, None, False, targets.REAL),
 }
+
+
+@dataclasses.dataclass(frozen=True)
+class _Bound:
+    """f(out, y, **params) with the params fixed; equal when f and the params are, so a record built
+    twice with the same numbers is the same static structure (one compiled program)."""
+
+    f: Callable
+    params: tuple  # ((name, value), ...)
+
+    def __call__(self, out: Array, y: Array) -> Array:
+        return self.f(out, y, **dict(self.params))
+
+
+def huber_loss(delta: float = 1.0) -> Loss:
+    """The Huber loss record with this delta, for loss= of fit, evaluate and fnn.objective ("huber" is delta = 1).
+
+    Its name stays "huber" (checkpoints and logs record that); the delta is static structure.
+
+    Example:
+        >>> fnn.losses.huber_loss(delta=0.5).grad(jnp.array([2.0, 0.25]), jnp.zeros(2))  # clip(d, ±δ) / n
+        Array([0.25 , 0.125], dtype=float64)
+    """
+    p = (("delta", huber_delta(delta)),)
+    return Loss(
+        HUBER,
+        _Bound(huber, p),
+        _Bound(huber_grad, p),
+        _Bound(huber_per_sample, p),
+        metrics.MAE,
+        None,
+        False,
+        targets.REAL,
+    )
+
+
+def binary_focal_loss(gamma: float = 2.0, alpha: float | None = None) -> Loss:
+    """The binary focal cross-entropy record (on a sigmoid output, fused on its logits) with these gamma and alpha,
+    for loss= of fit, evaluate and fnn.objective ("binary_focal_cross_entropy" is gamma = 2, no alpha, as Keras).
+
+    Example:
+        >>> fnn.evaluate(model, params, x, y, loss=fnn.losses.binary_focal_loss(gamma=2.0, alpha=0.25))
+        {'loss': 0.11, 'accuracy': 0.53}
+    """
+    gamma, alpha = focal_params(gamma, alpha)
+    p = (("gamma", gamma), ("alpha", alpha))
+    return Loss(
+        BINARY_FOCAL,
+        _Bound(sigmoid_binary_focal_cross_entropy, p),
+        _Bound(sigmoid_binary_focal_cross_entropy_grad, p),
+        _Bound(sigmoid_binary_focal_cross_entropy_per_sample, p),
+        metrics.BINARY_ACCURACY,
+        "sigmoid",
+        True,
+        targets.BINARY,
+    )
+
+
+@dataclasses.dataclass(frozen=True)
+class _UserPerSample:
+    fn: Callable
+
+    def __call__(self, out: Array, t: Array) -> Array:
+        per = jnp.asarray(self.fn(out, t))
+        if per.shape != (out.shape[0],):
+            raise FnnValueError(
+                f"loss {_name_of(self.fn)!r} returned shape {tuple(per.shape)} for {out.shape[0]} samples; a callable "
+                f"loss(pred, y) must return one loss per sample, shape ({out.shape[0]},) (e.g. a mean over axis=-1)"
+            )
+        return per
+
+
+@dataclasses.dataclass(frozen=True)
+class _UserMean:
+    per_sample: _UserPerSample
+
+    def __call__(self, out: Array, y: Array) -> Array:
+        p, t = targets.pair(out, y, targets.REAL, loss=_name_of(self.per_sample.fn))
+        return jnp.mean(self.per_sample(p, t))
+
+
+def _name_of(fn) -> str:
+    return getattr(fn, "__name__", type(fn).__name__)
+
+
+def from_callable(fn: Callable[[Array, Array], Array]) -> Loss:
+    """A user's loss(pred, y) -> (n,) per-sample losses as a record (fit, evaluate and fnn.objective take
+    `fn` itself as loss=). pred: the network's outputs (n, k); y: the targets as given, as floats (n, k);
+    the loss is the (weighted) mean of the per-sample values; its metric is mse. It has no hand-written
+    gradient: jax.grad differentiates it, fnn.backprop refuses it.
+
+    Example:
+        >>> def l4(pred, y):
+        ...     return jnp.mean((pred - y) ** 4, axis=-1)
+        >>> fnn.evaluate(model, params, x, y, loss=l4)
+        {'loss': 0.083, 'mse': 0.26}
+    """
+    if not callable(fn):
+        raise FnnTypeError(f"a callable loss must be callable, got {type(fn).__name__} {fn!r:.40}")
+    per = _UserPerSample(fn)
+    return Loss(_name_of(fn), _UserMean(per), None, per, metrics.MSE, None, False, targets.REAL)
+
+
+LOSSES[HUBER] = huber_loss(1.0)  # Keras' default delta
+LOSSES[BINARY_FOCAL] = binary_focal_loss(2.0, None)  # Keras' defaults: gamma 2, no class balancing
 
 ON_PROBABILITIES = {  # the unfused forms, on σ/softmax outputs: for checking, never for training
     BINARY_CE: (binary_cross_entropy, binary_cross_entropy_grad, binary_cross_entropy_per_sample),
@@ -240,6 +386,8 @@ def unfused(loss: Loss) -> Loss:
     """The same loss computed on probabilities instead of logits."""
     if not loss.from_logits:
         return loss
+    if loss.name not in ON_PROBABILITIES:
+        raise FnnValueError(f"{loss.name} is computed on logits only; it has no form on probabilities")
     value, grad, per_sample = ON_PROBABILITIES[loss.name]
     return loss._replace(value=value, grad=grad, per_sample=per_sample, from_logits=False)
 
@@ -248,7 +396,8 @@ def canonical_name(loss: str) -> str:
     """The registry name of a loss (Keras' names are aliases); unknown names are refused."""
     if not isinstance(loss, str):
         raise FnnTypeError(
-            f"loss must be a name (str), got {type(loss).__name__} {loss!r}; choose one of {list(LOSSES)}"
+            f"loss must be a name (str), got {type(loss).__name__} {loss!r:.60}; choose one of {list(LOSSES)}, "
+            "a record such as fnn.losses.huber_loss(delta=2.0), or a callable loss(pred, y) -> (n,) per-sample losses"
         )
     name = ALIASES.get(loss.lower(), loss.lower())
     if name not in LOSSES:
@@ -256,7 +405,7 @@ def canonical_name(loss: str) -> str:
     return name
 
 
-def _default_for(output_activation: str) -> str:
+def _default_for(output_activation) -> str:
     """The loss that pairs with an output activation (sigmoid: binary CE, softmax: categorical CE), else mse."""
     for name, loss in LOSSES.items():
         if loss.activation == output_activation:
@@ -264,22 +413,31 @@ def _default_for(output_activation: str) -> str:
     return MSE
 
 
-def resolve(loss: str | None, output_activation: str, n_outputs: int) -> Loss:
-    """Pair a loss (None: the output's default) with the model's output layer; refuse pairs that
-    cannot learn, naming the fix. k > 1 sigmoid outputs are k independent labels (multi-label)."""
-    name = _default_for(output_activation) if loss is None else canonical_name(loss)
-    record = LOSSES[name]
+LossLike = str | Loss | Callable[[Array, Array], Array] | None  # what loss= takes
+
+
+def resolve(loss: LossLike, output_activation, n_outputs: int) -> Loss:
+    """Pair a loss (None: the output's default; a name, a record or a callable) with the model's output
+    layer; refuse pairs that cannot learn, naming the fix. k > 1 sigmoid outputs are k independent labels
+    (multi-label). output_activation: the last layer's registry name or fnn.Activation."""
+    if isinstance(loss, Loss):
+        record = loss
+    elif callable(loss):
+        return from_callable(loss)
+    else:
+        record = LOSSES[_default_for(output_activation) if loss is None else canonical_name(loss)]
+    name = record.name
     if record.activation is None:
         return record
-    if name == BINARY_CE:
+    if record.targets == targets.BINARY:
         if output_activation == "softmax":
             raise FnnValueError(
-                f"binary_cross_entropy on a softmax output of {n_outputs} units: use "
+                f"{name} on a softmax output of {n_outputs} units: use "
                 "Dense(1, activation='sigmoid') for two classes, or categorical_cross_entropy with softmax"
             )
         if output_activation != "sigmoid":
             raise FnnValueError(
-                f"binary_cross_entropy needs probabilities, but the output activation is {output_activation!r}; "
+                f"{name} needs probabilities, but the output activation is {output_activation!r}; "
                 "use activation='sigmoid' on the last layer"
             )
         return record if n_outputs == 1 else record._replace(metric=metrics.LABEL_ACCURACY)
@@ -326,7 +484,12 @@ def value(loss: Loss, out: Array, y: Array) -> Array:
 
 
 def grad(loss: Loss, out: Array, y: Array) -> Array:
-    """∂loss/∂out; ∂L/∂z = (ŷ − y)/n for the fused pairs."""
+    """∂loss/∂out; ∂L/∂z = (ŷ − y)/n for the fused pairs. A user's callable loss has none: refused."""
+    if loss.grad is None:
+        raise FnnValueError(
+            f"loss {loss.name!r} is a callable without a hand-written gradient, so fnn.backprop cannot start "
+            "from it; differentiate with jax.grad(fnn.objective(model, loss)), as fit does"
+        )
     return loss.grad(out, y)
 
 

@@ -20,8 +20,10 @@ __all__ = [
     "ACCURACY",
     "BINARY_ACCURACY",
     "LABEL_ACCURACY",
+    "MAE",
     "MSE",
     "Metric",
+    "absolute_error",
     "accuracy",
     "binary_accuracy",
     "binary_hits",
@@ -64,7 +66,13 @@ def class_hits(out: Array, t: Array, from_logits: bool = False) -> Array:
     return (jnp.argmax(out, axis=-1) == labels).astype(out.dtype)
 
 
+def absolute_error(out: Array, t: Array, from_logits: bool = False) -> Array:
+    """(n,): mean over components of |out − t|."""
+    return jnp.mean(jnp.abs(out - t), axis=-1)
+
+
 MSE = Metric("mse", squared_error)
+MAE = Metric("mae", absolute_error)
 ACCURACY = Metric("accuracy", class_hits)
 BINARY_ACCURACY = Metric("accuracy", binary_hits)
 LABEL_ACCURACY = Metric("label_accuracy", label_hits)  # k sigmoid outputs: k independent labels

@@ -17,7 +17,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from fnn import _compile, _validate, activations, initializers, layers, losses
+from fnn import _compile, _validate, activations, initializers, layers, losses, targets
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
 
@@ -46,7 +46,9 @@ class Dense:
     Glorot-uniform otherwise. bias_init: the biases' starting value (0 by default; a small
     positive value keeps more ReLU units alive at the start of a narrow network). input_dim:
     the width of the model's inputs, as in Keras; only the first layer of a Sequential may
-    declare it, and then `model.init(key)` needs no input_dim.
+    declare it, and then `model.init(key)` needs no input_dim. activation: a name (Keras' names
+    too), None (linear), an fnn.Activation(f, df), or any callable z -> f(z), which jax.grad then
+    differentiates (fit, fnn.objective) and fnn.backprop refuses, naming the fix.
 
     Example:
         >>> fnn.Dense(4, activation="relu")
@@ -54,16 +56,16 @@ class Dense:
     """
 
     units: int
-    activation: str | None = "linear"
+    activation: str | activations.Activation | Callable | None = "linear"
     kernel_init: str | None = None
     bias_init: float = 0.0
     input_dim: int | None = None
 
-    def __post_init__(self):
+    def __post_init__(self):  # activation: a name, None, an fnn.Activation or any callable (see fnn.activations)
         units = _validate.integer(self.units, "Dense units", minimum=1)
         if self.input_dim is not None:
             object.__setattr__(self, "input_dim", _validate.integer(self.input_dim, "Dense input_dim", minimum=1))
-        name = activations.canonical_name(self.activation)
+        name = activations.canonical(self.activation)
         if self.kernel_init is not None:
             initializers.get(self.kernel_init)
         if name == "softmax" and units == 1:
@@ -130,8 +132,8 @@ class Sequential:
         object.__setattr__(self, "layers", tuple(layers))
 
     @property
-    def activations(self) -> tuple[str, ...]:
-        """Each layer's activation, by its registry name."""
+    def activations(self) -> tuple[activations.ActivationLike, ...]:
+        """Each layer's activation: its registry name, or the user's fnn.Activation."""
         return tuple(_activation_name(layer) for layer in self.layers)
 
     @property
@@ -144,7 +146,7 @@ class Sequential:
         return self.layers[-1].units
 
     @property
-    def output_activation(self) -> str:
+    def output_activation(self) -> activations.ActivationLike:
         return _activation_name(self.layers[-1])
 
     def shapes(self, input_dim: int | None = None) -> tuple[tuple[int, int], ...]:
@@ -256,10 +258,10 @@ class Sequential:
         return text
 
 
-def _activation_name(layer: Dense) -> str:
+def _activation_name(layer: Dense) -> activations.ActivationLike:
     # Dense.activation is declared as the constructor takes it (None: linear); __post_init__ has
-    # made it the registry name
-    return typing.cast(str, layer.activation)
+    # made it the registry name or an fnn.Activation
+    return typing.cast(activations.ActivationLike, layer.activation)
 
 
 @_compile.jit(static_argnums=(0, 1, 2))
@@ -340,7 +342,7 @@ def _refuse_non_finite(params) -> None:
     )
 
 
-def resolve_loss(model: Sequential, loss: str | None) -> losses.Loss:
+def resolve_loss(model: Sequential, loss: losses.LossLike) -> losses.Loss:
     """The loss paired with the model's output layer (fused on logits where that is exact)."""
     check_model(model)
     return losses.resolve(loss, model.output_activation, model.output_dim)
@@ -364,16 +366,17 @@ def prepare(
     check_params(model, params)
     x, _ = _validate.features(x, xname, params[0][0].shape[0])
     dtype = params[0][0].dtype
-    y = losses.prepare_targets(y, spec.name, model.output_dim, dtype, name=yname)
+    y = targets.prepare(y, spec.targets, model.output_dim, dtype, yname, loss=spec.name)
     _validate.same_length(x, y, xname, yname)
     return _validate.cast(x, dtype, xname, host), y
 
 
-def objective(model: Sequential, loss: str) -> Callable[[Params, Array, Array], Array]:
+def objective(model: Sequential, loss: losses.LossLike) -> Callable[[Params, Array, Array], Array]:
     """The loss as a pure function of the parameters: loss(params, x, y) -> scalar.
 
     With sigmoid + binary CE or softmax + categorical CE it is computed from the logits, so it
-    and its gradient stay finite and exact for any logits.
+    and its gradient stay finite and exact for any logits. loss: a name, a record
+    (fnn.losses.huber_loss(delta=2.0)) or a callable loss(pred, y) -> (n,) per-sample losses.
 
     Example:
         >>> loss = fnn.objective(model, "binary_cross_entropy")

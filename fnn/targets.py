@@ -158,7 +158,7 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
 def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | None:
     """(n,) per-sample weights from sample_weight and class_weight (None when neither is given).
 
-    model: its `output_dim` is read; loss: a `fnn.losses.Loss` (its `name` and `metric.name`);
+    model: its `output_dim` is read; loss: a `fnn.losses.Loss` (the kind of targets it takes);
     y: the prepared (n, k) targets. sample_weight: (n,) finite weights >= 0; class_weight:
     {class label: weight >= 0}, the labels 0..k-1 (0/1 for one sigmoid unit).
 
@@ -184,11 +184,11 @@ def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | 
     if class_weight is not None:
         if not isinstance(class_weight, dict) or not class_weight:
             raise FnnTypeError("class_weight must be a non-empty dict {class label: weight}, e.g. {0: 1.0, 1: 5.0}")
-        if loss.metric.name == "mse":
+        if loss.targets == REAL:
             raise FnnValueError("class_weight needs a classification loss; for regression use sample_weight")
         k = model.output_dim
         n_classes = 2 if k == 1 else k
-        if loss.name == "binary_cross_entropy" and k > 1:
+        if loss.targets == BINARY and k > 1:
             raise FnnValueError(
                 "class_weight is for one label per sample; with several sigmoid outputs (multi-label) use sample_weight"
             )

@@ -16,7 +16,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 
-from fnn import _validate, models, stream
+from fnn import _validate, losses, models, stream
 from fnn import callbacks as _callbacks
 from fnn._driver import spans_processes, verbosity
 from fnn.engine import TrainState
@@ -56,7 +56,7 @@ def fit(
     x,
     y=None,
     *,
-    loss: str | None = None,
+    loss: losses.LossLike = None,
     optimizer=None,
     epochs: int = 100,
     batch_size: int = 32,
@@ -73,7 +73,8 @@ def fit(
 ) -> FitResult:
     """Train `params` on (x, y) with mini-batch gradient steps; returns the params and the history.
 
-    x: (n, n_in); y: targets in any form the loss accepts. loss: a name (Keras' names too); None
+    x: (n, n_in); y: targets in any form the loss accepts. loss: a name (Keras' names too), a record
+    (fnn.losses.huber_loss(delta=2.0)) or a callable loss(pred, y) -> (n,) per-sample losses; None
     pairs it with the output layer. optimizer: an fnn.optim optimizer, a name ("adam", "sgd",
     "momentum", "nesterov") or a user's (init, update) pair; None is adam(1e-3) (with
     initial_state: the state's own optimizer numbers). key: a PRNG key or an int seed (shuffling,

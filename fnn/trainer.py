@@ -81,7 +81,15 @@ class Trainer:
         self.host = [c for c in self.callbacks if not c.compiled]
         for c in self.host:
             if isinstance(c, fnn_callbacks.ModelCheckpoint):
-                c.model, c.loss = self.model, self.loss.name
+                user = [i for i, act in enumerate(self.model.activations) if not isinstance(act, str)]
+                if user:  # refused now, not when the first checkpoint is written
+                    raise FnnValueError(
+                        f"ModelCheckpoint stores the model with the params, but layer {user[0]}'s activation "
+                        f"{self.model.activations[user[0]]} is a user's function, which a checkpoint cannot store; "
+                        "save result.params after fit with fnn.save(path, params), and rebuild the model in code"
+                    )
+                # a callable loss (no registry name, no gradient) is not stored: a file cannot hold a function
+                c.model, c.loss = self.model, None if self.loss.grad is None else self.loss.name
         self.mesh = _driver.mesh(devices)
         self.spec = engine.Spec(
             self.model, self.loss, self.optimizer.update, self.batch_size, bool(shuffle), self.rules, self.mesh

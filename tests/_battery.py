@@ -410,6 +410,8 @@ LOSS_FUNCTIONS = {
     "sigmoid_binary_cross_entropy": (losses.sigmoid_binary_cross_entropy, "binary_cross_entropy", _LOGITS1),
     "categorical_cross_entropy": (losses.categorical_cross_entropy, "categorical_cross_entropy", _PROBS3),
     "softmax_cross_entropy": (losses.softmax_cross_entropy, "categorical_cross_entropy", _LOGITS3),
+    "mae": (losses.mae, "mse", Y_REG.copy()),
+    "huber": (losses.huber, "mse", Y_REG.copy()),
 }
 LOSS_FUNCTIONS.update({f"{name}_grad": (getattr(losses, f"{name}_grad"), kind, pred)
                        for name, (_, kind, pred) in list(LOSS_FUNCTIONS.items())})
@@ -466,6 +468,7 @@ def _loss_cases() -> list[Case]:
                 Case(entry, "probabilities below 0", on_pred, _with(pred, (3, 0), -0.25), FnnValueError,
                      r"predictions must be probabilities in \[0, 1\]; found -0.25 at row 3, column 0"),
             ]
+    cases += _loss_parameter_cases()
     cases += [
         Case("fnn.losses.resolve", "unknown loss", lambda bad: losses.resolve(bad, "sigmoid", 1), "hinge",
              FnnValueError, r"unknown loss 'hinge'"),
@@ -473,6 +476,119 @@ def _loss_cases() -> list[Case]:
              FnnValueError, r"unknown loss 'l1'"),
     ]
     return cases
+
+
+def _per_sample_total(pred, y):  # a callable loss returning one number, not one per sample
+    return jnp.sum((pred - y) ** 2)
+
+
+def _loss_parameter_cases() -> list[Case]:
+    """huber's delta, binary focal's gamma and alpha, a callable loss: each bad value, at each place it is taken."""
+    focal = losses.sigmoid_binary_focal_cross_entropy
+    focal_grad = losses.sigmoid_binary_focal_cross_entropy_grad
+    delta_bad = [("delta 0", 0.0, FnnValueError, r"huber delta must be in \(0, inf\], got 0.0"),
+                 ("delta -1", -1.0, FnnValueError, r"huber delta must be in \(0, inf\], got -1.0"),
+                 ("delta NaN", NaN, FnnValueError, r"huber delta must be finite, got nan"),
+                 ("delta a str", "1", FnnTypeError, r"huber delta must be a real number, got str '1'"),
+                 ("delta None", None, FnnTypeError, r"huber delta must be a real number, got NoneType None")]
+    gamma_bad = [("gamma -0.5", -0.5, FnnValueError, r"binary_focal gamma must be in \[0, inf\], got -0.5"),
+                 ("gamma inf", INF, FnnValueError, r"binary_focal gamma must be finite, got inf"),
+                 ("gamma a str", "2", FnnTypeError, r"binary_focal gamma must be a real number, got str '2'")]
+    alpha_bad = [("alpha 1.5", 1.5, FnnValueError, r"binary_focal alpha must be in \[0, 1\], got 1.5"),
+                 ("alpha -0.1", -0.1, FnnValueError, r"binary_focal alpha must be in \[0, 1\], got -0.1"),
+                 ("alpha NaN", NaN, FnnValueError, r"binary_focal alpha must be finite, got nan"),
+                 ("alpha a list", [0.25], FnnTypeError, r"binary_focal alpha must be a real number, got list")]
+    cases = []
+    for what, bad, error, match in delta_bad:
+        cases += [Case("fnn.losses.huber_loss", what, losses.huber_loss, bad, error, match),
+                  Case("fnn.losses.huber", what, lambda bad: losses.huber(Y_REG, Y_REG, delta=bad), bad, error, match),
+                  Case("fnn.losses.huber_grad", what, lambda bad: losses.huber_grad(Y_REG, Y_REG, delta=bad), bad,
+                       error, match)]
+    for what, bad, error, match in gamma_bad:
+        cases += [Case("fnn.losses.binary_focal_loss", what, lambda bad: losses.binary_focal_loss(gamma=bad), bad,
+                       error, match),
+                  Case("fnn.losses.sigmoid_binary_focal_cross_entropy", what,
+                       lambda bad: focal(_LOGITS1, Y_BIN, gamma=bad), bad, error, match),
+                  Case("fnn.losses.sigmoid_binary_focal_cross_entropy_grad", what,
+                       lambda bad: focal_grad(_LOGITS1, Y_BIN, gamma=bad), bad, error, match)]
+    for what, bad, error, match in alpha_bad:
+        cases += [Case("fnn.losses.binary_focal_loss", what, lambda bad: losses.binary_focal_loss(alpha=bad), bad,
+                       error, match),
+                  Case("fnn.losses.sigmoid_binary_focal_cross_entropy", what,
+                       lambda bad: focal(_LOGITS1, Y_BIN, alpha=bad), bad, error, match)]
+    for entry, fn in (("fnn.losses.sigmoid_binary_focal_cross_entropy", focal),
+                      ("fnn.losses.sigmoid_binary_focal_cross_entropy_grad", focal_grad)):
+        cases += [
+            Case(entry, "predictions with NaN", lambda bad, fn=fn: fn(bad, Y_BIN), _with(_LOGITS1, (1, 0), NaN),
+                 FnnValueError, r"predictions contains 1 non-finite value\(s\); the first is nan at row 1"),
+            Case(entry, "label 2", lambda bad, fn=fn: fn(_LOGITS1, bad), np.array([0, 2, 1, 0]), FnnValueError,
+                 r"binary_focal_cross_entropy needs labels in \[0, 1\] in y \(0/1 classes, or soft labels\); "
+                 r"found 2 at row 1"),
+            Case(entry, "y None", lambda bad, fn=fn: fn(_LOGITS1, bad), None, FnnTypeError,
+                 r"y must be an array, got None"),
+        ]
+    cases += [
+        Case("fnn.losses.from_callable", "not callable", losses.from_callable, "mse", FnnTypeError,
+             r"a callable loss must be callable, got str 'mse'"),
+        Case("fnn.objective", "a callable loss returning a scalar",
+             lambda bad: fnn.objective(REG, bad)(PARAMS[REG], X, Y_REG), _per_sample_total, FnnValueError,
+             r"loss '_per_sample_total' returned shape \(\) for 4 samples; a callable loss\(pred, y\) must "
+             r"return one loss per sample, shape \(4,\)"),
+        Case("fnn.backprop.gradients", "a callable loss", lambda bad: backprop.gradients(REG, bad, PARAMS[REG], X, Y_REG),
+             _per_sample_total, FnnValueError,
+             r"loss '_per_sample_total' is a callable without a hand-written gradient, which fnn.backprop needs; "
+             r"differentiate with jax.grad\(fnn.objective\(model, loss\)\)"),
+        Case("fnn.losses.resolve", "binary focal CE on a softmax output",
+             lambda bad: losses.resolve(bad, "softmax", 3), "binary_focal_crossentropy", FnnValueError,
+             r"binary_focal_cross_entropy on a softmax output of 3 units: use Dense\(1, activation='sigmoid'\)"),
+        Case("fnn.losses.resolve", "binary focal CE on a linear output",
+             lambda bad: losses.resolve(bad, "linear", 1), losses.binary_focal_loss(3.0), FnnValueError,
+             r"binary_focal_cross_entropy needs probabilities, but the output activation is 'linear'"),
+    ]
+    return cases
+
+
+def _activation_cases() -> list[Case]:
+    """fnn.Activation's every parameter, and the layers and passes that need a derivative."""
+    sin = jnp.sin
+    gelu_model = fnn.Sequential([fnn.Dense(3, activation=jax.nn.gelu), fnn.Dense(1)])
+    return [
+        Case("fnn.Activation", "fn not callable", fnn.Activation, 3, FnnTypeError,
+             r"Activation fn must be callable \(z -> f\(z\)\), got int 3"),
+        Case("fnn.Activation", "fn None", fnn.Activation, None, FnnTypeError,
+             r"Activation fn must be callable \(z -> f\(z\)\), got NoneType"),
+        Case("fnn.Activation", "deriv not callable", lambda bad: fnn.Activation(sin, bad), "cos", FnnTypeError,
+             r"Activation deriv must be callable or None, got str 'cos'; pass the derivative as a function"),
+        Case("fnn.Activation", "deriv an array", lambda bad: fnn.Activation(sin, bad), np.ones(3), FnnTypeError,
+             r"Activation deriv must be callable or None, got ndarray"),
+        Case("fnn.Activation", "backward not callable", lambda bad: fnn.Activation(sin, jnp.cos, backward=bad), 1.0,
+             FnnTypeError, r"Activation backward must be callable or None, got float 1.0"),
+        Case("fnn.Activation", "name not a str", lambda bad: fnn.Activation(sin, jnp.cos, name=bad), 7, FnnTypeError,
+             r"Activation name must be a str, got int 7"),
+        Case("fnn.Activation", "elementwise not a bool", lambda bad: fnn.Activation(sin, jnp.cos, elementwise=bad),
+             "yes", FnnTypeError, r"Activation elementwise must be True or False, got 'yes'"),
+        Case("fnn.Activation", "not elementwise, no backward",
+             lambda bad: fnn.Activation(sin, jnp.cos, elementwise=bad), False, FnnValueError,
+             r"an Activation that is not elementwise needs backward=\(z, g\) -> ∂L/∂z"),
+        Case("fnn.Activation.check", "no derivative", lambda bad: fnn.Activation(bad).check(), sin, FnnValueError,
+             r"activation 'sin' has no derivative to check; pass one: fnn.Activation\(f, df\)"),
+        Case("fnn.backprop.gradients", "a layer without a derivative",
+             lambda bad: backprop.gradients(bad, "mse", PARAMS[REG], X, Y_REG), gelu_model, FnnValueError,
+             r"layer 0, Dense\(3, activation=gelu\), has no hand-written derivative, which fnn.backprop needs; "
+             r"pass activation=fnn.Activation\(f, df\)"),
+        Case("fnn.backprop.trace", "a layer without a derivative",
+             lambda bad: backprop.trace(bad, "mse", PARAMS[REG], X, Y_REG), gelu_model, FnnValueError,
+             r"layer 0, Dense\(3, activation=gelu\), has no hand-written derivative"),
+        Case("fnn.save", "a model with a user's activation",
+             lambda bad: fnn.save(_scratch() / "user.ckpt", PARAMS[REG], model=bad), gelu_model, FnnValueError,
+             r"layer 0's activation 'gelu' is a user's function, which a checkpoint cannot store"),
+        Case("fnn.Trainer", "ModelCheckpoint with a user's activation",
+             lambda bad: fnn.Trainer(bad, callbacks=[callbacks.ModelCheckpoint(_scratch() / "c.ckpt")]), gelu_model,
+             FnnValueError, r"ModelCheckpoint stores the model with the params, but layer 0's activation gelu is a "
+                            r"user's function, which a checkpoint cannot store"),
+        Case("fnn.Dense", "activation a dict", lambda bad: fnn.Dense(2, activation=bad), {"relu": 1}, FnnTypeError,
+             r"activation must be a name \(str\) or None, got dict .*or a callable z -> f\(z\)"),
+    ]
 
 
 # --------------------------------------------------------------------------- models
@@ -560,8 +676,8 @@ def _model_cases() -> list[Case]:
              r"dtype must be a floating dtype, got 'float33'"),
     ]
     cases += [
-        Case("fnn.activations.get", "an unknown name", activations.get, "swish", FnnValueError,
-             r"unknown activation 'swish'; choose one of"),
+        Case("fnn.activations.get", "an unknown name", activations.get, "relu6", FnnValueError,
+             r"unknown activation 'relu6'; choose one of"),
         Case("fnn.activations.get", "an int", activations.get, 3, FnnTypeError,
              r"activation must be a name \(str\) or None, got int 3"),
         Case("fnn.initializers.get", "an unknown name", initializers.get, "lecun", FnnValueError,
@@ -1348,7 +1464,7 @@ def _data_module_cases() -> list[Case]:
 
 
 # --------------------------------------------------------------------------- the table
-CASES: list[Case] = (_model_cases() + _x_cases() + _data_cases() + _loss_cases() + _fit_cases() + _trainer_cases()
+CASES: list[Case] = (_model_cases() + _activation_cases() + _x_cases() + _data_cases() + _loss_cases() + _fit_cases() + _trainer_cases()
                      + _callback_cases() + _optim_cases() + _checkpoint_cases() + _numerical_cases()
                      + _data_module_cases())
 ENTRY_POINTS: list[str] = sorted({c.entry for c in CASES})

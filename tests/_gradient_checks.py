@@ -5,8 +5,11 @@ tests/test_backprop.py-style checks as plain functions that raise AssertionError
     check_backprop_matches_autodiff   fnn.backprop.gradients == jax.grad(fnn.objective) on networks
                                       that use every activation, every loss pairing, a softmax
                                       hidden layer, and ReLU units sitting exactly on their kink
-    check_extreme_logits              logits of ±1e4 with sigmoid + binary CE and softmax +
-                                      categorical CE: loss and gradients finite and exact
+    check_extreme_logits              logits of ±1e4 with sigmoid + binary CE (and binary focal CE)
+                                      and softmax + categorical CE: loss and gradients finite and exact
+    check_activation_vjps             every registry activation's vjp (g · f'(z)) == jax.vjp of its fn
+                                      at its kinks, at ±30 and at random points
+    check_loss_gradients              every registry loss's gradient == jax.grad of its value
 
 They must pass on the library as it is (tests/test_mutation.py, experiments/reliability.py) and
 fail on each deliberately wrong derivative in MUTANTS, so a green run means the checks can see
@@ -14,6 +17,7 @@ the bugs they are there for. The problems are tiny, and float64 where jax_enable
 """
 from __future__ import annotations
 
+import dataclasses
 from typing import Callable, NamedTuple
 
 import jax
@@ -21,7 +25,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from fnn import DenseParams, activations, backprop, losses
+from fnn import DenseParams, _compile, activations, backprop, losses
 
 
 class Problem(NamedTuple):
@@ -68,6 +72,9 @@ def problems(dtype=None) -> list[Problem]:
          [dense(4, activation="tanh"), dense(3, activation="softmax")], "mse", rng.uniform(size=(6, 3))),
         ("softmax hidden layer", [dense(4, activation="softmax"), dense(2, activation="tanh"), dense(1)], "mse",
          rng.normal(size=(6, 1))),
+        ("swish, sigmoid + binary focal CE (fused on the logits)",
+         [dense(4, activation="swish"), dense(1, activation="sigmoid")], "binary_focal_crossentropy",
+         rng.integers(0, 2, 6)),
     ]
     out = [Problem(name, fnn.Sequential(layers), loss, _params(fnn.Sequential(layers), 3, rng, dtype), x,
                    np.asarray(y, dtype if loss == "mse" else np.int32))
@@ -142,6 +149,9 @@ def check_extreme_logits(dtype=None) -> None:
     x, y = np.array([[1.0], [-1.0], [1.0], [-1.0]], dtype), np.array([0, 0, 1, 1])
     failures += _exact(model, "binary_cross_entropy", params, x, y, 5e3, [([[0.5]], [0.0])],
                        "sigmoid + binary CE at ±1e4")
+    # binary focal CE: 1 − p_t is 1 on the two wrong logits and 0 on the right ones: L and ∂L/∂w are binary CE's
+    failures += _exact(model, "binary_focal_crossentropy", params, x, y, 5e3, [([[0.5]], [0.0])],
+                       "sigmoid + binary focal CE at ±1e4")
 
     # softmax + categorical CE: a tanh layer saturated at ±1 feeds logits (1e4, −1e4, 0) with
     # label 1 and (−1e4, 1e4, 0) with label 2: losses 2e4 and 1e4, L = 1.5e4;
@@ -175,9 +185,66 @@ def _exact(model, loss, params, x, y, want_loss, want_grads, name) -> list[str]:
     return problems_found
 
 
+def _points(dtype):
+    """(4, 5) pre-activations through the kinks 0 and ±1, at ±30 and random, and a cotangent g for them."""
+    rng = np.random.default_rng(3)
+    z = np.concatenate([[0.0, 1.0, -1.0, 30.0, -30.0], 3 * rng.normal(size=15)]).reshape(4, 5)
+    return z.astype(dtype), rng.normal(size=(4, 5)).astype(dtype)
+
+
+def _loss_case(record, dtype):
+    """Outputs and targets for a registry loss: logits or values (n, 2), its kind of targets."""
+    rng = np.random.default_rng(4)
+    out = 1.5 * rng.normal(size=(6, 2))  # residuals either side of huber's delta = 1
+    y = {fnn.targets.REAL: rng.normal(size=(6, 2)), fnn.targets.BINARY: rng.integers(0, 2, (6, 2)),
+         fnn.targets.CATEGORICAL: rng.integers(0, 2, 6)}[record.targets]
+    return out.astype(dtype), np.asarray(y, dtype)
+
+
+def _compiled(key, build):
+    """The program build() returns, compiled once per key (fnn's own jit: its XLA options compile faster)."""
+    if key not in _COMPILED:
+        _COMPILED[key] = _compile.jit(build())
+    return _COMPILED[key]
+
+
+def check_activation_vjps(dtype=None) -> None:
+    """Each registry activation's vjp (what backprop runs) equals jax.vjp of its fn, at kinks, ±30 and random points.
+
+    One small program per activation record: a mutant recompiles only the activation it swaps."""
+    dtype = dtype or default_dtype()
+    tol = _tolerance(dtype)
+    z, g = _points(dtype)
+    failures = []
+    for name, act in activations.ACTIVATIONS.items():
+        both = _compiled(("vjp", act, str(np.dtype(dtype))),
+                         lambda act=act: lambda z, g: (act.vjp(z, g), jax.vjp(act.fn, z)[1](g)[0]))
+        err = _max_error(*both(z, g))
+        if not err <= tol:
+            failures.append(f"{name}: vjp differs from jax.vjp by {err:.3g} (tolerance {tol:g})")
+    assert not failures, "; ".join(failures)
+
+
+def check_loss_gradients(dtype=None) -> None:
+    """Each registry loss's hand-written gradient (the start of backprop) equals jax.grad of its value."""
+    dtype = dtype or default_dtype()
+    tol = _tolerance(dtype)
+    failures = []
+    for name, record in losses.LOSSES.items():  # one program per record, as check_activation_vjps
+        out, y = _loss_case(record, dtype)
+        both = _compiled(("loss", record, str(np.dtype(dtype))),
+                         lambda record=record, y=y: lambda o: (record.grad(o, y), jax.grad(record.value)(o, y)))
+        err = _max_error(*both(out))
+        if not err <= tol:
+            failures.append(f"{name}: gradient differs from jax.grad by {err:.3g} (tolerance {tol:g})")
+    assert not failures, "; ".join(failures)
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "backprop vs jax.grad": check_backprop_matches_autodiff,
     "extreme logits +-1e4": check_extreme_logits,
+    "activation vjps vs jax.vjp": check_activation_vjps,
+    "loss gradients vs jax.grad": check_loss_gradients,
 }
 
 
@@ -203,11 +270,9 @@ class Mutant(NamedTuple):
     caught_by: str
 
 
-def _activation(name, fn, deriv=None, vjp=None):
-    old = activations.ACTIVATIONS[name]
-    deriv = deriv or old.deriv
-    vjp = vjp or (lambda z, g: g * deriv(z))
-    return activations.Activation(name, fn, deriv, vjp, old.elementwise)
+def _activation(name, fn, deriv=None):
+    """The registry's entry for `name` with fn and deriv swapped in (its vjp follows deriv: g · deriv(z))."""
+    return activations.Activation(fn, deriv or activations.ACTIVATIONS[name].deriv, name)
 
 
 def _tanh_off(mp):
@@ -232,7 +297,7 @@ def _leaky_slope(mp):
 def _softmax_vjp_no_subtraction(mp):
     old = activations.ACTIVATIONS["softmax"]
     mp.setitem(activations.ACTIVATIONS, "softmax",
-               old._replace(vjp=lambda z, g: activations.softmax(z) * g))
+               dataclasses.replace(old, backward=lambda z, g: activations.softmax(z) * g))
 
 
 def _naive_binary_ce(mp):
@@ -259,6 +324,25 @@ def _softmax_ce_grad_without_n(mp):
     mp.setitem(losses.LOSSES, losses.CATEGORICAL_CE, losses.LOSSES[losses.CATEGORICAL_CE]._replace(grad=grad))
 
 
+NEW_ACTIVATIONS = ("gelu", "gelu_tanh", "elu", "selu", "softplus", "swish", "mish", "hard_tanh")
+NEW_LOSSES = (losses.MAE, losses.HUBER, losses.BINARY_FOCAL)
+
+
+def _derivative_one_percent_off(name):
+    def apply(mp):
+        act = activations.ACTIVATIONS[name]
+        mp.setitem(activations.ACTIVATIONS, name,
+                   _activation(name, act.fn, lambda z, deriv=act.deriv: 1.01 * deriv(z)))
+    return apply
+
+
+def _loss_gradient_one_percent_off(name):
+    def apply(mp):
+        record = losses.LOSSES[name]
+        mp.setitem(losses.LOSSES, name, record._replace(grad=lambda out, y, grad=record.grad: 1.01 * grad(out, y)))
+    return apply
+
+
 def _bias_mean(mp):
     def dense_vjp(params, a, delta):
         return DenseParams(w=a.T @ delta, b=delta.mean(axis=0)), delta @ params.w.T
@@ -276,4 +360,8 @@ MUTANTS: list[Mutant] = [
     Mutant("dense_vjp bias gradient a mean, not a sum", _bias_mean, "backprop vs jax.grad"),
     Mutant("naive log(sigmoid) binary CE in place of the fused one", _naive_binary_ce, "extreme logits +-1e4"),
     Mutant("softmax CE without subtracting the max logit", _naive_softmax_ce, "extreme logits +-1e4"),
+    *(Mutant(f"{name} derivative 1% too large", _derivative_one_percent_off(name), "activation vjps vs jax.vjp")
+      for name in NEW_ACTIVATIONS),
+    *(Mutant(f"{name} gradient 1% too large", _loss_gradient_one_percent_off(name), "loss gradients vs jax.grad")
+      for name in NEW_LOSSES),
 ]

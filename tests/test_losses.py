@@ -13,15 +13,15 @@ import numpy as np
 import pytest
 
 import fnn
-from fnn import activations, losses
+from fnn import _compile, activations, losses
 from fnn.errors import FnnTypeError, FnnValueError
 
 N, K = 6, 3
 
 
 def run(f, *args):
-    """f(*args) compiled once, with numpy leaves out."""
-    return jax.tree.map(np.asarray, jax.jit(f)(*args))
+    """f(*args) compiled once (by fnn's jit, whose XLA options compile small programs faster), numpy leaves out."""
+    return jax.tree.map(np.asarray, _compile.jit(f)(*args))
 
 
 def rng(seed=0):
@@ -71,6 +71,22 @@ GRAD_CASES = {
                           lambda: 2 * rng().normal(size=(N, K)), labels),
     "softmax-ce-soft-targets": (losses.softmax_cross_entropy, losses.softmax_cross_entropy_grad,
                                 lambda: 2 * rng().normal(size=(N, K)), lambda: softmax_rows(seed=5)),
+    "mae": (losses.mae, losses.mae_grad, lambda: rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
+    "mae-column": (losses.mae, losses.mae_grad, lambda: rng().normal(size=(N, 1)), lambda: rng(1).normal(size=N)),
+    "huber": (losses.huber, losses.huber_grad,  # residuals either side of delta = 1
+              lambda: 1.5 * rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
+    "huber-delta-0.3": (functools.partial(losses.huber, delta=0.3), functools.partial(losses.huber_grad, delta=0.3),
+                        lambda: rng().normal(size=(N, 1)), lambda: rng(1).normal(size=N)),
+    "focal": (losses.sigmoid_binary_focal_cross_entropy, losses.sigmoid_binary_focal_cross_entropy_grad,
+              lambda: 2 * rng().normal(size=(N, K)), lambda: binary((N, K))),
+    "focal-gamma-0.5-alpha-0.25": (
+        functools.partial(losses.sigmoid_binary_focal_cross_entropy, gamma=0.5, alpha=0.25),
+        functools.partial(losses.sigmoid_binary_focal_cross_entropy_grad, gamma=0.5, alpha=0.25),
+        lambda: 2 * rng().normal(size=(N, 1)), lambda: binary(N)),
+    "focal-soft-labels-gamma-3": (
+        functools.partial(losses.sigmoid_binary_focal_cross_entropy, gamma=3.0),
+        functools.partial(losses.sigmoid_binary_focal_cross_entropy_grad, gamma=3.0),
+        lambda: 2 * rng().normal(size=(N, K)), lambda: probabilities((N, K), seed=7)),
 }
 
 
@@ -104,6 +120,121 @@ def test_values_against_numpy_formulas():
             np.mean(np.log1p(np.exp(z)) - t * z), -np.mean(np.log(s[np.arange(N), y])),
             -np.mean(np.log(s[np.arange(N), y])))
     chex.assert_trees_all_close(got, want, rtol=1e-12)
+
+
+def _sigma(z):
+    return 1 / (1 + np.exp(-z))
+
+
+def test_new_losses_against_numpy_formulas():
+    p, t = rng().normal(size=(N, K)) * 1.5, rng(1).normal(size=(N, K))
+    z, yb = 2 * rng().normal(size=(N, K)), binary((N, K))
+    got = run(lambda: (losses.mae(p, t), losses.huber(p, t), losses.huber(p, t, delta=0.4),
+                       losses.sigmoid_binary_focal_cross_entropy(z, yb),
+                       losses.sigmoid_binary_focal_cross_entropy(z, yb, gamma=1.0, alpha=0.8)))
+    d = np.abs(p - t)
+    huber = lambda delta: np.where(d <= delta, 0.5 * d**2, delta * (d - delta / 2)).mean()  # noqa: E731
+    s = _sigma(z)
+    p_t = np.where(yb == 1, s, 1 - s)
+    ce = -np.log(p_t)
+    want = (d.mean(), huber(1.0), huber(0.4), ((1 - p_t) ** 2 * ce).mean(),
+            (np.where(yb == 1, 0.8, 0.2) * (1 - p_t) * ce).mean())
+    chex.assert_trees_all_close(got, want, rtol=1e-12)
+    assert ((0.0 < d) & (d < 0.4)).any() and (d > 1.0).any()  # both of huber's pieces are used
+
+
+def test_mae_and_huber_at_their_kinks_match_jax_grad():
+    """mae′ is 0 where pred == y (a subgradient at the minimum, and jax.grad of mae agrees); huber′ is
+    continuous at |d| = delta, where both pieces give ±delta."""
+    pred, y = np.array([[0.5], [1.0], [-2.0], [3.0]]), np.array([0.5, 0.0, -1.0, 3.0])  # d = 0, 1, -1, 0
+    mae_g, mae_auto, hub_g, hub_auto = run(lambda p: (losses.mae_grad(p, y), jax.grad(losses.mae)(p, y),
+                                                      losses.huber_grad(p, y), jax.grad(losses.huber)(p, y)), pred)
+    np.testing.assert_array_equal(mae_g[:, 0], [0.0, 0.25, -0.25, 0.0])
+    np.testing.assert_array_equal(hub_g[:, 0], [0.0, 0.25, -0.25, 0.0])
+    chex.assert_trees_all_close((mae_g, hub_g), (mae_auto, hub_auto), rtol=1e-15)
+
+
+def test_new_gradients_against_central_differences():
+    """⟨∂L/∂pred, v⟩ against (L(pred + h v) − L(pred − h v)) / 2h along random directions v, all in one program."""
+    cases = {
+        "mae": (losses.mae, losses.mae_grad, rng().normal(size=(N, 2)), rng(1).normal(size=(N, 2))),
+        "huber": (losses.huber, losses.huber_grad, 1.5 * rng().normal(size=(N, 2)), rng(1).normal(size=(N, 2))),
+        "focal": (functools.partial(losses.sigmoid_binary_focal_cross_entropy, alpha=0.3),
+                  functools.partial(losses.sigmoid_binary_focal_cross_entropy_grad, alpha=0.3),
+                  2 * rng().normal(size=(N, 2)), binary((N, 2))),
+    }
+    directions, h = rng(9).normal(size=(4, N, 2)), 1e-6
+
+    def both(preds):
+        out = {}
+        for name, (loss, grad, _, y) in cases.items():
+            p = preds[name]
+            central = jnp.stack([(loss(p + h * v, y) - loss(p - h * v, y)) / (2 * h) for v in directions])
+            out[name] = (jnp.stack([jnp.sum(grad(p, y) * v) for v in directions]), central)
+        return out
+
+    got = run(both, {name: case[2] for name, case in cases.items()})
+    for name, (analytic, central) in got.items():
+        np.testing.assert_allclose(analytic, central, rtol=1e-6, atol=1e-9, err_msg=name)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_focal_is_exact_at_huge_logits_and_gamma_0_is_bce(dtype):
+    z = np.array([[1e4], [-1e4], [1e4], [-1e4], [30.0], [-30.0]], dtype)
+    y = np.array([0.0, 0.0, 1.0, 1.0, 1.0, 0.0])
+    value, grad, auto, bce, bce_grad, focal0, focal0_grad = run(lambda z: (
+        losses.sigmoid_binary_focal_cross_entropy(z, y), losses.sigmoid_binary_focal_cross_entropy_grad(z, y),
+        jax.grad(losses.sigmoid_binary_focal_cross_entropy)(z, y),
+        losses.sigmoid_binary_cross_entropy(z, y), losses.sigmoid_binary_cross_entropy_grad(z, y),
+        losses.sigmoid_binary_focal_cross_entropy(z, y, gamma=0.0),
+        losses.sigmoid_binary_focal_cross_entropy_grad(z, y, gamma=0.0)), z)
+    assert value.dtype == dtype and grad.dtype == dtype
+    assert np.isfinite(value) and np.isfinite(grad).all() and np.isfinite(auto).all()
+    # the two wrong logits: 1 − p_t = 1, each loses 1e4; the right ones are down-weighted to (nearly) 0
+    np.testing.assert_allclose(value, 2e4 / 6, rtol=1e-6)
+    np.testing.assert_allclose(grad[:4, 0], [1 / 6, 0.0, 0.0, -1 / 6], rtol=1e-6)
+    np.testing.assert_allclose(auto, grad, rtol=1e-5, atol=1e-30)
+    np.testing.assert_allclose(focal0, bce, rtol=1e-6)
+    np.testing.assert_allclose(focal0_grad, bce_grad, rtol=1e-6)
+
+
+def test_focal_down_weights_the_samples_already_right():
+    """(1 − p_t)^γ: a sample right at p_t = 0.9 keeps 1% of its cross-entropy, one wrong at p_t = 0.1 keeps 81%."""
+    z = np.log(np.array([[9.0], [1 / 9.0]]))  # σ(z) = 0.9, 0.1
+    y = np.array([1.0, 1.0])
+    per = run(lambda z: losses.per_sample(losses.LOSSES["binary_focal_cross_entropy"], z, y[:, None]), z)
+    np.testing.assert_allclose(per, [0.01 * -np.log(0.9), 0.81 * -np.log(0.1)], rtol=1e-12)
+
+
+@pytest.mark.parametrize("call, error, match", [
+    (lambda: losses.huber(np.zeros(2), np.zeros(2), delta=0.0), FnnValueError, r"huber delta must be in \(0, inf\]"),
+    (lambda: losses.huber_grad(np.zeros(2), np.zeros(2), delta=-1), FnnValueError, r"huber delta must be in"),
+    (lambda: losses.huber_loss(np.nan), FnnValueError, r"huber delta must be finite, got nan"),
+    (lambda: losses.huber_loss("1"), FnnTypeError, r"huber delta must be a real number, got str '1'"),
+    (lambda: losses.binary_focal_loss(gamma=-0.5), FnnValueError, r"binary_focal gamma must be in \[0, inf\]"),
+    (lambda: losses.binary_focal_loss(alpha=1.5), FnnValueError, r"binary_focal alpha must be in \[0, 1\], got 1.5"),
+    (lambda: losses.binary_focal_loss(alpha=-0.1), FnnValueError, r"binary_focal alpha must be in \[0, 1\]"),
+    (lambda: losses.sigmoid_binary_focal_cross_entropy(np.zeros(2), np.zeros(2), alpha="a"), FnnTypeError,
+     r"binary_focal alpha must be a real number"),
+    (lambda: losses.sigmoid_binary_focal_cross_entropy_grad(np.zeros(2), np.zeros(2), gamma=None), FnnTypeError,
+     r"binary_focal gamma must be a real number, got NoneType"),
+    (lambda: losses.sigmoid_binary_focal_cross_entropy(np.zeros(2), [0.0, 2.0]), FnnValueError,
+     r"binary_focal_cross_entropy needs labels in \[0, 1\] in y"),
+    (lambda: losses.from_callable("mse"), FnnTypeError, r"a callable loss must be callable, got str"),
+])
+def test_bad_loss_parameters_are_refused(call, error, match):
+    with pytest.raises(error, match=match):
+        call()
+
+
+def test_records_with_the_same_numbers_are_the_same_structure():
+    assert losses.huber_loss(2.0) == losses.huber_loss(2) and hash(losses.huber_loss(2.0)) == hash(losses.huber_loss(2))
+    assert losses.huber_loss(2.0) != losses.huber_loss(1.0) and losses.LOSSES["huber"] == losses.huber_loss()
+    assert losses.binary_focal_loss(2.0, 0.25) == losses.binary_focal_loss(2, 0.25)
+    assert losses.binary_focal_loss(2.0, 0.25) != losses.binary_focal_loss(2.0)
+    f = lambda p, y: jnp.mean(p - y, axis=-1)  # noqa: E731
+    assert losses.from_callable(f) == losses.from_callable(f)
+    assert losses.from_callable(f) != losses.from_callable(lambda p, y: jnp.mean(p - y, axis=-1))
 
 
 def test_sigmoid_bce_is_bce_of_sigmoid_for_moderate_logits():
@@ -335,12 +466,116 @@ def test_pairings_that_cannot_learn_are_refused(loss, activation, units, match):
         losses.resolve(loss, activation, units)
 
 
+def test_new_losses_pair_with_their_outputs():
+    assert losses.resolve("mae", "relu", 2) is losses.LOSSES["mae"]
+    assert losses.resolve("huber", "linear", 1).metric.name == "mae"
+    focal = losses.resolve("binary_focal_crossentropy", "sigmoid", 1)
+    assert focal.from_logits and focal.metric.name == "accuracy" and focal.name == "binary_focal_cross_entropy"
+    assert losses.resolve(losses.binary_focal_loss(3.0), "sigmoid", 4).metric.name == "label_accuracy"
+    assert losses.resolve(None, "sigmoid", 1) is losses.LOSSES["binary_cross_entropy"]  # still the default
+    record = losses.huber_loss(0.5)
+    assert losses.resolve(record, "tanh", 3) is record
+    with pytest.raises(FnnValueError, match=r"binary_focal_cross_entropy on a softmax output of 3 units: use "
+                                            r"Dense\(1, activation='sigmoid'\)"):
+        losses.resolve("focal", "softmax", 3)
+    with pytest.raises(FnnValueError, match=r"binary_focal_cross_entropy needs probabilities, but the output "
+                                            r"activation is 'linear'; use activation='sigmoid'"):
+        losses.resolve(losses.binary_focal_loss(1.0), "linear", 1)
+    with pytest.raises(FnnValueError, match=r"is computed on logits only"):
+        losses.unfused(focal)
+
+
+def test_the_new_losses_metrics():
+    out, t = rng().normal(size=(N, K)), rng(1).normal(size=(N, K))
+    got = run(lambda: fnn.metrics.MAE.per_sample(out, t, False))
+    np.testing.assert_allclose(got, np.abs(out - t).mean(axis=1), rtol=1e-14)
+    assert [losses.LOSSES[name].metric.name for name in ("mae", "huber", "binary_focal_cross_entropy")] == [
+        "mae", "mae", "accuracy"]
+
+
+def test_keras_loss_names():
+    focal = "binary_focal_cross_entropy"
+    for name, want in [("mean_absolute_error", "mae"), ("MAE", "mae"), ("huber", "huber"), ("huber_loss", "huber"),
+                       ("binary_focal_crossentropy", focal), ("focal", focal)]:
+        assert losses.canonical_name(name) == want
+
+
+def test_class_weight_follows_the_kind_of_targets():
+    reg = fnn.Sequential([fnn.Dense(1)])
+    sig = fnn.Sequential([fnn.Dense(1, activation="sigmoid")])
+    t = np.array([[0.0], [1.0], [1.0]])
+    with pytest.raises(FnnValueError, match="class_weight needs a classification loss"):
+        fnn.targets.sample_weights(reg, losses.LOSSES["mae"], t, None, {0: 1.0})
+    w = fnn.targets.sample_weights(sig, losses.LOSSES["binary_focal_cross_entropy"], t, None, {1: 3.0})
+    np.testing.assert_array_equal(w, [1.0, 3.0, 3.0])
+    several = fnn.Sequential([fnn.Dense(2, activation="sigmoid")])
+    with pytest.raises(FnnValueError, match="multi-label"):
+        fnn.targets.sample_weights(several, losses.binary_focal_loss(), np.ones((3, 2)), None, {1: 3.0})
+
+
+# --------------------------------------------------------------------------- a user's callable loss
+def quartic(pred, y):
+    return jnp.mean((pred - y) ** 4, axis=-1)
+
+
+def test_a_callable_loss_in_evaluate_objective_and_jax_grad():
+    model = fnn.Sequential([fnn.Dense(2)])
+    params = (fnn.DenseParams(jnp.asarray([[1.0, -1.0], [0.5, 2.0]]), jnp.asarray([0.0, 1.0])),)
+    x, y = np.array([[1.0, 0.0], [0.0, 1.0], [1.0, 1.0]]), np.array([[0.0, 0.0], [1.0, 2.0], [1.0, 1.0]])
+    pred = x @ np.asarray(params[0].w) + np.asarray(params[0].b)
+    want = np.mean(np.mean((pred - y) ** 4, axis=-1))
+    got = fnn.evaluate(model, params, x, y, loss=quartic)
+    np.testing.assert_allclose(got["loss"], want, rtol=1e-12)
+    np.testing.assert_allclose(got["mse"], np.mean((pred - y) ** 2), rtol=1e-12)
+    weighted = fnn.evaluate(model, params, x, y, loss=quartic, sample_weight=np.array([1.0, 0.0, 1.0]))
+    np.testing.assert_allclose(weighted["loss"], np.mean(np.mean((pred - y) ** 4, axis=-1)[[0, 2]]), rtol=1e-12)
+    objective = fnn.objective(model, quartic)
+    value, grads = run(jax.value_and_grad(objective), params, x, y)
+    np.testing.assert_allclose(value, want, rtol=1e-12)
+    dpred = 4 * (pred - y) ** 3 / y.size  # ∂/∂pred of the mean of (pred − y)⁴
+    np.testing.assert_allclose(grads[0].w, x.T @ dpred, rtol=1e-12)
+    record = losses.resolve(quartic, "linear", 2)
+    assert record.name == "quartic" and record.grad is None and record == losses.from_callable(quartic)
+    with pytest.raises(FnnValueError, match=r"loss 'quartic' is a callable without a hand-written gradient, which "
+                                            r"fnn.backprop needs; differentiate with jax.grad"):
+        fnn.backprop.gradients(model, quartic, params, x, y)
+    with pytest.raises(FnnValueError, match=r"loss 'quartic' is a callable without a hand-written gradient"):
+        losses.grad(record, jnp.zeros((3, 2)), jnp.zeros((3, 2)))
+
+
+def total(pred, y):
+    return jnp.sum((pred - y) ** 2)
+
+
+def test_a_callable_loss_must_return_one_loss_per_sample():
+    model = fnn.Sequential([fnn.Dense(2)])
+    params = model.init(0, 2, dtype=jnp.float64)
+    with pytest.raises(FnnValueError, match=r"loss 'total' returned shape \(\) for 3 samples; a callable "
+                                            r"loss\(pred, y\) must return one loss per sample, shape \(3,\)"):
+        fnn.objective(model, total)(params, np.ones((3, 2)), np.ones((3, 2)))
+
+
+def test_fit_trains_with_a_callable_loss(tmp_path):
+    x = np.random.default_rng(0).normal(size=(16, 2))
+    y = x @ np.array([[1.0], [-2.0]])
+    model = fnn.Sequential([fnn.Dense(1)])
+    checkpoint = fnn.callbacks.ModelCheckpoint(tmp_path / "run.ckpt")
+    result = fnn.fit(model, model.init(0, 2), x, y, loss=quartic, epochs=5, batch_size=16, key=0,
+                     optimizer=fnn.optim.adam(0.05), callbacks=[checkpoint])
+    history = np.asarray(result.history["loss"])
+    assert history.shape == (5,) and np.isfinite(history).all() and history[-1] < history[0]
+    assert set(result.history) >= {"loss", "mse"}
+    # the checkpoint holds the model; the loss, a function, is not stored
+    assert fnn.checkpoint.read_architecture(checkpoint.saved[-1]).loss is None
+
+
 def test_loss_names_and_aliases():
     assert losses.canonical_name("MSE") == "mse"
     assert losses.canonical_name("bce") == "binary_cross_entropy"
     assert losses.canonical_name("categorical_crossentropy") == "categorical_cross_entropy"
     with pytest.raises(FnnValueError, match=r"unknown loss 'hinge'; choose one of \['mse', 'binary_cross_entropy', "
-                                            r"'categorical_cross_entropy'\]"):
+                                            r"'categorical_cross_entropy', 'mae', 'huber', "
+                                            r"'binary_focal_cross_entropy'\]"):
         losses.resolve("hinge", "linear", 1)
     with pytest.raises(FnnTypeError, match=r"loss must be a name"):
         losses.canonical_name(losses.mse)
@@ -352,6 +587,9 @@ def test_loss_names_and_aliases():
     (losses.LOSSES["binary_cross_entropy"], lambda: rng().normal(size=(N, K)), lambda: binary((N, K))),
     (losses.unfused(losses.LOSSES["categorical_cross_entropy"]), softmax_rows, lambda: one_hot(labels())),
     (losses.LOSSES["categorical_cross_entropy"], lambda: rng().normal(size=(N, K)), lambda: one_hot(labels())),
+    (losses.LOSSES["mae"], lambda: rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
+    (losses.huber_loss(0.5), lambda: rng().normal(size=(N, K)), lambda: rng(1).normal(size=(N, K))),
+    (losses.binary_focal_loss(2.0, 0.25), lambda: rng().normal(size=(N, K)), lambda: binary((N, K))),
 ], ids=lambda v: f"{v.name}-{v.from_logits}" if isinstance(v, losses.Loss) else "")
 def test_per_sample_losses_average_to_the_loss(spec, make_out, make_y):
     out, y = make_out(), make_y()

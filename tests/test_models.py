@@ -69,10 +69,10 @@ def test_dense_refuses_a_single_softmax_unit():
 
 
 def test_dense_refuses_unknown_activations():
-    with pytest.raises(FnnValueError, match=r"unknown activation 'swish'; choose one of \[.*'relu'"):
-        fnn.Dense(3, activation="swish")
+    with pytest.raises(FnnValueError, match=r"unknown activation 'relu6'; choose one of \[.*'relu'"):
+        fnn.Dense(3, activation="relu6")
     with pytest.raises(FnnTypeError, match="activation must be a name"):
-        fnn.Dense(3, activation=jax.nn.relu)
+        fnn.Dense(3, activation=3)  # a callable is accepted: fnn.Activation(jax.nn.relu), see test_activations
     with pytest.raises(FnnValueError, match="unknown initializer"):
         fnn.Dense(3, kernel_init="ones")
 

@@ -27,10 +27,25 @@ def test_every_check_catches_some_mutant():
     assert {m.caught_by for m in checks.MUTANTS} == set(checks.CHECKS)
 
 
+def test_every_new_derivative_has_a_mutant():
+    """A planted 1% error in each derivative of the newer activations and losses is among the mutants."""
+    names = {m.name for m in checks.MUTANTS}
+    for name in checks.NEW_ACTIVATIONS:
+        assert f"{name} derivative 1% too large" in names
+    for name in checks.NEW_LOSSES:
+        assert f"{name} gradient 1% too large" in names
+    assert set(checks.NEW_ACTIVATIONS) | {"linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"} == set(
+        activations.ACTIVATIONS)
+    assert set(checks.NEW_LOSSES) | {"mse", "binary_cross_entropy", "categorical_cross_entropy"} == set(losses.LOSSES)
+
+
 def test_the_library_is_restored_after_the_mutants():
     """monkeypatch undid every swap: the checks pass again and the registry holds the originals."""
     assert activations.ACTIVATIONS["tanh"].deriv is activations.tanh_deriv
-    assert activations.ACTIVATIONS["softmax"].vjp is activations.softmax_vjp
+    assert activations.ACTIVATIONS["softmax"].backward is activations.softmax_vjp
+    for name in checks.NEW_ACTIVATIONS:
+        assert activations.ACTIVATIONS[name].deriv is getattr(activations, f"{name}_deriv")
+    assert losses.LOSSES[losses.MAE].grad is losses.mae_grad
     assert losses.LOSSES[losses.BINARY_CE].value is losses.sigmoid_binary_cross_entropy
     assert backprop.dense_vjp.__module__ == "fnn.backprop"
     for check in checks.CHECKS.values():
