@@ -528,7 +528,8 @@ def test_a_callable_loss_in_evaluate_objective_and_jax_grad():
     np.testing.assert_allclose(got["loss"], want, rtol=1e-12)
     np.testing.assert_allclose(got["mse"], np.mean((pred - y) ** 2), rtol=1e-12)
     weighted = fnn.evaluate(model, params, x, y, loss=quartic, sample_weight=np.array([1.0, 0.0, 1.0]))
-    np.testing.assert_allclose(weighted["loss"], np.mean(np.mean((pred - y) ** 4, axis=-1)[[0, 2]]), rtol=1e-12)
+    per = np.mean((pred - y) ** 4, axis=-1)
+    np.testing.assert_allclose(weighted["loss"], np.sum(per[[0, 2]]) / 3, rtol=1e-12)  # Keras: mean of w·loss
     objective = fnn.objective(model, quartic)
     value, grads = run(jax.value_and_grad(objective), params, x, y)
     np.testing.assert_allclose(value, want, rtol=1e-12)
