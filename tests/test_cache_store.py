@@ -160,6 +160,7 @@ def test_a_folder_of_another_user_is_not_used(tmp_path, restore_cache):
     assert out is None and "another user" in message and str(folder) in message
 
 
+@pytest.mark.slow  # seconds of real I/O or fresh processes: make test-slow runs it
 def test_a_new_folder_is_private_the_cache_is_bounded_and_clear_deletes_only_fnns_entries(
         tmp_path, restore_cache, monkeypatch):
     monkeypatch.setenv("FNN_CACHE_MAX_BYTES", "60000")

@@ -645,6 +645,7 @@ def test_a_header_over_safetensors_limit_is_refused_before_writing_with_the_limi
 
 
 # two 100 MB headers: about 5 s, in the default run
+@pytest.mark.slow  # seconds of real I/O or fresh processes: make test-slow runs it
 def test_save_writes_the_largest_header_load_and_safetensors_read_and_refuses_one_byte_more(tmp_path):
     """safetensors' MAX_HEADER_SIZE (10**8 bytes, checked by its writer and its reader) is fnn's limit both ways:
     a header of exactly 10**8 bytes saves and loads in fnn and in safetensors; one byte more is refused by save."""
@@ -1592,6 +1593,7 @@ READ_ONLY_SAVE = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not hasattr(os, "geteuid") or os.geteuid() != 0, reason="mounting needs root")
+@pytest.mark.slow  # seconds of real I/O or fresh processes: make test-slow runs it
 def test_a_real_read_only_file_system_is_an_fnn_error_even_for_root(tmp_path):
     """Root ignores a folder's mode, not a read-only mount: a private tmpfs, mounted read-only for one process."""
     folder = tmp_path / "ro"
@@ -1642,6 +1644,7 @@ KILLED_SAVE = textwrap.dedent("""
 
 
 @pytest.mark.skipif(not hasattr(signal, "SIGKILL"), reason="needs SIGKILL")
+@pytest.mark.slow  # seconds of real I/O or fresh processes: make test-slow runs it
 def test_save_killed_mid_write_leaves_the_old_checkpoint(tmp_path, real_fsync):
     path, old = _old_checkpoint(tmp_path)
     proc = subprocess.Popen(

@@ -39,6 +39,7 @@ def test_every_new_derivative_has_a_mutant():
     assert set(checks.NEW_LOSSES) | {"mse", "binary_cross_entropy", "categorical_cross_entropy"} == set(losses.LOSSES)
 
 
+@pytest.mark.slow  # seconds of real I/O or fresh processes: make test-slow runs it
 def test_the_library_is_restored_after_the_mutants():
     """monkeypatch undid every swap: the checks pass again and the registry holds the originals."""
     assert activations.ACTIVATIONS["tanh"].deriv is activations.tanh_deriv
