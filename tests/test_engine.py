@@ -87,6 +87,7 @@ def test_a_state_stopped_inside_an_epoch_continues_it_bitwise(circles, params):
     assert all(jax.tree.leaves(same))
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_run_is_a_pure_function_to_jit(circles, params):
     """engine.run itself, jitted by hand with its Spec static, gives what Trainer.train_epochs gives."""
     x, y = circles
@@ -182,6 +183,7 @@ def test_opt_state_is_checked(circles, params):
     assert counts["compile"] == 0
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_a_rebuilt_user_optimizer_warns_once(circles, params):
     x, y = circles
 
@@ -275,6 +277,7 @@ def test_shuffle_order_is_uniform_enough():
     assert chi2 < 60, chi2  # 16 degrees of freedom: p ≈ 1e-6 at 60
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_snapshots_keep_the_params_of_those_epochs(circles, params):
     x, y = circles
     kw = dict(optimizer=optim.momentum(0.05, 0.9), shuffle=False)
@@ -299,6 +302,7 @@ class EveryThree(callbacks.Callback):
         return (epoch // 3 + 1) * 3
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_snapshots_across_calls_that_start_off_the_grid(circles, params):
     """With calls starting at 0, 3, 6, 9 (the driver hands back every 3 epochs), snapshots every 2
     epochs still land on 0, 2, 4, 6, 8, 10, as in one call."""

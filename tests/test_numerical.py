@@ -137,6 +137,7 @@ def _seed_network(activation):
     return fnn.Sequential([fnn.Dense(n, activation=activation) for n in SEED] + [fnn.Dense(1, activation="sigmoid")])
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_gradcheck_passes_a_right_float32_gradient_of_the_seed_network_and_leaves_kinks_out():
     x, y = fnn.data.circles(jax.random.key(0), 64, noise=0.05)
     model = _seed_network("relu")

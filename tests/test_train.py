@@ -240,6 +240,7 @@ def test_categorical_fit_with_labels_and_one_hot():
     assert classes.shape == (150,) and classes.dtype.kind == "i"
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_edge_cases_train(tiny):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)
@@ -260,6 +261,7 @@ def test_edge_cases_train(tiny):
 COMPILED = re.compile(r"compiled in \d+\.\d\d s")
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_verbose_output(tiny, capsys, monkeypatch):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)

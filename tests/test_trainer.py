@@ -120,6 +120,7 @@ def test_a_saved_train_state_continues_bitwise(tmp_path, options):
     assert first["loss"] + second["loss"] == history["loss"]
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_vmap_over_stacked_states_equals_separate_runs():
     states = [TRAINER.init(MODEL.init(jax.random.key(seed), 2, dtype=jnp.float64), key=10 + seed)
               for seed in range(4)]
