@@ -1,7 +1,8 @@
 """Metrics: pure functions of (outputs, targets).
 
 A `Metric` is what fit records beside a loss: a name and a per-sample function of what the loss
-sees (logits for the fused pairs, flagged by from_logits) and prepared (n, k) targets, so a masked
+sees (logits for the fused pairs, flagged by from_logits) and prepared targets ((n, k), or (n,)
+class labels), so a masked
 or weighted batch can be summed sample by sample. Each loss in `fnn.losses` names its metric.
 The public functions below take probabilities/values and targets in any form the losses accept.
 """

@@ -1,4 +1,5 @@
-"""Targets: every form a loss accepts, turned into the (n, k) float array the losses compute with.
+"""Targets: every form a loss accepts, turned into the (n, k) float array the losses compute with,
+or (n,) int32 labels for concrete class labels (no dense one-hot: 10,000 classes stay small).
 
 Three kinds: "real" (mse: any finite values), "binary" (binary cross-entropy: 0/1 labels or soft
 labels in [0, 1]) and "categorical" (integer class labels (n,) in [0, k), or one-hot/probability
@@ -159,7 +160,7 @@ def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | 
     """(n,) per-sample weights from sample_weight and class_weight (None when neither is given).
 
     model: its `output_dim` is read; loss: a `fnn.losses.Loss` (the kind of targets it takes);
-    y: the prepared (n, k) targets. sample_weight: (n,) finite weights >= 0; class_weight:
+    y: the prepared targets ((n, k), or (n,) class labels). sample_weight: (n,) finite weights >= 0; class_weight:
     {class label: weight >= 0}, the labels 0..k-1 (0/1 for one sigmoid unit).
 
     Example:
