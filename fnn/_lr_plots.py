@@ -53,10 +53,12 @@ def lr_find(result, ax=None):
     ax.annotate(
         f"suggested rate {suggestion:.3g}",
         (suggestion, smoothed[at]),
-        xytext=(8, 10),
+        xytext=(-20, 45),
         textcoords="offset points",
+        ha="right",
         fontsize=8,
         color="C3",
+        arrowprops=dict(arrowstyle="->", color="C3", lw=0.8),
     )
     finite = smoothed[np.isfinite(smoothed)]
     if finite.size:
@@ -66,7 +68,7 @@ def lr_find(result, ax=None):
     ax.set_xscale("log")
     ax.set_xlabel("learning rate (grows every step)")
     ax.set_ylabel("training loss")
-    ax.grid(alpha=0.3, which="both")
+    ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return line, raw_line, marker
 
