@@ -12,9 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from fnn import _boundary, _canvas, _validate, inference, models
+from fnn import _boundary, _canvas, _lr_plots, _validate, inference, models
 from fnn._inside_plots import chain_rule, network, neurons
-from fnn._lr_plots import chance_line, lr_find
+from fnn._lr_plots import lr_find
 from fnn._movie import animate
 from fnn._surface_plots import landscape, sharpness
 from fnn.errors import FnnTypeError, FnnValueError
@@ -198,7 +198,7 @@ def learning_rates(sweep_result, ax=None, metric: str = "loss", *, chance: float
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{metric} at the end of the run")
     ax.grid(alpha=0.3, which="both")
-    chance_line(ax, chance)
+    _lr_plots.chance_line(ax, chance)
     ax.legend(fontsize=8)
     return line, band, markers
 
