@@ -21,10 +21,10 @@ from typing import NamedTuple
 import jax
 import jax.numpy as jnp
 import numpy as np
+from _common import CIRCLES_LAYERS, Summary, circles_data, circles_init, circles_model, output_dir, parser, plt, savefig
 from matplotlib.ticker import FormatStrFormatter, LogLocator, NullFormatter
 
 import fnn
-from _common import Summary, circles_data, circles_init, circles_model, output_dir, parser, plt, savefig
 
 LOSS = "binary_cross_entropy"
 N_TRAIN, N_TEST, NOISE = 500, 250, 0.05
@@ -179,25 +179,19 @@ def gradient(t: Tour) -> Section:
     ax = fnn.plot.chain_rule(layers)
     ax.set_title(f"GRADIENT for the example x = ({x1[0, 0]:.3f}, {x1[0, 1]:.3f}), y = {int(y1[0])}: "
                  "forward ↓ (blue) then backward ↑ (red)", fontsize=9)
-    fig = ax.figure
-    path = os.path.join(t.out, "gradient.png")
-    fig.savefig(path, dpi=100)
-    plt.close(fig)
+    ax.figure.savefig(os.path.join(t.out, "gradient.png"), dpi=100)
+    plt.close(ax.figure)
     text = (
         "`fnn.backprop.trace` runs one forward and one backward pass by the hand-written chain rule and keeps "
         "every number. Backward, each layer turns the error signal δ = ∂L/∂z it receives into ∂L/∂W = "
         "a_inᵀ·δ and ∂L/∂b = δ, which are *stored*: they are the gradient, one entry per parameter, that "
         "the step uses; and into ∂L/∂a_in = δ·Wᵀ, which is *passed back* to the layer before and used there "
-        f"only. Here the network says {out:.3f} for a point of class {int(y1[0])}, so L = {_bce(out, int(y1[0])):.3f} "
-        f"and the last δ = a_out − y = {out - int(y1[0]):.3f}; the stored ∂L/∂W "
-        + ("equal `jax.grad` of the loss bitwise." if diff == 0 else
-           f"agree with `jax.grad` of the loss to {diff:.1e}.")
+        f"only. Here the network says {out:.3f} for a point of class {int(y1[0])}, so "
+        f"L = {-math.log(out if y1[0] else 1 - out):.3f} and the last δ = a_out − y = {out - int(y1[0]):.3f};"
+        + (" the stored ∂L/∂W equal `jax.grad` of the loss bitwise." if diff == 0 else
+           f" the stored ∂L/∂W agree with `jax.grad` of the loss to {diff:.1e}.")
     )
     return Section("gradient", "", ["gradient.png"], text)
-
-
-def _bce(p: float, y: int) -> float:
-    return -math.log(p) if y == 1 else -math.log(1 - p)
 
 
 # --------------------------------------------------------------------------- (e) STEP
@@ -437,9 +431,8 @@ def softmax(t: Tour) -> Section:
 def activations(t: Tour) -> Section:
     panels = {}
     for name in ("linear", "tanh"):
-        model = circles_model()
-        model = fnn.Sequential([fnn.Dense(layer.units, activation=name if layer.activation == "relu" else
-                                          layer.activation) for layer in model.layers])
+        model = fnn.Sequential([fnn.Dense(u, activation=name) for u in CIRCLES_LAYERS]
+                               + [fnn.Dense(1, activation="sigmoid")])
         run = t.fit(model, circles_init(model, t.seed, HIDDEN_BIAS), [fnn.callbacks.TargetLoss(TARGET)])
         panels[name] = (model, run)
     panels = {"linear": panels["linear"], "relu": (t.model, t.run), "tanh": panels["tanh"]}
