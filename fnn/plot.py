@@ -12,8 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from fnn import _boundary, _canvas, _validate, inference, models
+from fnn import _boundary, _canvas, _lr_plots, _validate, inference, models
 from fnn._inside_plots import chain_rule, network, neurons
+from fnn._lr_plots import lr_find
 from fnn._movie import animate
 from fnn._surface_plots import landscape, sharpness
 from fnn.errors import FnnTypeError, FnnValueError
@@ -31,6 +32,7 @@ __all__ = [
     "layer_stats",
     "layers",
     "learning_rates",
+    "lr_find",
     "network",
     "neurons",
     "sharpness",
@@ -119,13 +121,16 @@ def _last_finite(runs: np.ndarray) -> np.ndarray:
     return np.where(finite.any(axis=-1), value, np.nan)
 
 
-def learning_rates(sweep_result, ax=None, metric: str = "loss"):
+def learning_rates(sweep_result, ax=None, metric: str = "loss", *, chance: float | None = None):
     """history[metric] at the end of each run against the learning rate (log axis): the median over
     seeds as a line, min–max over seeds as a band.
 
     A run that diverged (stopped on a non-finite loss) is left out of both and counted instead by an
     x at the top of the axes, with "k/n" runs at that rate. metric: any history name ("loss",
-    "val_loss", "accuracy", …). Returns (median line, band, diverged markers).
+    "val_loss", "accuracy", …). chance: a loss drawn as a dashed line labelled "chance level (…)",
+    the loss of knowing nothing: ln 2 ≈ 0.693 for binary cross-entropy on a balanced binary task (a
+    run that sits there, e.g. with dead ReLUs at a large rate, stalled; it did not diverge).
+    Returns (median line, band, diverged markers).
 
     Example:
         >>> runs = fnn.sweep(model, x, y, optimizer=lambda lr: fnn.optim.momentum(lr, 0.9),
@@ -140,6 +145,7 @@ def learning_rates(sweep_result, ax=None, metric: str = "loss"):
         )
     if metric not in hist:
         raise FnnValueError(f"metric {metric!r} is not in the sweep's history; choose one of {sorted(hist)}")
+    chance = None if chance is None else _validate.real(chance, "chance")
     rates = np.asarray(rates, float)
     runs = np.asarray(hist[metric], float)
     if runs.ndim != 3 or runs.shape[0] != len(rates):
@@ -192,6 +198,7 @@ def learning_rates(sweep_result, ax=None, metric: str = "loss"):
     ax.set_xlabel("learning rate")
     ax.set_ylabel(f"{metric} at the end of the run")
     ax.grid(alpha=0.3, which="both")
+    _lr_plots.chance_line(ax, chance)
     ax.legend(fontsize=8)
     return line, band, markers
 
