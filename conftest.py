@@ -66,7 +66,7 @@ def _doctest_names(request):
     request.getfixturevalue("doctest_namespace").update(_namespace())
     request.getfixturevalue("monkeypatch").chdir(request.getfixturevalue("tmp_path"))
     yield
-    if path.name in ("plot.py", "_inside_plots.py", "_surface_plots.py", "_descent_plots.py"):
+    if path.name in ("plot.py", "_inside_plots.py", "_surface_plots.py", "_descent_plots.py", "_lr_plots.py", "_movie.py"):
         import matplotlib.pyplot as plt
 
         plt.close("all")
