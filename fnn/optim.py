@@ -333,6 +333,7 @@ def init_state(opt: Optimizer, params: Params) -> State:
     Example:
         >>> state = fnn.optim.init_state(fnn.optim.adam(1e-3), params)
     """
+    opt = check_optimizer(opt)
     if not _half(params):
         return opt.init(params)
 

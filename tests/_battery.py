@@ -1221,6 +1221,10 @@ def _optim_cases() -> list[Case]:
              r"this optimizer state has no learning_rate"),
         Case("fnn.optim.hyperparameters", "a user optimizer's state", optim.hyperparameters, user_state, FnnTypeError,
              r"this optimizer state keeps no hyperparameters"),
+        Case("fnn.optim.init_state", "an int for the optimizer", lambda bad: optim.init_state(bad, {"w": np.ones(2)}),
+             3, FnnTypeError, r"optimizer must be an fnn.optim.Optimizer \(init, update\) or a name such as 'adam'"),
+        Case("fnn.optim.init_state", "an unknown name", lambda bad: optim.init_state(bad, {"w": np.ones(2)}),
+             "adam!", FnnValueError, r"unknown optimizer 'adam!'; choose one of"),
     ]
     return cases
 
