@@ -114,6 +114,8 @@ def test_predict_under_jit_gives_nan_for_a_nan_row(traced_inference):
     np.testing.assert_allclose(np.delete(got, 1, axis=0), np.delete(np.asarray(out["predict"]), 1, axis=0), **TOL)
     with pytest.raises(FnnValueError, match="non-finite"):  # eager: refused, naming the row
         fnn.predict(SIGMOID, inp["p"], X_NAN)
+    with pytest.raises(FnnValueError, match="non-finite"):  # a concrete x is still read under grad of params
+        jax.grad(lambda q: jnp.sum(fnn.predict(SIGMOID, q, X_NAN)))(inp["p"])
 
 
 def test_predict_classes_under_jit_vmap(traced_inference):
