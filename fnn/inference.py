@@ -4,7 +4,9 @@ One program per (model, loss) computes the outputs, the loss and the metric of a
 `predict` and `predict_classes` use it with the model's default loss, so predicting and
 evaluating the same rows compile once between them. Rows go through in chunks of CHUNK (memory
 does not grow with the row count); the last chunk is padded (weight 0) to a few bucket sizes
-(powers of two), so a new number of rows rarely compiles anew.
+(powers of two), so a new number of rows rarely compiles anew. Under the caller's jax.jit, vmap
+or grad (traced x or params) predict, predict_classes, predict_proba and activations_of compute
+their outputs directly, with no host step; evaluate, whose results are Python floats, refuses.
 
 Nothing here imports the training modules: inference needs only the model, the loss and the
 targets (fnn.models, fnn.losses, fnn.targets).
@@ -17,7 +19,7 @@ import jax.numpy as jnp
 import numpy as np
 
 from fnn import _compile, _validate, activations, layers, losses, models, targets
-from fnn.errors import FnnValueError
+from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = ["CHUNK", "bucket_rows", "evaluate", "padded", "predict", "predict_classes", "program"]
 
@@ -43,11 +45,21 @@ def bucket_rows(n: int) -> int:
     return -(-n // step) * step
 
 
+def _forward(model: models.Sequential, params, x):
+    """(n, n_in) -> (n, n_out) outputs; no checks. A NaN in x or params gives NaN rows."""
+    return activations.get(model.output_activation).fn(layers.mlp_logits(model.activations, params, x))
+
+
 @_compile.jit(static_argnums=0)
 def _outputs(model: models.Sequential, params, x):
     """(outputs, are all of x finite?): the check in the same program, one pass less on the host."""
-    out = activations.get(model.output_activation).fn(layers.mlp_logits(model.activations, params, x))
-    return out, jnp.all(jnp.isfinite(x))
+    return _forward(model, params, x), jnp.all(jnp.isfinite(x))
+
+
+def _traced(params, *arrays) -> bool:
+    """Is any of params or the arrays a tracer (under the caller's jit, vmap or grad)? Then no host
+    step may read them: the outputs are computed directly, and NaN in gives NaN out."""
+    return not all(map(_validate.is_concrete, [*jax.tree.leaves(params), *arrays]))
 
 
 @_compile.jit(static_argnums=(0, 1))
@@ -106,6 +118,12 @@ def evaluate(
         {'loss': 0.72, 'accuracy': 0.53}
     """
     models.check_params(model, params)
+    if _traced(params, x, y, sample_weight):
+        raise FnnTypeError(
+            "evaluate returns Python floats, read on the host, so it cannot run under jax.jit, jax.vmap or "
+            "jax.grad (its params or data are traced here); for a traced loss use "
+            "fnn.objective(model, loss)(params, x, y), and fnn.predict for the outputs"
+        )
     record = models.resolve_loss(model, loss)
     x, y = models.prepare(model, record, params, x, y, host=True)
     losses.warn_if_one_class_per_row(record, y)
@@ -123,9 +141,14 @@ def evaluate(
 
 
 def predict(model: models.Sequential, params, x) -> Array:
-    """The network's outputs, (n, n_out) (probabilities for sigmoid/softmax); a (n_in,) example -> (n_out,)."""
+    """The network's outputs, (n, n_out) (probabilities for sigmoid/softmax); a (n_in,) example -> (n_out,).
+    Under jax.jit, vmap or grad (traced x or params) computed directly: a NaN in x gives its row NaN."""
     models.check_params(model, params)
     x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True, finite=False)
+    if _traced(params, x):
+        _validate.check_finite(x, "x")  # a concrete x under a transformation of params is still read
+        out = _forward(model, params, _validate.cast(x, params[0][0].dtype, "x"))
+        return out[0] if single else out
     x = _validate.cast(x, params[0][0].dtype, "x", host=True)
     dtype = np.dtype(params[0][0].dtype)
     chunks = list(_chunks(x.shape[0], x.shape[1] + model.output_dim))
@@ -149,17 +172,29 @@ def predict(model: models.Sequential, params, x) -> Array:
 
 def predict_classes(model: models.Sequential, params, x) -> Array:
     """Class labels: (n,) ints for one sigmoid unit (p > 0.5) or softmax (argmax); for k sigmoid units
-    (multi-label: k independent yes/no labels) (n, k) 0/1, one column per label."""
+    (multi-label: k independent yes/no labels) (n, k) 0/1, one column per label. Under jax.jit, vmap
+    or grad a row whose outputs are NaN gets label -1 (no class), never a plausible one."""
     act = models.check_model(model).output_activation
     if act not in ("sigmoid", "softmax"):
         raise FnnValueError(
             f"predict_classes needs a sigmoid or softmax output, the model's is {act!r}; use predict for regression"
         )
-    probs = np.asarray(predict(model, params, x))
+    probs = predict(model, params, x)
+    if not _validate.is_concrete(probs):
+        return _traced_classes(act, model.output_dim, probs)
+    probs = np.asarray(probs)
     if act == "softmax":
         return _validate.device(np.argmax(probs, axis=-1))
     labels = (probs > 0.5).astype(np.int32)
     return _validate.device(labels[..., 0] if model.output_dim == 1 else labels)
+
+
+def _traced_classes(act, k: int, probs: Array) -> Array:
+    """predict_classes' labels from traced outputs; -1 where the outputs are NaN."""
+    if act == "softmax":
+        return jnp.where(jnp.all(jnp.isfinite(probs), axis=-1), jnp.argmax(probs, axis=-1), -1)
+    labels = jnp.where(jnp.isfinite(probs), (probs > 0.5).astype(jnp.int32), -1)
+    return labels[..., 0] if k == 1 else labels
 
 
 # --------------------------------------------------------------------------- probabilities and layer outputs
@@ -198,7 +233,8 @@ def _layer_outputs(names: tuple[str, ...], params, x):
 
 def activations_of(model: models.Sequential, params, x) -> list[Array]:
     """Every layer's output, first layer first: a list of (n, units) arrays (after each activation; the
-    last is predict's output). A (n_in,) example gives (units,) arrays.
+    last is predict's output). A (n_in,) example gives (units,) arrays. Under jax.jit, vmap or grad
+    (traced x or params) computed directly, unpadded; a NaN in x gives NaN rows.
 
     Example:
         >>> [a.shape for a in fnn.activations_of(model, params, x)]
@@ -206,6 +242,9 @@ def activations_of(model: models.Sequential, params, x) -> list[Array]:
     """
     models.check_params(model, params)
     x, single = _validate.features(x, "x", params[0][0].shape[0], allow_single=True)
+    if _traced(params, x):
+        outputs = _layer_outputs(model.activations, params, _validate.cast(x, params[0][0].dtype, "x"))
+        return [a[0] if single else a for a in outputs]
     x = np.asarray(_validate.cast(x, params[0][0].dtype, "x"))
     n = x.shape[0]
     rows = np.zeros((bucket_rows(n), x.shape[1]), x.dtype)  # padded to a bucket: few sizes, few programs

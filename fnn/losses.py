@@ -150,7 +150,7 @@ def binary_cross_entropy_grad(probs: Array, y: Array) -> Array:
     eps = _clip_eps(p.dtype)
     inside = (p >= eps) & (p <= 1 - eps)
     pc = jnp.clip(p, eps, 1 - eps)
-    g = jnp.where(inside, (pc - t) / (pc * (1 - pc)), 0.0) / p.size
+    g = jnp.where(inside, (pc - t) / (pc * (1 - pc)), 0.0 * p) / p.size  # 0·p: a traced NaN stays NaN
     return g.reshape(jnp.shape(probs))
 
 
@@ -178,7 +178,7 @@ def categorical_cross_entropy_grad(probs: Array, y: Array) -> Array:
     """∂/∂p = −y / (p n); 0 where p was clipped."""
     p, t = _pair(probs, y, CATEGORICAL_CE, probabilities=True)
     eps = _clip_eps(p.dtype)
-    return jnp.where(p >= eps, -t / jnp.clip(p, eps, 1.0), 0.0) / p.shape[0]
+    return jnp.where(p >= eps, -t / jnp.clip(p, eps, 1.0), 0.0 * p) / p.shape[0]  # 0·p: NaN stays NaN
 
 
 def softmax_cross_entropy(logits: Array, y: Array) -> Array:
@@ -206,11 +206,17 @@ def sigmoid_binary_cross_entropy_per_sample(logits: Array, t: Array) -> Array:
     return jnp.mean(jnp.logaddexp(0.0, logits) - t * logits, axis=-1)
 
 
+def _probability_rows(probs: Array, per_row: Array) -> Array:
+    """per_row (n,), NaN where a row of probs holds a value outside [0, 1] or NaN: these forms take
+    prepared, unchecked inputs (traced ones too), and an invalid one must never look plausible."""
+    return jnp.where(jnp.all((probs >= 0) & (probs <= 1), axis=-1), per_row, jnp.nan)
+
+
 def binary_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
-    """(n,): −mean over components of t log p + (1 − t) log(1 − p), p clipped."""
+    """(n,): −mean over components of t log p + (1 − t) log(1 − p), p clipped; NaN for a row outside [0, 1]."""
     eps = _clip_eps(probs.dtype)
     p = jnp.clip(probs, eps, 1 - eps)
-    return -jnp.mean(t * jnp.log(p) + (1 - t) * jnp.log1p(-p), axis=-1)
+    return _probability_rows(probs, -jnp.mean(t * jnp.log(p) + (1 - t) * jnp.log1p(-p), axis=-1))
 
 
 def _picked(values: Array, labels: Array) -> Array:
@@ -227,9 +233,9 @@ def softmax_cross_entropy_per_sample(logits: Array, t: Array) -> Array:
 
 
 def categorical_cross_entropy_per_sample(probs: Array, t: Array) -> Array:
-    """(n,): −Σ_j t_j log p_j, p clipped; t (n, k) rows or (n,) int labels."""
+    """(n,): −Σ_j t_j log p_j, p clipped; t (n, k) rows or (n,) int labels. NaN for a row outside [0, 1]."""
     log_p = jnp.log(jnp.clip(probs, _clip_eps(probs.dtype), 1.0))
-    return -_picked(log_p, t) if t.ndim == 1 else -jnp.sum(t * log_p, axis=-1)
+    return _probability_rows(probs, -_picked(log_p, t) if t.ndim == 1 else -jnp.sum(t * log_p, axis=-1))
 
 
 # --------------------------------------------------------------------------- the registry

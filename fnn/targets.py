@@ -125,7 +125,8 @@ def _categorical(y, k, dtype, name):
 
 def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"):
     """(pred, y) as (n, k) arrays (class labels one-hot here: these are the reference forms); y in
-    any form `kind` accepts; both checked when concrete (finite, and in [0, 1] for probabilities)."""
+    any form `kind` accepts; both checked when concrete (finite, and in [0, 1] for probabilities).
+    Traced (under jit, vmap or grad): an invalid value is NaN instead, so the loss on it is NaN."""
     pred = _validate.array(pred, "predictions")
     if pred.ndim == 1 and kind != CATEGORICAL:
         pred = pred[:, None]
@@ -148,6 +149,8 @@ def pair(pred, y, kind: str, probabilities: bool = False, loss: str = "the loss"
     pred = jnp.asarray(pred)
     if not jnp.issubdtype(pred.dtype, jnp.floating):
         pred = pred.astype(jnp.float32)
+    if probabilities and not _validate.is_concrete(pred):  # traced: unchecked, so outside [0, 1] is NaN
+        pred = jnp.where((pred >= 0) & (pred <= 1), pred, jnp.nan)
     t = prepare(y, kind, pred.shape[1], pred.dtype, loss=loss)
     if t.ndim == 1:
         t = jax.nn.one_hot(t, pred.shape[1], dtype=pred.dtype)
