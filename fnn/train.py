@@ -106,7 +106,7 @@ def fit(
         callbacks=callbacks,
         devices=devices,
     )
-    epochs = _validate.integer(_integral(epochs), "epochs", minimum=0)
+    epochs = _validate.count(epochs, "epochs", minimum=0)
     level = verbosity(verbose)
     state = _start(trainer, params, key, initial_state, given_optimizer)
     done = int(state.epoch)
@@ -155,12 +155,6 @@ def fit(
     if spans_processes(trainer.mesh):  # results are replicated: continue with this process's copy
         state = jax.tree.map(lambda a: jax.device_put(np.asarray(jax.device_get(a))) if not _is_key(a) else a, state)
     return _result(trainer, state, history)
-
-
-def _integral(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _is_key(a) -> bool:

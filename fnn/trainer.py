@@ -71,7 +71,7 @@ class Trainer:
         self.loss = models.resolve_loss(model, loss)
         self.optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
         _driver.warn_if_rebuilt(self.optimizer.update)
-        self.batch_size = _validate.integer(_driver.integral(batch_size), "batch_size", minimum=1)
+        self.batch_size = _validate.count(batch_size, "batch_size", minimum=1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise FnnTypeError(f"shuffle must be True or False, got {type(shuffle).__name__} {shuffle!r}")
         self.callbacks = _driver.check_callbacks(callbacks)
@@ -246,7 +246,7 @@ class Trainer:
         """Run `epochs` more epochs from `state` (or until a callback stops the run): -> (state, History).
         Two calls of 10 epochs give bitwise what one of 20 gives. x may be prepared `trainer.data(...)`."""
         self.check_state(state)
-        epochs = _validate.integer(_driver.integral(epochs), "epochs", minimum=0)
+        epochs = _validate.count(epochs, "epochs", minimum=0)
         level = _driver.verbosity(verbose)
         if isinstance(x, Data):
             data = x
