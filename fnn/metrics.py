@@ -8,13 +8,15 @@ The public functions below take probabilities/values and targets in any form the
 
 from __future__ import annotations
 
+import dataclasses
 from collections.abc import Callable
-from typing import NamedTuple
+from typing import Any, NamedTuple
 
 import jax
 import jax.numpy as jnp
 
-from fnn import targets
+from fnn import activations, targets
+from fnn.errors import FnnTypeError, FnnValueError
 
 __all__ = [
     "ACCURACY",
@@ -22,6 +24,7 @@ __all__ = [
     "LABEL_ACCURACY",
     "MAE",
     "MSE",
+    "NAMES",
     "Metric",
     "absolute_error",
     "accuracy",
@@ -31,6 +34,7 @@ __all__ = [
     "class_hits",
     "label_hits",
     "mean_squared_error",
+    "resolve",
     "squared_error",
 ]
 
@@ -102,3 +106,66 @@ def mean_squared_error(pred: Array, y: Array) -> Array:
     """mean((pred − y)²), as the mse loss."""
     p, t = targets.pair(pred, y, targets.REAL)
     return jnp.mean(squared_error(p, t))
+
+
+@dataclasses.dataclass(frozen=True)
+class _OnOutputs:
+    """A per-sample metric of the network's outputs: probabilities where the loss sees logits, and
+    (n,) integer labels one-hot, so mae/mse compare what the model predicts with what it should.
+    Equal by value: a Spec holding it shares compiled programs."""
+
+    fn: Callable[[Array, Array], Array]
+    activation: Any  # the output layer's activation, applied to logits
+
+    def __call__(self, out: Array, t: Array, from_logits: bool = False) -> Array:
+        if from_logits:
+            out = activations.get(self.activation).fn(out)
+        if t.ndim == 1:
+            t = jax.nn.one_hot(t, out.shape[-1], dtype=out.dtype)
+        return self.fn(out, t)
+
+
+_ALIASES = {"acc": "accuracy", "mean_absolute_error": "mae", "mean_squared_error": "mse"}
+NAMES = ("accuracy", "acc", "mae", "mean_absolute_error", "mse", "mean_squared_error")  # fit's metrics=
+
+
+def resolve(names, loss, output_activation) -> tuple[Metric, ...]:
+    """fit's metrics= (Keras' names) -> the extra Metric records, each named as given; a name the
+    loss's own metric already records (e.g. "accuracy" with binary_crossentropy) adds nothing.
+
+    "accuracy"/"acc": the loss's accuracy for a classification loss; otherwise, as Keras picks,
+    (out > 0.5) == (t > 0.5) for one output column and argmax agreement for several.
+
+    Example:
+        >>> record = fnn.models.resolve_loss(model, None)
+        >>> [m.name for m in fnn.metrics.resolve(["acc", "mae"], record, "sigmoid")]
+        ['acc', 'mae']
+    """
+    if isinstance(names, str):
+        names = [names]
+    if not isinstance(names, (list, tuple)):
+        raise FnnTypeError(f"metrics must be a list of metric names such as ['accuracy'], got {type(names).__name__}")
+    chosen: list[Metric] = []
+    for i, name in enumerate(names):
+        if not isinstance(name, str):
+            raise FnnTypeError(
+                f"metrics[{i}] must be a metric name (one of {list(NAMES)}), got {type(name).__name__} {name!r:.60}"
+            )
+        if name not in NAMES:
+            raise FnnValueError(f"unknown metric {name!r} in metrics=; choose from {list(NAMES)}")
+        if name == loss.metric.name or any(m.name == name for m in chosen):
+            continue
+        kind = _ALIASES.get(name, name)
+        if kind == "accuracy":
+            if loss.metric.per_sample in (binary_hits, class_hits, label_hits):
+                per_sample = loss.metric.per_sample
+            else:
+                per_sample = _OnOutputs(_accuracy_hits, output_activation)
+        else:
+            per_sample = _OnOutputs(absolute_error if kind == "mae" else squared_error, output_activation)
+        chosen.append(Metric(name, per_sample))
+    return tuple(chosen)
+
+
+def _accuracy_hits(out: Array, t: Array) -> Array:
+    return binary_hits(out, t) if out.shape[-1] == 1 else class_hits(out, t)
