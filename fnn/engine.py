@@ -72,7 +72,7 @@ class Sums(NamedTuple):
     """The current epoch's weighted sums over accepted steps."""
 
     loss: Leaf
-    metric: Leaf  # the loss's metric; (1 + k,) with the k extra metrics of Spec.metrics
+    metric: Leaf  # the loss's metric; (rows,) with Spec.metrics (fnn.metrics.sum_rows)
     weight: Leaf  # the accepted samples' total weight
 
 
@@ -119,7 +119,7 @@ class Spec(NamedTuple):
     callbacks: tuple = ()  # the compiled callbacks (fnn.callbacks.Rule), equal when their kinds are
     mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each batch is split across its devices
     small_layers: bool = True  # tiny layers as fused sums (layers.dense_apply); a sweep turns it off
-    metrics: tuple = ()  # extra fnn.metrics.Metric records (fit's metrics=): Sums.metric is then (1 + k,)
+    metrics: tuple = ()  # extra fnn.metrics.Metric records (fit's metrics=): Sums.metric is then (rows,)
 
     def log_names(self, validate: bool) -> tuple[str, ...]:
         train = ("loss",) + _epoch_logs.metric_names(self)

@@ -87,11 +87,12 @@ def fit(
     w·loss over its rows, as in Keras (the metric stays unweighted). devices=jax.devices() (or a Mesh
     with a "data" axis) splits every batch across them. initial_state: a TrainState or a
     ModelCheckpoint path to continue; epochs then counts the whole run. metrics: Keras' names
-    ("accuracy"/"acc", "mae"/"mean_absolute_error", "mse"/"mean_squared_error"), each recorded per
-    epoch as the unweighted mean over the epoch's rows (history["mae"], with validation data
-    "val_mae"). validation_data: (x_val, y_val) or (x_val, y_val, sample_weight_val): val_loss is
-    then the mean of w·loss over the validation rows, as Keras weighs. Counts (epochs, batch_size,
-    a callback's patience) take whole floats (10.0); verbose takes True/False (1/0).
+    ("accuracy"/"acc", "mae"/"mean_absolute_error", "mse"/"mean_squared_error"; for a binary loss
+    "precision", "recall", "auc"), each recorded per epoch over the epoch's rows, unweighted
+    (history["mae"], with validation data "val_mae"). validation_data: (x_val, y_val) or (x_val,
+    y_val, sample_weight_val): val_loss is then the mean of w·loss over the validation rows, as
+    Keras weighs. Counts (epochs, batch_size, a callback's patience) take whole floats (10.0);
+    verbose takes True/False (1/0).
 
     Compiles once per structure (model, loss, optimizer kind, shapes, batch size, the compiled
     callbacks' kinds, devices); every number is a runtime value. Ctrl-C stops the run at the end

@@ -154,8 +154,8 @@ class Trainer:
         return self._place(state)
 
     def _metric_zeros(self, dtype) -> np.ndarray:
-        """Sums.metric's start: one sum for the loss's metric, (1 + k,) with k extra metrics."""
-        return np.zeros((1 + len(self.metrics),) if self.metrics else (), dtype)
+        """Sums.metric's start: one sum for the loss's metric; (rows,) with extra metrics (metrics.sum_rows)."""
+        return np.zeros((metrics.sum_rows(self.metrics),) if self.metrics else (), dtype)
 
     def _place(self, tree):
         if self.mesh is None:  # host arrays: jit's dispatch transfers them (far cheaper than device_put per leaf)
@@ -180,7 +180,7 @@ class Trainer:
         if np.shape(state.sums.metric) != self._metric_zeros(np.float32).shape:
             raise FnnValueError(
                 f"state.sums.metric has shape {np.shape(state.sums.metric)}, but this trainer records "
-                f"{1 + len(self.metrics)} metric(s) (metrics={[m.name for m in self.metrics]}); continue a state "
+                f"{metrics.sum_rows(self.metrics)} sums (metrics={[m.name for m in self.metrics]}); continue a state "
                 "with the same metrics= that made it, or start from trainer.init"
             )
         return state

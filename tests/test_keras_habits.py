@@ -34,6 +34,20 @@ def keras_script(model):
                    callbacks=[fnn.callbacks.EarlyStopping(monitor="val_loss", patience=2)])
 
 
+def keras_auc(p, y):
+    """Keras' AUC(num_thresholds=200): ROC counts at its thresholds, the trapezoid rule."""
+    thresholds = np.concatenate([[-1e-7], np.arange(1, 199) / 199, [1 + 1e-7]])
+    above = p[None, :] > thresholds[:, None]
+    tpr, fpr = (above & (y > 0.5)).sum(1) / (y > 0.5).sum(), (above & (y < 0.5)).sum(1) / (y < 0.5).sum()
+    return np.sum((fpr[:-1] - fpr[1:]) * (tpr[:-1] + tpr[1:]) / 2)
+
+
+def rank_auc(p, y):
+    """The exact area: the chance a positive row scores above a negative one (ties count half)."""
+    pos, neg = p[y > 0.5], p[y < 0.5]
+    return np.mean((pos[:, None] > neg[None, :]) + 0.5 * (pos[:, None] == neg[None, :]))
+
+
 def test_a_keras_users_script_runs_as_written():
     model = fnn.Sequential([fnn.Dense(4, activation="tanh", input_shape=(2,)), fnn.Dense(1, activation="sigmoid")])
     r = keras_script(model)
@@ -78,7 +92,7 @@ def test_input_shape_is_input_dim_and_shares_programs():
     assert counts["compile"] == 0 and again.history == first.history, counts
 
 
-def _weighted_run(x, y, lr=0.5, weights=WV, names=("mae", "mse", "acc")):
+def _weighted_run(x, y, lr=0.5, weights=WV, names=("mae", "mse", "acc", "precision", "recall", "auc")):
     """One full-batch epoch without shuffling: the training figures are those of the starting params
     (the step's outputs before its update), the validation figures those of the final ones."""
     return fnn.fit(MODEL, PARAMS, x, y, epochs=1, batch_size=len(x), shuffle=False, optimizer=optim.sgd(lr),
@@ -87,8 +101,9 @@ def _weighted_run(x, y, lr=0.5, weights=WV, names=("mae", "mse", "acc")):
 
 def test_metrics_and_weighted_validation_are_keras_figures():
     r = _weighted_run(X, Y)
-    assert list(r.history) == ["loss", "accuracy", "mae", "mse", "acc",
-                               "val_loss", "val_accuracy", "val_mae", "val_mse", "val_acc"]
+    assert list(r.history) == ["loss", "accuracy", "mae", "mse", "acc", "precision", "recall", "auc", "val_loss",
+                               "val_accuracy", "val_mae", "val_mse", "val_acc", "val_precision", "val_recall",
+                               "val_auc"]
     p, pv = probs(PARAMS, X), probs(r.params, XV)
     h = {k: v[0] for k, v in r.history.items()}
     np.testing.assert_allclose(h["mae"], np.abs(p - Y).mean(), rtol=1e-5)
@@ -97,6 +112,15 @@ def test_metrics_and_weighted_validation_are_keras_figures():
     np.testing.assert_allclose(h["val_loss"], (WV * bce(pv, YV)).mean(), rtol=1e-5)  # Keras: mean over rows of w·loss
     np.testing.assert_allclose(h["val_mae"], np.abs(pv - YV).mean(), rtol=1e-5)  # the metrics unweighted
     np.testing.assert_allclose(h["val_accuracy"], ((pv > 0.5) == (YV > 0.5)).mean(), rtol=1e-6)
+    hit, pos = (p > 0.5) & (Y > 0.5), p > 0.5  # precision and recall: ratios of sums over the epoch's rows
+    np.testing.assert_allclose([h["precision"], h["recall"]], [hit.sum() / pos.sum(), hit.sum() / (Y > 0.5).sum()],
+                               rtol=1e-6)
+    np.testing.assert_allclose([h["auc"], h["val_auc"]], [keras_auc(p, Y), keras_auc(pv, YV)], rtol=1e-5)
+    assert abs(h["auc"] - rank_auc(p, Y)) < 0.01  # 200 thresholds: close to the exact area
+    hit_v, pos_v = (pv > 0.5) & (YV > 0.5), pv > 0.5
+    expected = hit_v.sum() / pos_v.sum() if pos_v.any() else 0.0
+    np.testing.assert_allclose([h["val_precision"], h["val_recall"]], [expected, hit_v.sum() / (YV > 0.5).sum()],
+                               rtol=1e-6)
     ones = _weighted_run(X, Y, weights=np.ones(7))  # weights of 1: the plain mean, as without weights
     np.testing.assert_allclose(ones.history["val_loss"][0], bce(probs(ones.params, XV), YV).mean(), rtol=1e-5)
 
@@ -134,11 +158,16 @@ def test_validation_split_weighs_the_held_out_rows():
 
 
 def test_bad_metrics_and_states_are_refused():
-    with pytest.raises(fnn.FnnValueError, match=r"unknown metric 'auc' in metrics=; choose from \['accuracy', 'acc', "
-                                                r"'mae', 'mean_absolute_error', 'mse', 'mean_squared_error'\]"):
-        fnn.Trainer(MODEL, metrics=["mae", "auc"])
+    with pytest.raises(fnn.FnnValueError, match=r"unknown metric 'f1' in metrics=; choose from \['accuracy', 'acc', "
+                                                r"'mae', 'mean_absolute_error', 'mse', 'mean_squared_error', "
+                                                r"'precision', 'recall', 'auc'\]"):
+        fnn.Trainer(MODEL, metrics=["mae", "f1"])
     plain, counted = fnn.Trainer(MODEL), fnn.Trainer(MODEL, metrics=["mae"])
     with pytest.raises(fnn.FnnValueError, match=r"state\.sums\.metric has shape \(\), but this trainer records 2 "
-                                                r"metric\(s\) \(metrics=\['mae'\]\)"):
+                                                r"sums \(metrics=\['mae'\]\)"):
         counted.check_state(plain.init(PARAMS))
     assert fnn.Trainer(MODEL, metrics=["accuracy"]).metrics == ()  # binary_crossentropy records accuracy already
+    softmax = fnn.Sequential([fnn.Dense(3, activation="softmax", input_dim=2)])
+    with pytest.raises(fnn.FnnValueError, match=r"metrics='recall' needs yes/no outputs \(a binary loss such as "
+                                                r"binary_crossentropy\), but the loss is"):
+        fnn.Trainer(softmax, metrics=["recall"])
