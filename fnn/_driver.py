@@ -120,9 +120,7 @@ def verbosity(verbose) -> int:
         return 1 if hasattr(sys.stdout, "isatty") and sys.stdout.isatty() else 0
     if isinstance(verbose, (bool, np.bool_)):
         return int(verbose)
-    if isinstance(verbose, float) and verbose.is_integer():
-        verbose = int(verbose)
-    return min(_validate.integer(verbose, "verbose", minimum=0), 2)
+    return min(_validate.count(verbose, "verbose", minimum=0), 2)
 
 
 # --------------------------------------------------------------------------- compile time, as JAX reports it
@@ -175,13 +173,6 @@ def warn_if_rebuilt(update) -> None:
             RuntimeWarning,
             stacklevel=4,
         )
-
-
-def integral(value):
-    """Keras habit: an integral float (epochs=10.0) is an int."""
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def has_numbers(opt_state) -> bool:

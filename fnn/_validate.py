@@ -205,6 +205,20 @@ def integer(value: Any, name: str, minimum: int = 1) -> int:
     return int(value)
 
 
+def count(value: Any, name: str, minimum: int = 1) -> int:
+    """A count (epochs, batch_size, patience...): an integer >= minimum, or a whole float (10.0 is 10,
+    as Keras takes it); 10.5, nan and bools are refused."""
+    if isinstance(value, (float, np.floating)):
+        if not (np.isfinite(value) and float(value).is_integer()):
+            hint = f"pass {math.floor(value)} or {math.ceil(value)}" if np.isfinite(value) else "pass an integer"
+            raise FnnTypeError(
+                f"{name} must be an integer >= {minimum}, got float {float(value)!r}, which is not a whole "
+                f"number; {hint} (a whole float such as 10.0 is taken as 10)"
+            )
+        value = int(value)
+    return integer(value, name, minimum)
+
+
 def real(
     value: Any,
     name: str,

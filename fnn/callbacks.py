@@ -98,8 +98,8 @@ class Sharpness(Rule):
     log_names = ("sharpness",)
 
     def __init__(self, every: int = 1, iterations: int = 20, key: Any = 0):
-        self.every = _validate.integer(every, "Sharpness every", minimum=1)
-        self.iterations = _validate.integer(iterations, "Sharpness iterations", minimum=1)
+        self.every = _validate.count(every, "Sharpness every", minimum=1)
+        self.iterations = _validate.count(iterations, "Sharpness iterations", minimum=1)
         self.key = np.asarray(jax.random.key_data(_validate.key(key)))
 
     def init(self, params):
@@ -196,7 +196,7 @@ class ModelCheckpoint(Callback):
         if not isinstance(path, (str, os.PathLike)):
             raise FnnTypeError(f"ModelCheckpoint path must be a str or os.PathLike, got {type(path).__name__}")
         self.path = os.fspath(path)
-        self.every = None if every is None else _validate.integer(every, "every", minimum=1)
+        self.every = None if every is None else _validate.count(every, "every", minimum=1)
         self.model: Any = None  # set by the Trainer
         self.loss: str | None = None
         self.saved: list[str] = []

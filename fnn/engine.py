@@ -29,7 +29,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import _compile, losses, models, optim
+from fnn import _compile, _epoch_logs, losses, models, optim
 
 __all__ = [
     "CHUNK",
@@ -72,7 +72,7 @@ class Sums(NamedTuple):
     """The current epoch's weighted sums over accepted steps."""
 
     loss: Leaf
-    metric: Leaf
+    metric: Leaf  # the loss's metric; (rows,) with Spec.metrics (fnn.metrics.sum_rows)
     weight: Leaf  # the accepted samples' total weight
 
 
@@ -105,6 +105,7 @@ class Data(NamedTuple):
     x_val: Leaf | None
     y_val: Leaf | None
     n_val: Leaf | None = None  # int32: the real validation rows, where x_val is padded (None: all real)
+    w_val: Leaf | None = None  # (N_val,) validation weights (val_loss: the mean of w·loss), or None (all 1)
 
 
 class Spec(NamedTuple):
@@ -118,10 +119,11 @@ class Spec(NamedTuple):
     callbacks: tuple = ()  # the compiled callbacks (fnn.callbacks.Rule), equal when their kinds are
     mesh: Any = None  # a jax.sharding.Mesh with a "data" axis: each batch is split across its devices
     small_layers: bool = True  # tiny layers as fused sums (layers.dense_apply); a sweep turns it off
+    metrics: tuple = ()  # extra fnn.metrics.Metric records (fit's metrics=): Sums.metric is then (rows,)
 
     def log_names(self, validate: bool) -> tuple[str, ...]:
-        metric = self.loss.metric.name
-        names = ("loss", metric) + (("val_loss", f"val_{metric}") if validate else ())
+        train = ("loss",) + _epoch_logs.metric_names(self)
+        names = train + (tuple(f"val_{name}" for name in train) if validate else ())
         for callback in self.callbacks:
             names += tuple(name for name in callback.log_names if name not in names)
         return names
@@ -250,11 +252,11 @@ def _step(spec: Spec, layout: _Layout, state: TrainState, batch) -> tuple[TrainS
         bad_leaf=jnp.where(bad & (g.first[0] < 0), leaf, g.bad_leaf),
         halted=g.halted | (bad_run > g.max_bad_steps),
     )
-    hits = spec.loss.metric.per_sample(jax.lax.stop_gradient(out), yb, spec.loss.from_logits)
+    hits = _epoch_logs.hits(spec, jax.lax.stop_gradient(out), yb)
     s = state.sums
     sums = Sums(
         loss=s.loss + jnp.where(take, loss * count, 0.0).astype(s.loss.dtype),
-        metric=s.metric + jnp.where(take, jnp.sum(mb * hits), 0.0).astype(s.metric.dtype),
+        metric=s.metric + jnp.where(take, _epoch_logs.row_sums(mb, hits), 0.0).astype(s.metric.dtype),
         weight=s.weight + jnp.where(take, count, 0.0).astype(s.weight.dtype),
     )
 
@@ -324,22 +326,6 @@ def train_steps(spec: Spec, state: TrainState, batches) -> TrainState:
 
 
 # --------------------------------------------------------------------------- the end of an epoch
-def _logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
-    s, metric = state.sums, spec.loss.metric
-    logs = {"loss": s.loss / s.weight, metric.name: s.metric / s.weight}
-    if data.x_val is not None:
-        x_val, y_val = jnp.asarray(data.x_val), jnp.asarray(data.y_val)
-        out = models.network_output(spec.model, spec.loss, params, x_val)
-        per, hits = spec.loss.per_sample(out, y_val), metric.per_sample(out, y_val, spec.loss.from_logits)
-        if data.n_val is None:
-            logs["val_loss"], logs[f"val_{metric.name}"] = jnp.mean(per), jnp.mean(hits)
-        else:  # padded rows: the mean over the real ones
-            real = (jnp.arange(per.shape[0]) < data.n_val).astype(per.dtype)
-            count = jnp.maximum(jnp.sum(real), 1)
-            logs["val_loss"], logs[f"val_{metric.name}"] = jnp.sum(real * per) / count, jnp.sum(real * hits) / count
-    return logs
-
-
 def _full_loss(spec: Spec, data: Data) -> Callable | None:
     """params (tree form) -> the mean of w·loss over all real rows; traced only by a rule that calls it."""
     if data.x.shape[0] == 0:  # the stream path: the rows were fed batch by batch and are gone
@@ -355,7 +341,7 @@ def end_epoch(spec: Spec, state: TrainState, data: Data):
 
     On a stop, the first callback that stopped the run chooses the params the state keeps
     (`Rule.stop_params`: TerminateOnNaN's fallback, EarlyStopping's best). Params in tree form."""
-    logs = _logs(spec, state, data, state.params)
+    logs = _epoch_logs.epoch_logs(spec, state, data, state.params)
     view = EpochView(
         state.epoch, logs, state.params, state.start_params, state.opt_state, state.guard.halted, _full_loss(spec, data)
     )
@@ -377,7 +363,7 @@ def end_epoch(spec: Spec, state: TrainState, data: Data):
         step=jnp.zeros_like(state.step),
         callbacks=tuple(states),
         guard=state.guard._replace(halted=jnp.zeros((), bool)),
-        sums=Sums(zero, zero, zero),
+        sums=Sums(zero, jnp.zeros_like(state.sums.metric), zero),
         start_params=params,
     )
     logs = {name: jnp.asarray(view.logs[name]) for name in spec.log_names(data.x_val is not None)}

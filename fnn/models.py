@@ -44,8 +44,8 @@ class Dense:
 
     kernel_init: an initializer name; None picks He-uniform before ReLU-family activations and
     Glorot-uniform otherwise. bias_init: the biases' starting value (0 by default; a small
-    positive value keeps more ReLU units alive at the start of a narrow network). input_dim:
-    the width of the model's inputs, as in Keras; only the first layer of a Sequential may
+    positive value keeps more ReLU units alive at the start of a narrow network). input_dim (or
+    Keras' input_shape=(n,)): the width of the model's inputs, as in Keras; only the first layer of a Sequential may
     declare it, and then `model.init(key)` needs no input_dim. activation: a name (Keras' names
     too), None (linear), an fnn.Activation(f, df), or any callable z -> f(z), which jax.grad then
     differentiates (fit, fnn.objective) and fnn.backprop refuses, naming the fix.
@@ -60,9 +60,13 @@ class Dense:
     kernel_init: str | None = None
     bias_init: float = 0.0
     input_dim: int | None = None
+    input_shape: tuple[int] | None = None  # Keras' spelling of input_dim, (n,): stored as input_dim=n
 
     def __post_init__(self):  # activation: a name, None, an fnn.Activation or any callable (see fnn.activations)
         units = _validate.integer(self.units, "Dense units", minimum=1)
+        if self.input_shape is not None:
+            object.__setattr__(self, "input_dim", _input_shape_dim(self.input_shape, self.input_dim))
+            object.__setattr__(self, "input_shape", None)  # one spelling: equal to, and compiled as, input_dim=n
         if self.input_dim is not None:
             object.__setattr__(self, "input_dim", _validate.integer(self.input_dim, "Dense input_dim", minimum=1))
         name = activations.canonical(self.activation)
@@ -91,6 +95,21 @@ class Dense:
         args += [f"bias_init={self.bias_init!r}"] if self.bias_init != 0.0 else []
         args += [f"input_dim={self.input_dim!r}"] if self.input_dim is not None else []
         return f"Dense({', '.join(args)})"
+
+
+def _input_shape_dim(shape, input_dim) -> int:
+    """n from Keras' input_shape=(n,); a Dense layer takes rows of n features, so only (n,) fits."""
+    if not isinstance(shape, (tuple, list)) or len(shape) != 1:
+        raise FnnValueError(
+            f"Dense input_shape must be a 1-tuple (n_features,), e.g. input_shape=(2,), got {shape!r}; a Dense "
+            "layer takes rows of features (flatten images first), and input_dim=n says the same"
+        )
+    dim = _validate.count(shape[0], "Dense input_shape[0]", minimum=1)
+    if input_dim is not None and input_dim != dim:
+        raise FnnValueError(
+            f"Dense input_shape={tuple(shape)!r} disagrees with input_dim={input_dim!r}; give one of them"
+        )
+    return dim
 
 
 @dataclasses.dataclass(frozen=True)

@@ -233,12 +233,12 @@ class EarlyStopping(Rule):
         start_from_epoch: int = 0,
     ):
         self.monitor = _monitor(monitor)
-        self.patience = _validate.integer(patience, "patience", minimum=0)
+        self.patience = _validate.count(patience, "patience", minimum=0)
         self.min_delta = abs(_validate.real(min_delta, "min_delta"))
         self.restore_best_weights = _boolean(restore_best_weights, "restore_best_weights")
         self.sign = _mode(mode, self.monitor)
         self.baseline = None if baseline is None else _validate.real(baseline, "baseline")
-        self.start_from_epoch = _validate.integer(start_from_epoch, "start_from_epoch", minimum=0)
+        self.start_from_epoch = _validate.count(start_from_epoch, "start_from_epoch", minimum=0)
 
     def init(self, params):
         dtype = optim.dtype_of(params)
@@ -301,7 +301,7 @@ class TerminateOnNaN(Rule):
     static = ()
 
     def __init__(self, max_bad_steps: int = 0):
-        self.max_bad_steps = _validate.integer(max_bad_steps, "max_bad_steps", minimum=0)
+        self.max_bad_steps = _validate.count(max_bad_steps, "max_bad_steps", minimum=0)
 
     def init(self, params):
         dtype = optim.dtype_of(params)
@@ -355,10 +355,10 @@ class ReduceLROnPlateau(Rule):
     ):
         self.monitor = _monitor(monitor)
         self.factor = _validate.real(factor, "factor", low=0, high=1, low_open=True, high_open=True)
-        self.patience = _validate.integer(patience, "patience", minimum=0)
+        self.patience = _validate.count(patience, "patience", minimum=0)
         self.min_delta = abs(_validate.real(min_delta, "min_delta"))
         self.min_lr = _validate.real(min_lr, "min_lr", low=0)
-        self.cooldown = _validate.integer(cooldown, "cooldown", minimum=0)
+        self.cooldown = _validate.count(cooldown, "cooldown", minimum=0)
         self.sign = _mode(mode, self.monitor)
 
     def init(self, params):
@@ -434,7 +434,7 @@ class Snapshots(Rule):
     SLOTS = 32  # snapshots one compiled call keeps at most
 
     def __init__(self, every: int = 1):
-        self.every = _validate.integer(every, "every", minimum=1)
+        self.every = _validate.count(every, "every", minimum=1)
 
     def max_epochs_per_call(self) -> int:
         return self.every * self.SLOTS

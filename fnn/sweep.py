@@ -90,7 +90,7 @@ def sweep(
     rates = tuple(_validate.real(r, f"learning_rates[{i}]", low=0, low_open=True) for i, r in enumerate(rates))
     seeds = tuple(_validate.integer(s, f"seeds[{i}]", minimum=0) for i, s in enumerate(_sequence(seeds, "seeds")))
     models.check_model(model)
-    epochs = _validate.integer(epochs, "epochs", minimum=0)
+    epochs = _validate.count(epochs, "epochs", minimum=0)
     xs, _ = _validate.features(x, "x")
     n_in = xs.shape[1]
     opts = [optim.check_optimizer(optimizer(r), f"optimizer(learning_rates[{i}])") for i, r in enumerate(rates)]

@@ -70,6 +70,7 @@ def fit(
     verbose: Any = "auto",
     devices=None,
     initial_state=None,
+    metrics: Any = (),
 ) -> FitResult:
     """Train `params` on (x, y) with mini-batch gradient steps; returns the params and the history.
 
@@ -85,7 +86,13 @@ def fit(
     and class_weight {label: weight} weight each sample's loss: a batch's loss is the mean of
     w·loss over its rows, as in Keras (the metric stays unweighted). devices=jax.devices() (or a Mesh
     with a "data" axis) splits every batch across them. initial_state: a TrainState or a
-    ModelCheckpoint path to continue; epochs then counts the whole run.
+    ModelCheckpoint path to continue; epochs then counts the whole run. metrics: Keras' names
+    ("accuracy"/"acc", "mae"/"mean_absolute_error", "mse"/"mean_squared_error"; for a binary loss
+    "precision", "recall", "auc"), each recorded per epoch over the epoch's rows, unweighted
+    (history["mae"], with validation data "val_mae"). validation_data: (x_val, y_val) or (x_val,
+    y_val, sample_weight_val): val_loss is then the mean of w·loss over the validation rows, as
+    Keras weighs. Counts (epochs, batch_size, a callback's patience) take whole floats (10.0);
+    verbose takes True/False (1/0).
 
     Compiles once per structure (model, loss, optimizer kind, shapes, batch size, the compiled
     callbacks' kinds, devices); every number is a runtime value. Ctrl-C stops the run at the end
@@ -105,8 +112,9 @@ def fit(
         shuffle=shuffle,
         callbacks=callbacks,
         devices=devices,
+        metrics=metrics,
     )
-    epochs = _validate.integer(_integral(epochs), "epochs", minimum=0)
+    epochs = _validate.count(epochs, "epochs", minimum=0)
     level = verbosity(verbose)
     state = _start(trainer, params, key, initial_state, given_optimizer)
     done = int(state.epoch)
@@ -155,12 +163,6 @@ def fit(
     if spans_processes(trainer.mesh):  # results are replicated: continue with this process's copy
         state = jax.tree.map(lambda a: jax.device_put(np.asarray(jax.device_get(a))) if not _is_key(a) else a, state)
     return _result(trainer, state, history)
-
-
-def _integral(value):
-    if isinstance(value, float) and value.is_integer():
-        return int(value)
-    return value
 
 
 def _is_key(a) -> bool:
@@ -219,7 +221,7 @@ def _split(model, trainer: Trainer, state: TrainState, x, y, sample_weight, frac
         w = np.asarray(_validate.array(sample_weight, "sample_weight"))
         if w.shape != (n,):
             raise FnnValueError(f"sample_weight must have one weight per sample, shape ({n},), got {w.shape}")
-        sample_weight = w[train]
+        return x[train], y[train], w[train], (x[val], y[val], w[val])  # Keras weighs the held-out rows too
     return x[train], y[train], sample_weight, (x[val], y[val])
 
 

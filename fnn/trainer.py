@@ -24,7 +24,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import _compile, _driver, _validate, engine, inference, losses, models, optim, targets
+from fnn import _compile, _driver, _validate, engine, inference, losses, metrics, models, optim, targets
 from fnn import callbacks as fnn_callbacks
 from fnn.engine import Data, Guard, Sums, TrainState
 from fnn.errors import FnnTypeError, FnnValueError
@@ -39,6 +39,13 @@ _compiled_run = _compile.jit(engine.run, static_argnums=(0,), large=engine.is_la
 _donating_run = _compile.jit(engine.run, static_argnums=(0,), donate_argnums=(1,), large=engine.is_large)
 
 
+def metrics_of(model: models.Sequential, loss: losses.Loss, names) -> tuple:
+    """The extra metrics' records for metrics= (Keras' names), checked against the known ones."""
+    if names is None:
+        return ()
+    return metrics.resolve(names, loss, model.output_activation)
+
+
 class Trainer:
     """The structure of a run: the model, the loss, the optimizer, the batch size, shuffling, the
     callbacks and the devices. See the module docstring.
@@ -46,6 +53,7 @@ class Trainer:
     loss: a name (Keras' names too); None pairs it with the output layer. optimizer: an fnn.optim
     optimizer, a name ("adam", "sgd", ...) or a user's (init, update) pair; None is adam(1e-3).
     callbacks: fnn.callbacks objects; a TerminateOnNaN() is added unless one is given.
+    metrics: Keras' metric names (fnn.metrics.NAMES), recorded in the history each epoch.
     devices: jax.devices() (or a Mesh with a "data" axis) splits every batch across them.
 
     Example:
@@ -66,12 +74,14 @@ class Trainer:
         shuffle: bool = True,
         callbacks: Any = (),
         devices=None,
+        metrics: Any = (),
     ):
         self.model = models.check_model(model)
         self.loss = models.resolve_loss(model, loss)
+        self.metrics = metrics_of(self.model, self.loss, metrics)
         self.optimizer = optim.adam(1e-3) if optimizer is None else optim.check_optimizer(optimizer)
         _driver.warn_if_rebuilt(self.optimizer.update)
-        self.batch_size = _validate.integer(_driver.integral(batch_size), "batch_size", minimum=1)
+        self.batch_size = _validate.count(batch_size, "batch_size", minimum=1)
         if not isinstance(shuffle, (bool, np.bool_)):
             raise FnnTypeError(f"shuffle must be True or False, got {type(shuffle).__name__} {shuffle!r}")
         self.callbacks = _driver.check_callbacks(callbacks)
@@ -93,7 +103,7 @@ class Trainer:
         self.mesh = _driver.mesh(devices)
         self.spec = engine.Spec(
             self.model, self.loss, self.optimizer.update, self.batch_size, bool(shuffle), self.rules, self.mesh
-        )
+        )._replace(metrics=self.metrics)
 
     def __repr__(self):
         return (
@@ -138,10 +148,14 @@ class Trainer:
             key=key,
             callbacks=tuple(r.init(params) for r in self.rules),
             guard=guard,
-            sums=Sums(zero, zero, zero),
+            sums=Sums(zero, self._metric_zeros(dtype), zero),
             start_params=params,
         )
         return self._place(state)
+
+    def _metric_zeros(self, dtype) -> np.ndarray:
+        """Sums.metric's start: one sum for the loss's metric; (rows,) with extra metrics (metrics.sum_rows)."""
+        return np.zeros((metrics.sum_rows(self.metrics),) if self.metrics else (), dtype)
 
     def _place(self, tree):
         if self.mesh is None:  # host arrays: jit's dispatch transfers them (far cheaper than device_put per leaf)
@@ -163,6 +177,12 @@ class Trainer:
                 "(the same compiled callbacks, in order) that made it"
             )
         _driver.check_opt_state(optim.init_state(self.optimizer, state.params), state.opt_state)
+        if np.shape(state.sums.metric) != self._metric_zeros(np.float32).shape:
+            raise FnnValueError(
+                f"state.sums.metric has shape {np.shape(state.sums.metric)}, but this trainer records "
+                f"{metrics.sum_rows(self.metrics)} sums (metrics={[m.name for m in self.metrics]}); continue a state "
+                "with the same metrics= that made it, or start from trainer.init"
+            )
         return state
 
     # ------------------------------------------------------------------ data
@@ -175,15 +195,22 @@ class Trainer:
             warnings.warn(message, UserWarning, stacklevel=4)
         dtype = x.dtype
         w = targets.sample_weights(self.model, self.loss, y, sample_weight, class_weight)
-        xv = yv = None
+        xv = yv = wv = None
         if validation_data is not None:
-            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) == 2):
-                raise FnnTypeError("validation_data must be a pair (x_val, y_val)")
+            if not (isinstance(validation_data, (tuple, list)) and len(validation_data) in (2, 3)):
+                got = f"a sequence of {len(validation_data)}" if isinstance(validation_data, (tuple, list)) else None
+                raise FnnTypeError(
+                    "validation_data must be a pair (x_val, y_val) or a triple (x_val, y_val, sample_weight_val), "
+                    f"got {got or type(validation_data).__name__}"
+                )
+            x_val, y_val = validation_data[:2]
             xv, yv = models.prepare(
-                self.model, self.loss, params, *validation_data, xname="x_val", yname="y_val", host=self.mesh is None
+                self.model, self.loss, params, x_val, y_val, xname="x_val", yname="y_val", host=self.mesh is None
             )
+            if len(validation_data) == 3 and validation_data[2] is not None:
+                wv = targets.sample_weights(self.model, self.loss, yv, validation_data[2], None)
         if self.mesh is not None and _driver.spans_processes(self.mesh):
-            if w is not None:
+            if w is not None or wv is not None:
                 raise FnnValueError("sample_weight and class_weight are not available across processes yet")
             # Each process passed its own rows: together they form the global, sample-sharded data.
             rows = NamedSharding(self.mesh, PartitionSpec("data"))
@@ -203,7 +230,9 @@ class Trainer:
                 n_val, rows = np.asarray(xv.shape[0], np.int32), inference.bucket_rows(xv.shape[0])
                 xv, yv = (jax.device_put(inference.padded(a, rows)) for a in (xv, yv))
                 n_val = jax.device_put(n_val)
-        data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv, n_val)
+                wv = None if wv is None else inference.padded(np.asarray(wv, dtype), rows)
+        wv = None if wv is None else _validate.device(wv, dtype)
+        data = Data(x, y, None if w is None else _validate.device(w, dtype), jax.device_put(n), xv, yv, n_val, wv)
         if self.mesh is not None:
             data = self._place(data)
         return data
@@ -246,7 +275,7 @@ class Trainer:
         """Run `epochs` more epochs from `state` (or until a callback stops the run): -> (state, History).
         Two calls of 10 epochs give bitwise what one of 20 gives. x may be prepared `trainer.data(...)`."""
         self.check_state(state)
-        epochs = _validate.integer(_driver.integral(epochs), "epochs", minimum=0)
+        epochs = _validate.count(epochs, "epochs", minimum=0)
         level = _driver.verbosity(verbose)
         if isinstance(x, Data):
             data = x

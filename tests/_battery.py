@@ -627,6 +627,25 @@ def _model_cases() -> list[Case]:
         Case("fnn.Dense", "input_dim True", input_dim, True, FnnTypeError,
              r"Dense input_dim must be an integer >= 1, got bool True"),
     ]
+    input_shape = lambda bad: fnn.Dense(4, input_shape=bad)  # noqa: E731
+    cases += [
+        Case("fnn.Dense", "input_shape of 2 axes", input_shape, (8, 8), FnnValueError,
+             r"Dense input_shape must be a 1-tuple \(n_features,\), e\.g\. input_shape=\(2,\), got \(8, 8\)"),
+        Case("fnn.Dense", "input_shape an int", input_shape, 2, FnnValueError,
+             r"Dense input_shape must be a 1-tuple \(n_features,\).*got 2"),
+        Case("fnn.Dense", "input_shape (0,)", input_shape, (0,), FnnValueError,
+             r"Dense input_shape\[0\] must be an integer >= 1, got 0"),
+        Case("fnn.Dense", "input_shape (2.5,)", input_shape, (2.5,), FnnTypeError,
+             r"Dense input_shape\[0\] must be an integer >= 1, got float 2.5"),
+        Case("fnn.Dense", "input_shape against input_dim", lambda bad: fnn.Dense(4, input_shape=bad, input_dim=3),
+             (2,), FnnValueError, r"Dense input_shape=\(2,\) disagrees with input_dim=3; give one of them"),
+        Case("fnn.Sequential", "input_shape on layer 1", lambda bad: fnn.Sequential(bad),
+             [fnn.Dense(3), fnn.Dense(1, input_shape=(3,))], FnnValueError,
+             r"Sequential layer 1, Dense\(1, input_dim=3\), declares input_dim, but only the first layer may"),
+        Case("model.init", "input_dim against input_shape",
+             lambda bad: fnn.Sequential([fnn.Dense(3, input_shape=(2,)), fnn.Dense(1)]).init(0, bad), 5, FnnValueError,
+             r"input_dim=5 disagrees with the first layer's Dense\(3, input_dim=2\)"),
+    ]
     seq = lambda bad: fnn.Sequential(bad)  # noqa: E731
     cases += [
         Case("fnn.Sequential", "no layers", seq, [], FnnValueError, r"Sequential needs at least one layer"),
@@ -755,8 +774,28 @@ def _fit_cases() -> list[Case]:
         ("validation_split NaN", "validation_split", NaN, FnnValueError, r"validation_split must be finite, got nan"),
         ("validation_split 0.1 of 4 samples", "validation_split", 0.1, FnnValueError,
          r"validation_split=0.1 of 4 samples leaves an empty training or validation set"),
-        ("validation_data of 3 arrays", "validation_data", (X, Y_BIN, Y_BIN), FnnTypeError,
-         r"validation_data must be a pair \(x_val, y_val\)"),
+        ("validation_data of 4 arrays", "validation_data", (X, Y_BIN, np.ones(N), Y_BIN), FnnTypeError,
+         r"validation_data must be a pair \(x_val, y_val\) or a triple \(x_val, y_val, sample_weight_val\), "
+         r"got a sequence of 4"),
+        ("validation_data a dict", "validation_data", {"x": X}, FnnTypeError,
+         r"validation_data must be a pair \(x_val, y_val\) or a triple .*got dict"),
+        ("validation_data weights of the wrong length", "validation_data", (X, Y_BIN, np.ones(3)), FnnValueError,
+         r"sample_weight must have one weight per sample, shape \(4,\), got \(3,\)"),
+        ("validation_data weights negative", "validation_data", (X, Y_BIN, np.array([1.0, -1.0, 1.0, 1.0])),
+         FnnValueError, r"sample_weight\[1\] = -1.0 is negative"),
+        ("epochs 10.5", "epochs", 10.5, FnnTypeError,
+         r"epochs must be an integer >= 0, got float 10.5, which is not a whole number; pass 10 or 11"),
+        ("epochs inf", "epochs", float("inf"), FnnTypeError, r"epochs must be an integer >= 0, got float inf"),
+        ("batch_size 16.5", "batch_size", 16.5, FnnTypeError,
+         r"batch_size must be an integer >= 1, got float 16.5, which is not a whole number; pass 16 or 17"),
+        ("verbose 1.5", "verbose", 1.5, FnnTypeError, r"verbose must be an integer >= 0, got float 1.5"),
+        ("metrics an unknown name", "metrics", ["f1"], FnnValueError,
+         r"unknown metric 'f1' in metrics=; choose from \['accuracy', 'acc', 'mae', 'mean_absolute_error', 'mse', "
+         r"'mean_squared_error', 'precision', 'recall', 'auc'\]"),
+        ("metrics a Keras name fnn lacks", "metrics", ["accuracy", "top_k_categorical_accuracy"], FnnValueError,
+         r"unknown metric 'top_k_categorical_accuracy'"),
+        ("metrics a function", "metrics", [np.mean], FnnTypeError, r"metrics\[0\] must be a metric name"),
+        ("metrics a number", "metrics", 3, FnnTypeError, r"metrics must be a list of metric names .*got int"),
         ("verbose -1", "verbose", -1, FnnValueError, r"verbose must be an integer >= 0, got -1"),
         ("verbose 'loud'", "verbose", "loud", FnnTypeError, r"verbose must be an integer >= 0, got str 'loud'"),
         ("shuffle 1", "shuffle", 1, FnnTypeError, r"shuffle must be True or False, got int 1"),
@@ -998,8 +1037,14 @@ def _trainer_cases() -> list[Case]:
         Case("trainer.run", "verbose 'loud'", kw("verbose"), "loud", FnnTypeError,
              r"verbose must be an integer >= 0, got str 'loud'"),
         Case("trainer.run", "verbose -1", kw("verbose"), -1, FnnValueError, r"verbose must be an integer >= 0, got -1"),
-        Case("trainer.run", "validation_data of 3 arrays", kw("validation_data"), (X, Y_BIN, Y_BIN), FnnTypeError,
-             r"validation_data must be a pair \(x_val, y_val\)"),
+        Case("trainer.run", "validation_data of 4 arrays", kw("validation_data"), (X, Y_BIN, None, None),
+             FnnTypeError, r"validation_data must be a pair \(x_val, y_val\) or a triple"),
+        Case("trainer.run", "epochs 10.5", kw("epochs"), 10.5, FnnTypeError,
+             r"epochs must be an integer >= 0, got float 10.5, which is not a whole number"),
+        Case("fnn.Trainer", "metrics an unknown name", lambda bad: fnn.Trainer(BIN, metrics=bad), ["f1"],
+             FnnValueError, r"unknown metric 'f1' in metrics=; choose from"),
+        Case("fnn.Trainer", "metrics precision for classes", lambda bad: fnn.Trainer(CAT, metrics=bad), ["precision"],
+             FnnValueError, r"metrics='precision' needs yes/no outputs \(a binary loss such as binary_crossentropy\)"),
         Case("trainer.run", "sample_weight of the wrong length", kw("sample_weight"), np.ones(3), FnnValueError,
              r"sample_weight must have one weight per sample, shape \(4,\), got \(3,\)"),
         Case("trainer.run", "class_weight of class 2 for 2 classes", kw("class_weight"), {2: 1.0}, FnnValueError,
@@ -1032,6 +1077,8 @@ def _callback_cases() -> list[Case]:
          r"patience must be an integer >= 0, got -1"),
         (es, "patience 1.5", lambda bad: es(patience=bad), 1.5, FnnTypeError,
          r"patience must be an integer >= 0, got float 1.5"),
+        (es, "patience 2.5", lambda bad: es(patience=bad), 2.5, FnnTypeError,
+         r"patience must be an integer >= 0, got float 2.5, which is not a whole number; pass 2 or 3"),
         (es, "patience '3'", lambda bad: es(patience=bad), "3", FnnTypeError,
          r"patience must be an integer >= 0, got str '3'"),
         (es, "min_delta NaN", lambda bad: es(min_delta=bad), NaN, FnnValueError, r"min_delta must be finite, got nan"),
@@ -1664,7 +1711,30 @@ def _edge_initial_state_done():
     _same(r.state._replace(key=jax.random.key_data(r.state.key)), state._replace(key=jax.random.key_data(state.key)))
 
 
+def _edge_weighted_validation():
+    """validation_data=(x, y, w): val_loss is the mean of w·loss over the rows; the metric unweighted."""
+    w = np.array([0.0, 1.0, 2.0, 1.0])
+    r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=1, validation_data=(X, Y_BIN, w))
+    per = np.asarray(fnn.losses.binary_cross_entropy_per_sample(BIN.apply(r.params, X), Y_BIN[:, None]))
+    assert np.isclose(r.history["val_loss"][0], np.mean(w * per), rtol=1e-5), (r.history, per)
+
+
+def _edge_keras_metrics():
+    r = fit(BIN, PARAMS[BIN], X, Y_BIN, epochs=1, metrics=["acc", "mean_absolute_error"])
+    assert list(r.history) == ["loss", "accuracy", "acc", "mean_absolute_error"], r.history
+    assert r.history["acc"] == r.history["accuracy"], r.history
+
+
+def _edge_input_shape():
+    model = fnn.Sequential([fnn.Dense(3, activation="tanh", input_shape=(2,)), fnn.Dense(1, activation="sigmoid")])
+    assert model == fnn.Sequential([fnn.Dense(3, activation="tanh", input_dim=2), fnn.Dense(1, activation="sigmoid")])
+    assert [p.w.shape for p in model.init(0)] == [(2, 3), (3, 1)]
+
+
 EDGE_CASES: list[Edge] = [
+    Edge("fnn.fit", "validation_data=(x, y, sample_weight)", _edge_weighted_validation),
+    Edge("fnn.fit", "metrics= by Keras' names", _edge_keras_metrics),
+    Edge("fnn.Dense", "Keras' input_shape=(d,)", _edge_input_shape),
     Edge("fnn.fit", "one sample (batch_size 2)", _edge_one_sample),
     Edge("fnn.fit", "one feature", _edge_one_feature),
     Edge("fnn.fit", "a single class present, binary", _edge_single_class_binary),
