@@ -19,15 +19,13 @@ per-sample losses (`from_callable`), which jax.grad differentiates: it has no ha
 from __future__ import annotations
 
 import dataclasses
-import warnings
 from collections.abc import Callable
 from typing import NamedTuple
 
 import jax
 import jax.numpy as jnp
-import numpy as np
 
-from fnn import _validate, metrics, targets
+from fnn import metrics, targets
 from fnn._more_losses import (
     BINARY_FOCAL,
     HUBER,
@@ -45,6 +43,7 @@ from fnn._more_losses import (
     sigmoid_binary_focal_cross_entropy_per_sample,
 )
 from fnn.errors import FnnTypeError, FnnValueError
+from fnn.targets import warn_if_one_class_per_row
 
 __all__ = [
     "ALIASES",
@@ -465,23 +464,6 @@ def prepare_targets(y, loss: str, n_outputs: int, dtype=jnp.float32, name: str =
     labels (see fnn.targets)."""
     loss = canonical_name(loss)
     return targets.prepare(y, LOSSES[loss].targets, n_outputs, dtype, name, loss=loss)
-
-
-def warn_if_one_class_per_row(loss: Loss, t, stacklevel: int = 3) -> None:
-    """Several sigmoid outputs with binary CE learn independent yes/no labels (multi-label); rows that
-    are all one-hot suggest one class per row, which softmax learns. Say so once per call."""
-    if loss.name != BINARY_CE or t.ndim != 2 or t.shape[1] < 2 or not _validate.is_concrete(t):
-        return
-    values = np.asarray(t)
-    if np.all((values == 0) | (values == 1)) and np.all(values.sum(axis=1) == 1):
-        warnings.warn(
-            f"every target row is one-hot over {t.shape[1]} columns, but binary_cross_entropy on "
-            f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
-            "metrics and predict_classes per column). For one class per row use "
-            f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
-            UserWarning,
-            stacklevel=stacklevel,
-        )
 
 
 def value(loss: Loss, out: Array, y: Array) -> Array:

@@ -13,6 +13,8 @@ are read off the prepared targets, and fit and evaluate share them.
 
 from __future__ import annotations
 
+import warnings
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -20,7 +22,7 @@ import numpy as np
 from fnn import _validate
 from fnn.errors import FnnTypeError, FnnValueError
 
-__all__ = ["BINARY", "CATEGORICAL", "REAL", "pair", "prepare", "sample_weights"]
+__all__ = ["BINARY", "CATEGORICAL", "REAL", "pair", "prepare", "sample_weights", "warn_if_one_class_per_row"]
 
 Array = jax.Array
 
@@ -211,3 +213,21 @@ def sample_weights(model, loss, y, sample_weight, class_weight) -> np.ndarray | 
     if not (w > 0).any():
         raise FnnValueError("every sample has weight 0: nothing to train on")
     return w
+
+
+def warn_if_one_class_per_row(loss, t, stacklevel: int = 3) -> None:
+    """Several sigmoid outputs with binary CE learn independent yes/no labels (multi-label); rows that
+    are all one-hot suggest one class per row, which softmax learns. Say so once per call. loss: a
+    fnn.losses.Loss (its targets kind and name)."""
+    if loss.targets != BINARY or t.ndim != 2 or t.shape[1] < 2 or not _validate.is_concrete(t):
+        return
+    values = np.asarray(t)
+    if np.all((values == 0) | (values == 1)) and np.all(values.sum(axis=1) == 1):
+        warnings.warn(
+            f"every target row is one-hot over {t.shape[1]} columns, but {loss.name} on "
+            f"{t.shape[1]} sigmoid outputs trains {t.shape[1]} independent yes/no labels (multi-label: "
+            "metrics and predict_classes per column). For one class per row use "
+            f"Dense({t.shape[1]}, activation='softmax') with categorical_cross_entropy.",
+            UserWarning,
+            stacklevel=stacklevel,
+        )

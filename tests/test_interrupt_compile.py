@@ -67,4 +67,5 @@ def test_ctrl_c_at_twenty_random_moments_of_a_cold_fit_and_sweep_never_kills_the
         assert rc == 0, (kind, delay, rc, err)  # a signal's death is rc < 0 here (>= 128 in a shell)
         outcomes.append(json.loads(out.strip().splitlines()[-1]))
     assert set(outcomes) <= {"KeyboardInterrupt", "interrupted", "done", "epochs"}, outcomes
-    assert "KeyboardInterrupt" in outcomes  # the moments did fall inside the runs
+    # the moments did fall inside the runs: some stopped by Ctrl-C (at an epoch's end, or aborted by the second)
+    assert {"KeyboardInterrupt", "interrupted"} & set(outcomes), outcomes

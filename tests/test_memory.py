@@ -75,9 +75,13 @@ def _fresh(code: str, timeout: int = 600) -> dict:
     return json.loads(out.stdout.strip().splitlines()[-1])
 
 
+# VmHWM, the peak of this process's own address space: ru_maxrss keeps a forking parent's peak across exec
 PEAK = """
-import json, resource, numpy as np, jax, fnn
-def peak(): return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024  # MiB
+import json, numpy as np, jax, fnn
+def peak():  # MiB
+    for line in open("/proc/self/status"):
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) / 1024
 """
 
 
