@@ -70,3 +70,19 @@ def _doctest_names(request):
         import matplotlib.pyplot as plt
 
         plt.close("all")
+
+
+# Doctests that each compile a training run or draw a movie (seconds apiece): make test-slow runs them.
+SLOW_DOCTESTS = {
+    "fnn._movie.animate",
+    "fnn._surface_plots.sharpness",
+    "fnn._lr_plots.lr_find",
+    "fnn.callbacks.Sharpness",
+    "fnn.sweep.sweep",
+}
+
+
+def pytest_collection_modifyitems(config, items):
+    for item in items:
+        if item.name in SLOW_DOCTESTS:
+            item.add_marker(pytest.mark.slow)

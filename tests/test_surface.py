@@ -67,6 +67,7 @@ def test_path_coordinates_in_the_plane(surface):
     np.testing.assert_allclose(again.path, listed.path, atol=1e-12)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_path_from_a_fit_result_with_snapshots():
     result = fnn.fit(MODEL, PARAMS, X, Y, epochs=4, batch_size=16, optimizer=fnn.optim.sgd(0.5), verbose=0,
                      callbacks=[fnn.callbacks.Snapshots(every=2)])
@@ -126,6 +127,7 @@ def test_sharpness_of_quadratics():
     assert float(fnn.sharpness(quadratic, tree, iterations=60, key=1)) == pytest.approx(4.0, rel=1e-10)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_sharpness_rule_equals_fnn_sharpness_at_the_snapshots():
     result = fnn.fit(MODEL, PARAMS, X, Y, epochs=4, batch_size=16, optimizer=fnn.optim.sgd(0.5), verbose=0,
                      callbacks=[fnn.callbacks.Snapshots(every=2), fnn.callbacks.Sharpness(every=2)])

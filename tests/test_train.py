@@ -578,6 +578,7 @@ def test_soft_labels_for_binary_cross_entropy(tiny):
     assert np.isfinite(r.history["loss"]).all()
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_keras_names_and_int_seeds(tiny):
     x, y = tiny
     p = SMALL.init(jax.random.key(0), 3)

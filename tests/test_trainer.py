@@ -378,6 +378,7 @@ def test_an_uncaught_second_ctrl_c_ends_python_as_an_interrupt_not_a_crash():
     assert errors.rstrip().endswith("KeyboardInterrupt") and "trainer.py" in errors, errors
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_the_engine_chunk_bounds_one_call():
     state = TRAINER.init(PARAMS, key=0)
     out, record = TRAINER.train_epochs(state, TRAINER.data(state, X, Y), engine.CHUNK + 10)
