@@ -122,6 +122,7 @@ def test_early_stopping_patience_zero_stops_at_the_first_epoch_without_improveme
 VAL = dict(validation_data=(X[20:], Y[20:]), optimizer=optim.adam(0.03), batch_size=8, verbose=0)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_early_stopping_restores_the_best_epochs_params():
     """val_loss falls, then rises: the run stops `patience` epochs after the best and returns its params."""
     rule = callbacks.EarlyStopping(patience=3, restore_best_weights=True)

@@ -34,6 +34,7 @@ def tiny():
     return x, y
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_circles_learns_quickly(circles):
     x, y = circles
     params = SEED_NET.init(jax.random.key(0), input_dim=2)
@@ -148,6 +149,7 @@ def test_numpy_and_jax_inputs_agree(circles):
     chex.assert_trees_all_equal(a.params, b.params)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_target_loss_stops(circles):
     x, y = circles
     params = SEED_NET.init(jax.random.key(0), input_dim=2)
@@ -170,6 +172,7 @@ def test_early_stopping_restores_best(circles):
     np.testing.assert_allclose(best, min(val), rtol=1e-5)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 @pytest.mark.parametrize("width", [8, 80], ids=["flat", "tree"])
 def test_divergence_returns_last_finite_params(circles, width):
     x, y = circles
@@ -228,6 +231,7 @@ def test_validation_split_and_regression_metric():
         fnn.fit(model, r.params, x, y, validation_split=1.0)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_categorical_fit_with_labels_and_one_hot():
     x, y = fnn.data.spiral(jax.random.key(0), 150, 3)
     model = fnn.Sequential([fnn.Dense(16, activation="tanh"), fnn.Dense(3, activation="softmax")])
@@ -404,6 +408,7 @@ def test_evaluate_and_predict_bad_inputs(tiny):
         fnn.predict("model", p, x)
 
 
+@pytest.mark.slow  # seconds of compiling: make test-slow runs it
 def test_checkpoint_and_resume_bitwise(tmp_path, circles):
     """A run interrupted after 4 epochs and resumed to 10 ends exactly as the uninterrupted run."""
     require_checkpoints(tmp_path)
