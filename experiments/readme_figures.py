@@ -325,31 +325,33 @@ def render(text: str, results: dict, path: str = "README") -> str:
     return MARKER.sub(one, text)
 
 
-def check(results: dict, paths=READMES) -> list[str]:
-    """A unified diff per README whose generated blocks differ from what results make; [] if none."""
-    diffs = []
+def stale(results: dict, paths=READMES):
+    """(path, its text, the text results make) for each README whose generated blocks differ."""
     for path in paths:
         with open(path) as f:
             text = f.read()
         new = render(text, results, path)
         if new != text:
-            rel = os.path.relpath(path, ROOT)
-            diffs.append("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
-                                                      f"{rel} (as committed)", f"{rel} (from experiments/results)")))
+            yield path, text, new
+
+
+def check(results: dict, paths=READMES) -> list[str]:
+    """A unified diff per README whose generated blocks differ from what results make; [] if none."""
+    diffs = []
+    for path, text, new in stale(results, paths):
+        rel = os.path.relpath(path, ROOT)
+        diffs.append("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                  f"{rel} (as committed)", f"{rel} (from experiments/results)")))
     return diffs
 
 
 def write(results: dict, paths=READMES) -> list[str]:
     """Rewrite the generated blocks; returns the paths that changed."""
     changed = []
-    for path in paths:
-        with open(path) as f:
-            text = f.read()
-        new = render(text, results, path)
-        if new != text:
-            with open(path, "w") as f:
-                f.write(new)
-            changed.append(path)
+    for path, _, new in list(stale(results, paths)):
+        with open(path, "w") as f:
+            f.write(new)
+        changed.append(path)
     return changed
 
 
