@@ -187,7 +187,7 @@ def circles_data(n_train: int, n_test: int, noise: float, seed: int, factor: flo
 
 
 def circles_model(hidden: Sequence[int] = CIRCLES_LAYERS) -> fnn.Sequential:
-    """ReLU hidden layers, one sigmoid output (He-uniform weights before the ReLUs)."""
+    """ReLU hidden layers, one sigmoid output (Glorot-uniform weights, fnn's default)."""
     return fnn.Sequential([fnn.Dense(u, activation="relu") for u in hidden] + [fnn.Dense(1, activation="sigmoid")])
 
 

@@ -102,7 +102,7 @@ def main(argv=None) -> dict:
     s.add(f"data: make_circles, {cfg.n_train} train / {cfg.n_test} test, noise {cfg.noise:g}, factor 0.5, "
           f"data seed {args.seed}")
     s.add(f"defaults: momentum SGD (lr {cfg.learning_rate:g}, momentum {cfg.momentum:g}), batch {cfg.batch_size}, "
-          f"{cfg.epochs} epochs, He-uniform weights, hidden biases {cfg.hidden_bias:g} at the start")
+          f"{cfg.epochs} epochs, Glorot-uniform weights, hidden biases {cfg.hidden_bias:g} at the start")
     s.add()
     s.add(f"HEADLINE  test accuracy {test_acc:.2%} (init seed {args.seed}; final train loss "
           f"{result.history['loss'][-1]:.2e}, test loss {result.history['val_loss'][-1]:.2e})")

@@ -47,6 +47,7 @@ RUNS: dict[str, tuple[str, ...]] = {
     "backprop": ("backprop.py",),
     "sweep": ("sweep.py",),
     "reliability": ("reliability.py", "--mutants"),
+    "initializers": ("initializers.py",),
 }
 
 MARKER = re.compile(r"(<!-- figures:([\w.-]+) -->)(.*?)(<!-- /figures -->)", flags=re.S)
@@ -152,6 +153,53 @@ def regression_real_row(r: dict) -> str:
             f"{compare} the largest fnn − `MLPRegressor` difference of a seed ({fixed(diffs, 3)})")
 
 
+def points(value: float, digits: int = 2) -> str:
+    """A difference of two accuracies in percentage points: 0.0015 -> '+0.15', -0.02 -> '−2.00'."""
+    return signed(100 * value, digits)
+
+
+INIT_TASKS = {  # initializers.py's tasks, as the READMEs name them
+    "circles": "circles, the seed network 2-4-6-6-4-1, fnn's recipe (momentum 0.02/0.9, 150 epochs, biases 0.1)",
+    "circles_keras": "circles, the seed network, the seed's Keras recipe (Adam 1e-3, 50 epochs)",
+    "digits": "digits, 64-128-10 (`digits.py`'s recipe, a held-out quarter)",
+    "tabular": "`make_classification`, {rows:,} × 20, {n_test:,} held out, 20-64-64-1, Adam, {epochs} epochs",
+}
+RULE_NAMES = {"he_uniform": "He", "glorot_uniform": "Glorot"}
+
+
+def _initializers(r: dict) -> tuple[dict, dict, list]:
+    """(initializers.py's figures, (task, rule) -> its accuracy row, the paired rows)."""
+    f = _fig(r, "initializers")
+    return f, {(row["task"], row["rule"]): row for row in f["accuracy"]}, f["paired"]
+
+
+def _init_verdict(verdict: str) -> str:
+    return {"he": "He", "glorot": "Glorot"}.get(verdict, verdict)
+
+
+def initializers_table(r: dict) -> str:
+    f, acc, paired = _initializers(r)
+
+    def cell(row: dict) -> str:
+        return f"{pct(row['mean'], 2)} ({pct(row['min'], 2)} – {pct(row['max'], 2)})"
+
+    rows = [[INIT_TASKS[p["task"]].format(**f["tabular"]), str(acc[p["task"], "he_uniform"]["seeds"]),
+             cell(acc[p["task"], "he_uniform"]), cell(acc[p["task"], "glorot_uniform"]),
+             f"{points(p['glorot - he'])} ± {100 * p['2 SE']:.2f}", _init_verdict(p["verdict"])] for p in paired]
+    return block(table(["task (held-out accuracy)", "seeds", "He: mean (range)", "Glorot: mean (range)",
+                        "Glorot − He, points (± 2 SE)", "verdict"], rows)
+                 + f"\n\nBy the rule, the evidence picks **{RULE_NAMES[f['choice']]}** "
+                 f"(`{f['choice']}`) for ReLU layers.")
+
+
+def initializers_row(r: dict) -> str:
+    f, _, paired = _initializers(r)
+    parts = [f"{p['task']} {points(p['glorot - he'])} ± {100 * p['2 SE']:.2f} ({_init_verdict(p['verdict'])})"
+             for p in paired]
+    return (f"Glorot − He in points of mean held-out accuracy (± 2 SE, paired over seeds): {', '.join(parts)}; "
+            f"the default chosen by the evidence: `{f['choice']}`")
+
+
 def _reach(epoch) -> str | None:
     return None if epoch in (None, "-") else str(epoch)
 
@@ -160,6 +208,8 @@ def experiments_table(r: dict) -> str:
     c, c64, sr = _fig(r, "circles"), _fig(r, "circles_seeds64"), _fig(r, "seed_recipes")
     dv, rg, rr = _fig(r, "derivative"), _fig(r, "regression"), _fig(r, "regression_real")
     dg, op, bp, sw = _fig(r, "digits"), _fig(r, "optimizers"), _fig(r, "backprop"), _fig(r, "sweep")
+    ini, ini_acc, _ = _initializers(r)
+    tab = {rule: ini_acc["tabular", rule] for rule in RULE_NAMES}
     reached = c["reached"]
     epochs = {row["optimizer"]: _reach(row["epoch"]) for row in op["table1"]}
     # optimizers.py's defaults: the loss threshold 0.1, circles.py's 150 epochs (its table does not repeat them)
@@ -203,6 +253,10 @@ def experiments_table(r: dict) -> str:
          f"final loss against the learning rate over {sw['setup']['seeds']} seeds (`fnn.plot.learning_rates`): the "
          f"lowest median validation loss, {fixed(best['median val loss'], 4)}, at a rate of "
          f"{best['learning rate']:.2g}; and what a sweep costs"],
+        ["`initializers.py`",
+         f"He vs Glorot for ReLU layers over seeds, on circles (two recipes), digits and a "
+         f"{ini['tabular']['rows']:,}-row `make_classification`: there {pct(tab['he_uniform']['mean'], 2)} vs "
+         f"{pct(tab['glorot_uniform']['mean'], 2)}; chosen by the evidence: `{ini['choice']}`"],
     ]
     del c64  # quoted in experiments/README.md; loaded here so that a missing run is named early
     return block(table(["script", "result"], rows))
@@ -296,6 +350,8 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "experiments.table": experiments_table,
     "sweep.cost": sweep_cost,
     "circles.bias": circles_bias,
+    "initializers.table": initializers_table,
+    "initializers.row": initializers_row,
     "reliability.table": reliability_table,
     "reliability.checkpoint": reliability_checkpoint,
     "runtimes": runtimes,

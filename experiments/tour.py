@@ -120,7 +120,7 @@ def init(t: Tour) -> Section:
     fig.savefig(neurons, dpi=90)
     plt.close(fig)
     text = (
-        f"`model.init` draws the weights at random (He-uniform before ReLUs; here the hidden biases start at "
+        f"`model.init` draws the weights at random (Glorot-uniform, as Keras; here the hidden biases start at "
         f"{HIDDEN_BIAS:g}, the circles recipe, so fewer 4-unit layers start dead). The start already computes "
         f"a function: its boundary (black, where P = 0.5) cuts the plane somewhere and gets {acc:.0%} of the "
         f"{N_TRAIN} training points right. "

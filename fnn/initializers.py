@@ -2,7 +2,8 @@
 
 Glorot (Xavier) keeps the variance of signals and gradients alike for tanh/sigmoid/linear
 layers: Var = 2 / (fan_in + fan_out). He keeps it for ReLU layers, which zero half their
-input: Var = 2 / fan_in.
+input: Var = 2 / fan_in. fnn.Dense starts every layer from Glorot-uniform unless its kernel_init
+names another: on held-out data (experiments/initializers.py) He before ReLU layers did no better.
 
 `INITIALIZERS` is the registry `get(name)` looks up; `draw_many` draws a whole network's weights
 with one call to the random generator.

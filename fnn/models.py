@@ -42,8 +42,9 @@ Params = tuple  # tuple[DenseParams, ...]
 class Dense:
     """A fully connected layer of `units` outputs followed by an activation.
 
-    kernel_init: an initializer name; None picks He-uniform before ReLU-family activations and
-    Glorot-uniform otherwise. bias_init: the biases' starting value (0 by default; a small
+    kernel_init: an initializer name; None picks Glorot-uniform, as Keras does, for every activation
+    (ReLU layers included: experiments/initializers.py measured it against He). bias_init: the
+    biases' starting value (0 by default; a small
     positive value keeps more ReLU units alive at the start of a narrow network). input_dim (or
     Keras' input_shape=(n,)): the width of the model's inputs, as in Keras; only the first layer of a Sequential may
     declare it, and then `model.init(key)` needs no input_dim. activation: a name (Keras' names
@@ -83,9 +84,7 @@ class Dense:
 
     @property
     def initializer(self) -> str:
-        if self.kernel_init is not None:
-            return self.kernel_init
-        return "he_uniform" if self.activation in activations.RELU_FAMILY else "glorot_uniform"
+        return "glorot_uniform" if self.kernel_init is None else self.kernel_init
 
     def __repr__(self) -> str:
         """The call that builds this layer: units, then the arguments that differ from their defaults."""

@@ -10,7 +10,8 @@ def load(name: str, module: str | None = None):
     """experiments/<name>.py imported under `module` (default experiments_<name>: `backprop` etc. are too generic)."""
     if EXPERIMENTS not in sys.path:
         sys.path.insert(0, EXPERIMENTS)  # the scripts import their helpers as `_common`
-    spec = importlib.util.spec_from_file_location(module or f"experiments_{name}", os.path.join(EXPERIMENTS, f"{name}.py"))
+    path = os.path.join(EXPERIMENTS, f"{name}.py")
+    spec = importlib.util.spec_from_file_location(module or f"experiments_{name}", path)
     loaded = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(loaded)
     return loaded

@@ -117,3 +117,33 @@ def test_seed_recipes(tmp_path):
     assert all(len(r[k]) == 8 for k in ("seed_recipe", "recommended", "lr_find", "lr_find_rates"))
     assert all(0 <= a <= 1 for k in ("seed_recipe", "recommended", "lr_find") for a in r[k])
     assert "HEADLINE" in summary
+
+
+def test_initializers(tmp_path):
+    r, summary = run_quick("initializers", tmp_path)
+    assert set(r["accuracies"]) == {"circles", "circles_keras", "digits", "tabular"}
+    for task, by_rule in r["accuracies"].items():
+        assert set(by_rule) == {"he_uniform", "glorot_uniform"}, task
+        assert all(len(accs) == 3 and all(0.0 <= a <= 1.0 for a in accs) for accs in by_rule.values()), task
+    assert min(r["accuracies"]["digits"]["glorot_uniform"]) > 0.9  # 10 epochs of digits.py's recipe
+    assert r["choice"] in ("he_uniform", "glorot_uniform") and "HEADLINE" in summary
+    saved = (tmp_path / "summary.json").read_text()
+    assert '"choice": "' + r["choice"] + '"' in saved
+
+
+def test_initializers_verdicts_and_choice():
+    ini = load("initializers")
+    # glorot ahead on every seed, by more than the noise: its win; tied seeds: no difference
+    assert ini.compare([0.90, 0.91, 0.92], [0.92, 0.93, 0.94])["verdict"] == "glorot"
+    assert ini.compare([0.92, 0.93, 0.95], [0.90, 0.91, 0.92])["verdict"] == "he"
+    same = ini.compare([0.9, 0.95, 1.0], [0.9, 0.95, 1.0])
+    assert same["verdict"] == "no difference" and same["diff_mean"] == 0.0 and same["glorot_wins"] == 0
+    mixed = ini.compare([0.9, 1.0], [1.0, 0.9])
+    assert mixed["verdict"] == "no difference" and mixed["glorot_wins"] == mixed["he_wins"] == 1
+    assert ini.compare([0.9], [1.0])["verdict"] == "no difference"  # one seed: no standard error, no verdict
+    assert ini.choose(["glorot", "no difference"], current="he") == "glorot"
+    assert ini.choose(["glorot", "he"], current="he") == "he"  # a loss anywhere keeps the current default
+    assert ini.choose(["glorot", "he"], current="glorot") == "glorot"
+    assert ini.choose(["no difference"] * 4, current="glorot") == "glorot"
+    assert ini.choose(["he", "no difference"], current="glorot") == "he"
+    assert ini.current_rule() == "glorot"

@@ -7,6 +7,7 @@ import pytest
 import _scripts
 
 figures = _scripts.load("readme_figures")
+RULES = ("he_uniform", "glorot_uniform")
 
 
 def test_readmes_match_the_committed_results():
@@ -65,6 +66,38 @@ def test_blocks_from_a_tiny_result():
     assert rendered == ("a <!-- figures:seed_recipes.lr_find -->2 of 4 starts (the seed's fixed 1e-3: 3"
                         "<!-- /figures -->; b\n<!-- figures:seed_recipes.table -->" + table + "<!-- /figures -->\n")
     assert figures.render(rendered, TINY) == rendered  # writing twice changes nothing
+
+
+INIT = {"initializers": {"figures": {
+    "accuracy": [{"task": t, "rule": r, "seeds": 3, "mean": m, "min": m - 0.01, "max": m + 0.01}
+                 for t, ms in (("circles", (0.97, 0.98)), ("tabular", (0.9, 0.91))) for r, m in zip(RULES, ms)],
+    "paired": [{"task": "circles", "glorot - he": 0.01, "2 SE": 0.02, "glorot wins": 2, "he wins": 1,
+                "verdict": "no difference"},
+               {"task": "tabular", "glorot - he": 0.0015, "2 SE": 0.0007, "glorot wins": 3, "he wins": 0,
+                "verdict": "glorot"}],
+    "tabular": {"rows": 1000, "n_test": 200, "epochs": 2}, "choice": "glorot_uniform"}}}
+
+
+def test_initializers_blocks_from_a_tiny_result():
+    table = figures.initializers_table(INIT)
+    lines = table.strip().splitlines()
+    assert lines[0].startswith("| task (held-out accuracy) | seeds | He: mean (range) | Glorot: mean (range) |")
+    assert lines[2] == ("| circles, the seed network 2-4-6-6-4-1, fnn's recipe (momentum 0.02/0.9, 150 epochs, "
+                        "biases 0.1) | 3 | 97.00% (96.00% – 98.00%) | 98.00% (97.00% – 99.00%) | +1.00 ± 2.00 | "
+                        "no difference |")
+    assert lines[3].startswith("| `make_classification`, 1,000 × 20, 200 held out, 20-64-64-1, Adam, 2 epochs | 3 |")
+    assert lines[3].endswith("| +0.15 ± 0.07 | Glorot |")
+    assert lines[-1] == "By the rule, the evidence picks **Glorot** (`glorot_uniform`) for ReLU layers."
+    row = figures.initializers_row(INIT)
+    assert row.endswith("circles +1.00 ± 2.00 (no difference), tabular +0.15 ± 0.07 (Glorot); the default chosen "
+                        "by the evidence: `glorot_uniform`")
+
+
+def test_the_default_initializer_is_the_one_the_committed_evidence_chose():
+    import fnn
+
+    choice = figures.load_results()["initializers"]["figures"]["choice"]
+    assert fnn.Dense(4, activation="relu").initializer == choice
 
 
 def test_check_and_write_on_a_copy(tmp_path):

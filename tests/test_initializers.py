@@ -100,13 +100,10 @@ def test_unknown_initializer_is_refused_naming_the_choices():
         initializers.get(initializers.he_uniform)
 
 
-@pytest.mark.parametrize("activation, expected", [
-    ("relu", "he_uniform"), ("leaky_relu", "he_uniform"), ("tanh", "glorot_uniform"),
-    ("sigmoid", "glorot_uniform"), ("linear", "glorot_uniform"), (None, "glorot_uniform"),
-    ("softmax", "glorot_uniform"),
-])
-def test_dense_picks_he_before_relu_family_and_glorot_otherwise(activation, expected):
-    assert fnn.Dense(2, activation=activation).initializer == expected
+@pytest.mark.parametrize("activation", ["relu", "leaky_relu", "tanh", "sigmoid", "linear", None, "softmax"])
+def test_dense_picks_glorot_uniform_for_every_activation_as_keras(activation):
+    # He before ReLU layers was measured against it and did no better (experiments/initializers.py)
+    assert fnn.Dense(2, activation=activation).initializer == "glorot_uniform"
 
 
 def test_explicit_kernel_init_wins():
@@ -116,13 +113,13 @@ def test_explicit_kernel_init_wins():
 
 
 def test_model_init_uses_the_chosen_initializer_and_a_key_per_layer():
-    # three layers of one shape: He for relu and leaky_relu (2 / 400), Glorot for tanh (2 / 800)
+    # three layers of one shape: Glorot by default (2 / 800) for relu and tanh, He when asked (2 / 400)
     n = 400
     model = fnn.Sequential([fnn.Dense(n, activation="relu"), fnn.Dense(n, activation="tanh"),
-                            fnn.Dense(n, activation="leaky_relu")])
+                            fnn.Dense(n, activation="leaky_relu", kernel_init="he_uniform")])
     params = model.init(jax.random.key(7), input_dim=n, dtype=jnp.float64)
     ws = [np.asarray(p.w) for p in params]
-    for w, variance in zip(ws, [2.0 / n, 2.0 / (2 * n), 2.0 / n]):
+    for w, variance in zip(ws, [2.0 / (2 * n), 2.0 / (2 * n), 2.0 / n]):
         assert w.shape == (n, n) and w.dtype == np.float64
         assert w.var() == pytest.approx(variance, rel=0.1)
         assert np.abs(w).max() <= np.sqrt(3 * variance)  # uniform, as Dense promises
