@@ -12,7 +12,8 @@ experiments, committed as experiments/results/<run>.json. Nothing there is copie
     python experiments/readme_figures.py --write   # rewrite the generated blocks
     python experiments/readme_figures.py --run     # rerun every experiment into experiments/results, then --write
 
-`--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. The runs take
+`--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. A run's pictures
+that the READMEs show are copied into docs/img (see IMAGES), so they too come from the run. The runs take
 4 to 8 minutes on two shared CPU cores, one after another. Run-to-run, the figures are bitwise the
 same on the same machine (every script seeds its data, starts and shuffles); the timings are not.
 """
@@ -47,7 +48,19 @@ RUNS: dict[str, tuple[str, ...]] = {
     "backprop": ("backprop.py",),
     "sweep": ("sweep.py",),
     "reliability": ("reliability.py", "--mutants"),
+    "tour": ("tour.py",),
 }
+# run name -> (a picture it writes, the docs/img file the READMEs show): copied after each run
+IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "circles": (("boundary.gif", "circles_boundary.gif"), ("decision_boundary.png", "circles_boundary.png"),
+                ("history.png", "circles_history.png")),
+    "derivative": (("ascent.png", "derivative_ascent.png"), ("descent.png", "derivative_descent.png")),
+    "optimizers": (("optimizers.png", "optimizers.png"),),
+    "sweep": (("loss_vs_learning_rate.png", "sweep_learning_rate.png"),),
+    "tour": (("gradient.png", "tour_gradient.png"), ("sharpness.png", "tour_sharpness.png"),
+             ("activations.png", "tour_activations.png")),
+}
+IMG = os.path.join(ROOT, "docs", "img")
 
 MARKER = re.compile(r"(<!-- figures:([\w.-]+) -->)(.*?)(<!-- /figures -->)", flags=re.S)
 
@@ -365,6 +378,8 @@ def run(names, python: str = sys.executable) -> None:
         print("$", " ".join(command), flush=True)
         subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         shutil.copyfile(os.path.join(ROOT, out, "summary.json"), os.path.join(RESULTS, f"{name}.json"))
+        for picture, shown in IMAGES.get(name, ()):
+            shutil.copyfile(os.path.join(ROOT, out, picture), os.path.join(IMG, shown))
 
 
 def main(argv=None) -> int:
