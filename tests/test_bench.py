@@ -1,29 +1,20 @@
 """experiments/bench.py --quick: runs end to end, writes its JSON and plot, times every core peer,
 the seed example in fresh processes (fnn cold and warm, NumPy) and fnn.sweep against a vmap."""
-import importlib.util
 import json
 import math
-import os
-import sys
 
 import pytest
+
+import _scripts
 
 pytest.importorskip("matplotlib")
 
 # About 50 s of fresh processes and peers: `make test-slow` (and CI, after make test) runs it.
 pytestmark = pytest.mark.slow
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
-
-
 @pytest.fixture(scope="module")
 def bench():
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)  # the scripts import their helpers as `_common`
-    spec = importlib.util.spec_from_file_location("bench", os.path.join(EXPERIMENTS, "bench.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _scripts.load("bench", module="bench")
 
 
 @pytest.fixture(scope="module")

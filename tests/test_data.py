@@ -74,10 +74,103 @@ def test_train_test_split_keeps_the_type_and_every_row_once(kind):
     np.testing.assert_array_equal(same[3], y_test)
 
 
-def test_standardize_unchanged():
-    a = np.array([[1.0, 5.0], [3.0, 5.0]])
-    (s,) = data.standardize(a)
-    np.testing.assert_allclose(s, [[-1.0, 0.0], [1.0, 0.0]])
+def test_key_first_split_takes_test_fraction_by_position_too():
+    x, y = np.arange(20.0).reshape(10, 2), np.arange(10)
+    by_name = data.train_test_split(7, x, y, test_fraction=0.3)
+    by_position = data.train_test_split(7, x, y, 0.3)
+    assert len(by_name[3]) == 3 and all(np.array_equal(a, b) for a, b in zip(by_name, by_position))
+
+
+# --------------------------------------------------------------------------- train_test_split as in scikit-learn
+@pytest.mark.parametrize("n, test_size, train_size", [
+    (10, None, None), (10, 0.25, None), (7, 0.3, None), (1797, 0.25, None), (10, 3, None), (10, None, 0.6),
+    (10, None, 4), (10, 0.2, 0.5), (10, 2, 5), (9, 0.5, None), (3, 0.5, 0.5),
+])
+def test_split_sizes_are_scikit_learns(n, test_size, train_size):
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    x, y = np.arange(2 * n).reshape(n, 2), np.arange(n)
+    ours = data.train_test_split(x, y, test_size=test_size, train_size=train_size, random_state=0)
+    theirs = sklearn.train_test_split(x, y, test_size=test_size, train_size=train_size, random_state=0)
+    assert [a.shape for a in ours] == [a.shape for a in theirs]
+    x_train, x_test, y_train, y_test = ours
+    np.testing.assert_array_equal(x_train[:, 0], 2 * y_train)  # rows stay together
+    np.testing.assert_array_equal(x_test[:, 0], 2 * y_test)
+    assert len(set(y_train.tolist()) | set(y_test.tolist())) == len(y_train) + len(y_test)  # no row twice
+
+
+def test_split_of_three_arrays_keeps_types_order_and_is_seeded():
+    x, w = np.arange(24.0).reshape(12, 2), jnp.arange(12)
+    names = [f"r{i}" for i in range(12)]  # a list, of strings: split like any other rows
+    with no_compiles():
+        out = data.train_test_split(x, w, names, test_size=4, random_state=3)
+    x_train, x_test, w_train, w_test, n_train, n_test = out
+    assert isinstance(out, list) and isinstance(x_train, np.ndarray) and isinstance(w_test, jax.Array)
+    assert x_test.shape == (4, 2) and w_train.shape == (8,) and n_test.dtype.kind == "U"
+    np.testing.assert_array_equal(x_test[:, 0] / 2, w_test)
+    assert n_test.tolist() == [f"r{int(i)}" for i in w_test]
+    again = data.train_test_split(x, w, names, test_size=4, random_state=jax.random.key(3))  # int seed == its key
+    assert all(np.array_equal(a, b) for a, b in zip(out, again))
+    assert not np.array_equal(data.train_test_split(x, test_size=4, random_state=4)[1], x_test)
+    fresh = data.train_test_split(x, test_size=4)  # random_state None: fresh randomness, same sizes
+    assert fresh[0].shape == (8, 2) and fresh[1].shape == (4, 2)
+
+
+def test_split_without_shuffle_is_scikit_learns_exactly():
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    x, y = np.arange(22.0).reshape(11, 2), np.arange(11)
+    ours = data.train_test_split(x, y, test_size=0.3, train_size=5, shuffle=False)
+    theirs = sklearn.train_test_split(x, y, test_size=0.3, train_size=5, shuffle=False)
+    assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
+
+
+@pytest.mark.parametrize("counts, test_size", [((53, 31, 16), 0.25), ((40, 40, 20), 0.3), ((5, 3, 2), 0.4),
+                                               ((90, 10), 17)])
+def test_stratified_split_has_scikit_learns_class_counts(counts, test_size):
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    y = np.repeat(np.arange(len(counts)), counts)
+    y = y[np.random.default_rng(0).permutation(len(y))]
+    x = np.arange(len(y))
+    for seed in range(3):
+        x_train, x_test, y_train, y_test = data.train_test_split(x, y, test_size=test_size, random_state=seed,
+                                                                 stratify=y)
+        _, _, sk_train, sk_test = sklearn.train_test_split(x, y, test_size=test_size, random_state=seed, stratify=y)
+        np.testing.assert_array_equal(y[x_train], y_train)
+        np.testing.assert_array_equal(y[x_test], y_test)
+        # the counts of a class are sklearn's, or one off where remainders tie (sklearn breaks ties at random)
+        assert np.abs(np.bincount(y_test, minlength=len(counts)) - np.bincount(sk_test, minlength=len(counts))).max() <= 1
+        assert len(y_test) == len(sk_test) and len(y_train) == len(sk_train)
+    if counts == (53, 31, 16):  # no ties: exactly sklearn's counts, each class in its proportion
+        assert np.bincount(y_test).tolist() == np.bincount(sk_test).tolist() == [13, 8, 4]
+
+
+def test_stratify_by_one_hot_rows():
+    y = np.eye(2)[np.array([0, 0, 0, 0, 1, 1, 1, 1])]
+    _, y_test = data.train_test_split(y, test_size=0.5, random_state=0, stratify=y)
+    assert y_test.sum(axis=0).tolist() == [2.0, 2.0]
+
+
+# --------------------------------------------------------------------------- standardize
+def test_standardize_one_array_is_standard_scalers_fit_transform():
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    rng = np.random.default_rng(0)
+    x = np.column_stack([rng.normal(3.0, 7.0, 50), rng.uniform(-1, 1, 50), np.full(50, 0.1), np.zeros(50),
+                         rng.integers(0, 5, 50)])  # 0.1 repeated: a std of rounding error, not exactly 0
+    out = data.standardize(x)
+    want = preprocessing.StandardScaler().fit_transform(x)
+    assert isinstance(out, np.ndarray) and out.shape == x.shape and out.dtype == np.float64
+    np.testing.assert_allclose(out, want, rtol=0, atol=1e-12)
+    assert np.isfinite(out).all() and np.abs(out[:, 2:4]).max() < 1e-12  # constant columns: 0, not NaN or ±1
+    np.testing.assert_allclose(data.standardize([[1, 5], [3, 5]]), [[-1.0, 0.0], [1.0, 0.0]])  # ints, a list
+
+
+def test_standardize_several_arrays_uses_the_first_ones_statistics():
+    preprocessing = pytest.importorskip("sklearn.preprocessing")
+    rng = np.random.default_rng(1)
+    x_train, x_test = rng.normal(2.0, 3.0, (40, 3)), rng.normal(2.0, 3.0, (9, 3))
+    train, test = data.standardize(x_train, x_test)
+    scaler = preprocessing.StandardScaler().fit(x_train)
+    np.testing.assert_allclose(train, scaler.transform(x_train), rtol=0, atol=1e-12)
+    np.testing.assert_allclose(test, scaler.transform(x_test), rtol=0, atol=1e-12)
 
 
 # --------------------------------------------------------------------------- Scaler

@@ -1,27 +1,16 @@
 """experiments/*.py --quick: each script runs end to end, writes its plots and summary, and its key figures hold."""
-import importlib.util
 import math
-import os
-import sys
 
 import pytest
+
+import _scripts
 
 pytestmark = pytest.mark.slow  # each script run end to end: `make test-slow` (CI runs it after make test)
 
 pytest.importorskip("matplotlib")
 pytest.importorskip("sklearn")
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
-
-
-def load(name: str):
-    """Import experiments/<name>.py under a private module name (`backprop` etc. would be too generic)."""
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)  # the scripts import their helpers as `_common`
-    spec = importlib.util.spec_from_file_location(f"experiments_{name}", os.path.join(EXPERIMENTS, f"{name}.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+load = _scripts.load
 
 
 def run_quick(name: str, out):

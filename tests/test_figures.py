@@ -1,24 +1,14 @@
 """The READMEs' figures are what experiments/readme_figures.py makes of the committed results (no experiment runs)."""
 import copy
-import importlib.util
 import json
 import os
 import re
 
 import pytest
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
+import _scripts
 
-
-def _load():
-    spec = importlib.util.spec_from_file_location("experiments_readme_figures",
-                                                  os.path.join(EXPERIMENTS, "readme_figures.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
-
-
-figures = _load()
+figures = _scripts.load("readme_figures")
 
 
 def test_readmes_match_the_committed_results():
@@ -119,13 +109,9 @@ def test_load_results_reads_every_json(tmp_path):
 
 def test_summary_writes_its_figures_as_numbers(tmp_path):
     pytest.importorskip("matplotlib")
-    import sys
-
     import numpy as np
 
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)
-    import _common
+    _common = _scripts.load("_common")
 
     s = _common.Summary("t")
     s.table(["name", "acc", "seconds"], [("a", np.float32(0.5), 1.25), ("b", 1.0, 2.0)], ["{}", "{:.1%}", "{:.1f}"],

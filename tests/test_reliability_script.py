@@ -1,26 +1,16 @@
 """experiments/reliability.py --quick runs end to end and reports what the reliability tests assert."""
-import importlib.util
 import json
-import os
-import sys
 
 import pytest
+
+import _scripts
 
 pytestmark = pytest.mark.slow  # the script end to end: `make test-slow` (CI runs it after make test)
 
 pytest.importorskip("matplotlib")  # experiments/_common.py draws with it
 
-EXPERIMENTS = os.path.join(os.path.dirname(os.path.dirname(os.path.abspath(__file__))), "experiments")
-
-
 def load():
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)  # the script imports its helpers as `_common`
-    path = os.path.join(EXPERIMENTS, "reliability.py")
-    spec = importlib.util.spec_from_file_location("experiments_reliability", path)
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _scripts.load("reliability")
 
 
 def test_help_exits_cleanly(capsys):

@@ -1,5 +1,4 @@
 """experiments/tour.py: its steps are the tour's, and (slow) a run writes tour.md linking every picture it drew."""
-import importlib.util
 import json
 import os
 import re
@@ -8,10 +7,11 @@ import sys
 
 import pytest
 
+import _scripts
+
 pytest.importorskip("matplotlib")
 
 ROOT = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
-EXPERIMENTS = os.path.join(ROOT, "experiments")
 # (a) to (k) of the tour, in order: the network, INIT, LOSS, GRADIENT, STEP, STOP, the learned network, the
 # learning rate, P(x), softmax, activations
 TOUR = ("network", "init", "loss", "gradient", "step", "stop", "learned", "learning_rate", "derivative", "softmax",
@@ -19,12 +19,7 @@ TOUR = ("network", "init", "loss", "gradient", "step", "stop", "learned", "learn
 
 
 def load():
-    if EXPERIMENTS not in sys.path:
-        sys.path.insert(0, EXPERIMENTS)  # the scripts import their helpers as `_common`
-    spec = importlib.util.spec_from_file_location("experiments_tour", os.path.join(EXPERIMENTS, "tour.py"))
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+    return _scripts.load("tour")
 
 
 def test_every_step_of_the_tour_is_there_in_order_and_linked():
@@ -40,7 +35,7 @@ def test_the_tour_links_every_picture_it_writes_and_repeats_its_numbers(tmp_path
     env = dict(os.environ, PYTHONPATH=ROOT + os.pathsep + os.environ.get("PYTHONPATH", ""))
     outs = [tmp_path / "first", tmp_path / "second"]
     for out in outs:
-        done = subprocess.run([sys.executable, os.path.join(EXPERIMENTS, "tour.py"), "--out", str(out)], cwd=ROOT,
+        done = subprocess.run([sys.executable, os.path.join(_scripts.EXPERIMENTS, "tour.py"), "--out", str(out)], cwd=ROOT,
                               env=env, capture_output=True, text=True, timeout=900)
         assert done.returncode == 0, done.stderr[-3000:]
     text = (outs[0] / "tour.md").read_text()
