@@ -82,20 +82,30 @@ def test_key_first_split_takes_test_fraction_by_position_too():
 
 
 # --------------------------------------------------------------------------- train_test_split as in scikit-learn
-@pytest.mark.parametrize("n, test_size, train_size", [
-    (10, None, None), (10, 0.25, None), (7, 0.3, None), (1797, 0.25, None), (10, 3, None), (10, None, 0.6),
-    (10, None, 4), (10, 0.2, 0.5), (10, 2, 5), (9, 0.5, None), (3, 0.5, 0.5),
-])
+# (n, test_size, train_size) -> (n_train, n_test), as scikit-learn counts: a test fraction rounds up, a train one down
+SIZES = {(10, None, None): (7, 3), (10, 0.25, None): (7, 3), (7, 0.3, None): (4, 3), (1797, 0.25, None): (1347, 450),
+         (10, 3, None): (7, 3), (10, None, 0.6): (6, 4), (10, None, 4): (4, 6), (10, 0.2, 0.5): (5, 2),
+         (10, 2, 5): (5, 2), (9, 0.5, None): (4, 5), (3, 0.5, 0.5): (1, 2)}
+
+
+@pytest.mark.parametrize("n, test_size, train_size", list(SIZES))
 def test_split_sizes_are_scikit_learns(n, test_size, train_size):
-    sklearn = pytest.importorskip("sklearn.model_selection")
     x, y = np.arange(2 * n).reshape(n, 2), np.arange(n)
     ours = data.train_test_split(x, y, test_size=test_size, train_size=train_size, random_state=0)
-    theirs = sklearn.train_test_split(x, y, test_size=test_size, train_size=train_size, random_state=0)
-    assert [a.shape for a in ours] == [a.shape for a in theirs]
+    n_train, n_test = SIZES[n, test_size, train_size]
+    assert [a.shape for a in ours] == [(n_train, 2), (n_test, 2), (n_train,), (n_test,)]
     x_train, x_test, y_train, y_test = ours
     np.testing.assert_array_equal(x_train[:, 0], 2 * y_train)  # rows stay together
     np.testing.assert_array_equal(x_test[:, 0], 2 * y_test)
     assert len(set(y_train.tolist()) | set(y_test.tolist())) == len(y_train) + len(y_test)  # no row twice
+
+
+@pytest.mark.slow  # importing scikit-learn costs more than a second
+def test_the_size_table_is_scikit_learns():
+    sklearn = pytest.importorskip("sklearn.model_selection")
+    for (n, test_size, train_size), (n_train, n_test) in SIZES.items():
+        x_train, x_test = sklearn.train_test_split(np.arange(n), test_size=test_size, train_size=train_size)
+        assert (len(x_train), len(x_test)) == (n_train, n_test), (n, test_size, train_size)
 
 
 def test_split_of_three_arrays_keeps_types_order_and_is_seeded():
@@ -115,6 +125,13 @@ def test_split_of_three_arrays_keeps_types_order_and_is_seeded():
     assert fresh[0].shape == (8, 2) and fresh[1].shape == (4, 2)
 
 
+def test_split_without_shuffle_takes_the_first_rows_then_the_next():
+    x = np.arange(11)
+    assert [a.tolist() for a in data.train_test_split(x, test_size=0.3, train_size=5, shuffle=False)] == [
+        [0, 1, 2, 3, 4], [5, 6, 7, 8]]
+
+
+@pytest.mark.slow  # scikit-learn's import
 def test_split_without_shuffle_is_scikit_learns_exactly():
     sklearn = pytest.importorskip("sklearn.model_selection")
     x, y = np.arange(22.0).reshape(11, 2), np.arange(11)
@@ -123,6 +140,14 @@ def test_split_without_shuffle_is_scikit_learns_exactly():
     assert all(np.array_equal(a, b) for a, b in zip(ours, theirs, strict=True))
 
 
+def test_stratified_split_keeps_each_class_in_proportion():
+    y = np.repeat([0, 1, 2], (53, 31, 16))
+    for seed in range(3):
+        y_train, y_test = data.train_test_split(y, test_size=0.25, random_state=seed, stratify=y)
+        assert np.bincount(y_test).tolist() == [13, 8, 4] and np.bincount(y_train).tolist() == [40, 23, 12]
+
+
+@pytest.mark.slow  # scikit-learn's import
 @pytest.mark.parametrize("counts, test_size", [((53, 31, 16), 0.25), ((40, 40, 20), 0.3), ((5, 3, 2), 0.4),
                                                ((90, 10), 17)])
 def test_stratified_split_has_scikit_learns_class_counts(counts, test_size):
@@ -150,6 +175,18 @@ def test_stratify_by_one_hot_rows():
 
 
 # --------------------------------------------------------------------------- standardize
+def test_standardize_one_array_returns_it_standardised_and_constant_columns_as_zero():
+    x = np.array([[1.0, 0.1, 7.0], [3.0, 0.1, 7.0], [5.0, 0.1, 7.0]])  # 0.1s: a std of rounding error, not 0
+    out = data.standardize(x)
+    assert isinstance(out, np.ndarray) and out.shape == (3, 3)
+    np.testing.assert_allclose(out[:, 0], [-np.sqrt(1.5), 0.0, np.sqrt(1.5)], rtol=1e-15)
+    assert np.abs(out[:, 1:]).max() < 1e-12
+    train, test = data.standardize(x, x[:1] + 2.0)  # several arrays: a tuple, the first one's statistics
+    np.testing.assert_array_equal(train, out)
+    np.testing.assert_allclose(test[0, 0], 0.0, atol=1e-15)
+
+
+@pytest.mark.slow  # scikit-learn's import
 def test_standardize_one_array_is_standard_scalers_fit_transform():
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(0)
@@ -163,6 +200,7 @@ def test_standardize_one_array_is_standard_scalers_fit_transform():
     np.testing.assert_allclose(data.standardize([[1, 5], [3, 5]]), [[-1.0, 0.0], [1.0, 0.0]])  # ints, a list
 
 
+@pytest.mark.slow  # scikit-learn's import
 def test_standardize_several_arrays_uses_the_first_ones_statistics():
     preprocessing = pytest.importorskip("sklearn.preprocessing")
     rng = np.random.default_rng(1)
