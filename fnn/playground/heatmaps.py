@@ -26,7 +26,8 @@ def feature_matrix(plane, names) -> np.ndarray:
     """(m, 2) points (x1, x2) -> (m, len(names)) float32 input features, in the order of `names`.
 
     Example:
-        >>> fnn.playground.heatmaps.feature_matrix(np.array([[2.0, 3.0]]), ["x1", "x1*x2", "x2^2"])
+        >>> from fnn.playground import heatmaps
+        >>> heatmaps.feature_matrix(np.array([[2.0, 3.0]]), ["x1", "x1*x2", "x2^2"])
         array([[2., 6., 9.]], dtype=float32)
     """
     p = np.asarray(plane, np.float64)
@@ -57,10 +58,18 @@ def grid_of(points, n: int = GRID) -> tuple[tuple[float, float], tuple[float, fl
 
 def quantise(v, lo, hi):
     """v on [lo, hi] -> uint8 round(255·(v − lo)/(hi − lo)), clipped; 0 where hi == lo. Columns of
-    v (m, k) with lo, hi (k,); works on NumPy and (traced) JAX arrays alike."""
-    span = hi - lo
-    scaled = jnp.where(span > 0, (v - lo) / jnp.where(span > 0, span, 1), 0.0)
-    return jnp.round(255 * jnp.clip(scaled, 0, 1)).astype(jnp.uint8)
+    v (m, k) with lo, hi (1, k), or all three scalars or (m,); NumPy in, NumPy out (nothing to
+    compile), JAX (traced inside `pictures`' program) in, JAX out.
+
+    Example:
+        >>> from fnn.playground import heatmaps
+        >>> heatmaps.quantise(np.array([-1.0, 0.0, 1.0]), -1.0, 1.0)
+        array([  0, 128, 255], dtype=uint8)
+    """
+    xp = jnp if any(isinstance(a, jax.Array) for a in (v, lo, hi)) else np
+    span = xp.asarray(hi) - xp.asarray(lo)
+    scaled = xp.where(span > 0, (v - lo) / xp.where(span > 0, span, 1), 0.0)
+    return xp.round(255 * xp.clip(scaled, 0, 1)).astype(xp.uint8)
 
 
 @functools.partial(jax.jit, static_argnums=(0, 1))
@@ -69,9 +78,9 @@ def _compiled(model, kind: str, params, grid_inputs, train_inputs, out_range):
     train = fnn.activations_of(model, params, train_inputs)
     units = []
     for a in [grid_inputs, *grid[:-1]]:
-        lo, hi = a.min(axis=0), a.max(axis=0)
-        units.append((quantise(a, lo, hi).T, lo, hi))
-    dead = [jnp.all(t == t[:1], axis=0) for t in train[:-1]]
+        lo, hi = a.min(axis=0, keepdims=True), a.max(axis=0, keepdims=True)
+        units.append((quantise(a, lo, hi).T, lo[0], hi[0]))
+    dead = [jnp.all(t == t[:1], axis=0) for t in train[:-1]]  # (1, k) against (n, k): same rank
     out = grid[-1]
     if kind == "binary":
         output = (quantise(out[:, 0], 0.0, 1.0), None)

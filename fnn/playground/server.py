@@ -302,7 +302,9 @@ def start(port: int = 0, data: str | None = None) -> tuple[Server, threading.Thr
     """The server on a daemon thread: (server, thread, url); port 0 takes a free port. Stop it with
     server.shutdown(); server.server_close()."""
     server = Server(port, data)
-    thread = threading.Thread(target=server.serve_forever, name="fnn-playground-http", daemon=True)
+    thread = threading.Thread(  # a short poll: shutdown() returns at once
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fnn-playground-http", daemon=True
+    )
     thread.start()
     return server, thread, server.url
 

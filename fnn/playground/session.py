@@ -12,6 +12,7 @@ fnn.optim.set_hyperparameters puts new numbers into the state between runs. The 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -97,9 +98,10 @@ class Session:
         self.config = cfg.normalise(config)
         if self.config["dataset"] == "csv" and csv_text is None:
             raise FnnValueError('dataset "csv" needs a CSV file: upload one (POST .../data), or choose a built-in set')
-        self._load_data()
-        self._build()
-        self.publish()
+        with self.counting():
+            self._load_data()
+            self._build()
+            self.publish()
 
     # ------------------------------------------------------------------ building
     def _load_data(self) -> None:
@@ -174,17 +176,25 @@ class Session:
         self.history["metric"].append(train.get(metric) if metric else None)
         self.history["val_metric"].append(test.get(metric) if metric else None)
 
-    def _counted(self, fn):
-        """fn() with this session's compiles counted (jax.monitoring's compile events on this thread)."""
+    @contextlib.contextmanager
+    def counting(self):
+        """Count the XLA compiles on this thread (jax.monitoring's events) as this session's."""
+        if getattr(_local, "counter", None) is not None:  # nested: the outer block counts
+            yield
+            return
         counter = [0, 0.0]
         _local.counter = counter
         try:
-            return fn()
+            yield
         finally:
             _local.counter = None
             self.compiles += counter[0]
             if counter[0]:
                 self.compile_s = counter[1]
+
+    def _counted(self, fn):
+        with self.counting():
+            return fn()
 
     # ------------------------------------------------------------------ training
     def _train(self, epochs: int) -> None:
@@ -215,7 +225,7 @@ class Session:
     def configure(self, given: dict) -> dict:
         """Apply a partial Config: numbers go into the state; data and structure start a new run.
         -> {"config", "update", "recompiled", "reset"}."""
-        with self.lock:
+        with self.lock, self.counting():
             new = cfg.normalise(given, self.config)
             if new["dataset"] == "csv" and self.csv_text is None:
                 raise FnnValueError('dataset "csv" needs a CSV file: upload one first (POST .../data)')
@@ -247,7 +257,7 @@ class Session:
 
     def upload(self, text: str) -> dict:
         """A CSV file becomes the data set ("csv"); refused (400) before anything changes if it is bad."""
-        with self.lock:
+        with self.lock, self.counting():
             parsed = datasets.parse_csv(text, self.config["train_fraction"], self.config["seed"])
             self._pause()
             self.csv_text = text
@@ -259,7 +269,7 @@ class Session:
 
     def action(self, name: str) -> dict:
         """play, pause, step (exactly one epoch, pausing first) or reset -> the Update."""
-        with self.lock:
+        with self.lock, self.counting():
             if name == "play":
                 self._play()
             elif name == "pause":
@@ -296,7 +306,7 @@ class Session:
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:
-            with self.lock:
+            with self.lock, self.counting():
                 if not self.playing or self._thread is not me:
                     return
                 try:
