@@ -524,6 +524,8 @@ def test_three_class_csv_upload_learns(app):
 def test_two_sessions_play_at_once(app):
     _, url = app
     ids = [call(url, "POST", "/api/sessions", {"config": {**TINY, "seed": s}})[1]["id"] for s in (1, 2)]
+    call(url, "POST", f"/api/sessions/{ids[0]}/action", {"action": "step"})  # the run's compile, not while playing
+    call(url, "POST", f"/api/sessions/{ids[0]}/action", {"action": "reset"})
     for sid in ids:
         call(url, "POST", f"/api/sessions/{sid}/action", {"action": "play"})
     time.sleep(1.0)

@@ -32,10 +32,11 @@ _local = threading.local()
 
 
 def _listen(event: str, duration_secs: float, **kwargs) -> None:
-    counter = getattr(_local, "counter", None)
-    if event == COMPILE_EVENT and counter is not None:
-        counter[0] += 1
-        counter[1] += duration_secs
+    session = getattr(_local, "session", None)
+    if event == COMPILE_EVENT and session is not None:
+        session.compiles += 1
+        session.compile_s = (session.compile_s if session.compiled_now else 0.0) + duration_secs
+        session.compiled_now = True
 
 
 jax.monitoring.register_event_duration_secs_listener(_listen)
@@ -86,7 +87,9 @@ class Session:
     def __init__(self, config: dict | None = None, csv_text: str | None = None):
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self.compiles, self.compile_s, self.updates = 0, None, 0
+        self.compiles, self.updates = 0, 0
+        self.compile_s: float | None = None
+        self.compiled_now = False
         self.data_version, self.generation = 0, 0
         self.playing, self._thread = False, None
         self.last_seen = time.monotonic()
@@ -178,19 +181,16 @@ class Session:
 
     @contextlib.contextmanager
     def counting(self):
-        """Count the XLA compiles on this thread (jax.monitoring's events) as this session's."""
-        if getattr(_local, "counter", None) is not None:  # nested: the outer block counts
+        """Count the XLA compiles on this thread (jax.monitoring's events) as this session's;
+        compile_s becomes the block's compile time if it compiled anything."""
+        if getattr(_local, "session", None) is not None:  # nested: the outer block counts
             yield
             return
-        counter = [0, 0.0]
-        _local.counter = counter
+        _local.session, self.compiled_now = self, False
         try:
             yield
         finally:
-            _local.counter = None
-            self.compiles += counter[0]
-            if counter[0]:
-                self.compile_s = counter[1]
+            _local.session = None
 
     def _counted(self, fn):
         with self.counting():
