@@ -53,7 +53,7 @@ def unpack(data: str) -> np.ndarray:
 
 @pytest.fixture(scope="module")
 def app():
-    srv, thread, url = server.start(port=0)
+    srv, _, url = server.start(port=0)
     yield srv, url
     srv.shutdown()
     srv.server_close()
@@ -62,7 +62,7 @@ def app():
 @pytest.fixture(scope="module")
 def tiny(app):
     """One session of the TINY structure, created through the API: (url, id, created response)."""
-    srv, url = app
+    url = app[1]
     status, created = call(url, "POST", "/api/sessions", {"config": TINY})
     assert status == 200, created
     return url, created["id"], created
@@ -90,7 +90,8 @@ def test_datasets_deterministic_with_their_shapes_and_classes(name):
     else:
         assert a.problem == "classification" and a.classes == classes and y.dtype == np.int32
         counts = np.bincount(y, minlength=classes)
-        assert len(counts) == classes and counts.min() > 40 and (name == "xor" or counts.tolist() == [200 // classes] * classes)
+        assert len(counts) == classes and counts.min() > 40
+        assert name == "xor" or counts.tolist() == [200 // classes] * classes  # xor's labels come from noisy points
 
 
 def test_datasets_geometry():
@@ -276,7 +277,7 @@ def test_a_new_learning_rate_compiles_nothing_and_continues(app, tiny):
 
 
 def test_reset_gives_the_same_start(tiny):
-    url, sid, created = tiny
+    url, sid, _ = tiny
     first = call(url, "POST", f"/api/sessions/{sid}/action", {"action": "reset"})[1]["update"]
     again = call(url, "POST", f"/api/sessions/{sid}/action", {"action": "reset"})[1]["update"]
     assert first["epoch"] == again["epoch"] == 0 and first["history_reset"]
@@ -328,6 +329,48 @@ def test_play_streams_updates_then_pause(tiny):
     assert [ev["updates"] for ev in events] == sorted({ev["updates"] for ev in events})
     time.sleep(0.05)
     assert call(url, "GET", f"/api/sessions/{sid}/status")[1]["epoch"] == paused["epoch"]  # stopped
+
+
+def test_dead_units_and_idle_sessions(app, tiny):
+    srv, url = app
+    s = session_of(app, tiny[1])
+    first = jax.device_get(s.state.params[0])
+    w = np.array(first.w)
+    w[:, 0] = 0.0  # unit 0 sees nothing
+    params = (first._replace(w=w), *s.state.params[1:])
+    layers, _ = heatmaps.pictures(s.model, "binary", params, s.grid_inputs, s.x_train)
+    assert [u["dead"] for u in layers[1]["units"]] == [True, False, False]
+    assert layers[1]["units"][0]["lo"] == layers[1]["units"][0]["hi"]  # constant on the grid too
+    sid = call(url, "POST", "/api/sessions", {"config": TINY})[1]["id"]
+    assert srv.drop_idle() == []
+    assert srv.drop_idle(time.monotonic() + server.IDLE_SECONDS - 5) == []
+    assert sid in srv.drop_idle(time.monotonic() + server.IDLE_SECONDS + 1)
+    assert call(url, "GET", f"/api/sessions/{sid}/status")[0] == 404
+
+
+def test_a_slow_stream_gets_the_points_it_skipped(app, tiny):
+    url, sid, _ = tiny
+    s = session_of(app, sid)
+    event, sent = server._event(s, None)  # a new stream: the whole run so far, and the data
+    assert event["history_reset"] and event["points"] is not None and event["history"]["epoch"][0] == 0
+    assert event["history"]["epoch"][-1] == event["epoch"]
+    assert server._event(s, sent) == (None, sent)  # nothing new: a ping
+    for _ in range(3):
+        call(url, "POST", f"/api/sessions/{sid}/action", {"action": "step"})
+    late, _ = server._event(s, sent)  # two updates skipped: their points come with the third
+    assert late["history"]["epoch"] == [event["epoch"] + 1, event["epoch"] + 2, event["epoch"] + 3]
+    assert late["points"] is None and not late["history_reset"]
+    call(url, "POST", f"/api/sessions/{sid}/action", {"action": "reset"})
+    after, _ = server._event(s, sent)
+    assert after["history_reset"] and after["history"]["epoch"] == [0]
+
+
+def test_command_line_help(capsys):
+    from fnn.playground import __main__
+
+    with pytest.raises(SystemExit):
+        __main__.main(["--help"])
+    assert "--no-browser" in capsys.readouterr().out
 
 
 def test_exports(app, tiny):
@@ -484,7 +527,7 @@ def test_import_fnn_leaves_the_playground_out():
 
 @pytest.mark.slow
 def test_structures_compile_once_and_kinds_of_problem(app):
-    srv, url = app
+    url = app[1]
     sid = call(url, "POST", "/api/sessions", {"config": {**TINY, "dataset": "spiral", "classes": 3}})[1]["id"]
     u = call(url, "POST", f"/api/sessions/{sid}/action", {"action": "step"})[1]["update"]
     assert u["output"]["kind"] == "classes" and u["output"]["classes"] == 3 and "confidence" in u["output"]

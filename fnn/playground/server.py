@@ -100,14 +100,19 @@ class Server(ThreadingHTTPServer):
             raise BadRequest(404, f"unknown session {sid!r}")
         s.close()
 
+    def drop_idle(self, now: float | None = None) -> list[str]:
+        """Drop the sessions nobody asked about for IDLE_SECONDS (and with no event stream open)."""
+        now = time.monotonic() if now is None else now
+        with self.sessions_lock:
+            idle = [k for k, s in self.sessions.items() if now - s.last_seen > IDLE_SECONDS and not s.streams]
+        for sid in idle:
+            with contextlib.suppress(BadRequest):
+                self.drop(sid)
+        return idle
+
     def _sweep(self) -> None:
         while not self.closing.wait(10):
-            now = time.monotonic()
-            with self.sessions_lock:
-                idle = [k for k, s in self.sessions.items() if now - s.last_seen > IDLE_SECONDS and not s.streams]
-            for sid in idle:
-                with contextlib.suppress(BadRequest):
-                    self.drop(sid)
+            self.drop_idle()
 
     def server_close(self) -> None:
         self.closing.set()
