@@ -319,6 +319,8 @@ def test_play_streams_updates_then_pause(tiny):
     start = call(url, "GET", f"/api/sessions/{sid}/status")[1]
     call(url, "POST", f"/api/sessions/{sid}/action", {"action": "play"})
     reader.join(20)
+    changed = call(url, "POST", f"/api/sessions/{sid}/config", {"config": {"learning_rate": 0.2}})[1]
+    assert changed["update"]["playing"] and not changed["recompiled"] and not changed["reset"]  # plays on
     paused = call(url, "POST", f"/api/sessions/{sid}/action", {"action": "pause"})[1]["update"]
     stream.close()
     assert len(events) == 6 and not paused["playing"] and paused["epoch"] > start["epoch"]

@@ -271,10 +271,12 @@ class Handler(BaseHTTPRequestHandler):
         with session.lock:
             session.streams += 1
         try:
-            while not self.app.closing.is_set():
+            while not self.app.closing.is_set() and not session.closed:
                 with session.changed:
                     if sent is not None and session.latest["updates"] == sent[0]:
                         session.changed.wait(PING_SECONDS)
+                    if session.closed:
+                        break
                     event, sent = _event(session, sent)
                 payload = b": ping\n\n" if event is None else b"data: " + json.dumps(event).encode() + b"\n\n"
                 session.last_seen = time.monotonic()

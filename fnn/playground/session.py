@@ -97,6 +97,7 @@ class Session:
         self.latest: dict = {}
         self.latest_meta: tuple = (0, 0, 0)
         self.error: str | None = None
+        self.closed = False
         self.streams = 0  # open event streams (a session with one is never idle)
         self.config = cfg.normalise(config)
         if self.config["dataset"] == "csv" and csv_text is None:
@@ -229,10 +230,13 @@ class Session:
             new = cfg.normalise(given, self.config)
             if new["dataset"] == "csv" and self.csv_text is None:
                 raise FnnValueError('dataset "csv" needs a CSV file: upload one first (POST .../data)')
+            if new["dataset"] == "csv":
+                new["problem"] = self.config["problem"]  # the CSV's labels say, not the request
             changed = {k for k in new if new[k] != self.config[k]}
             before = self.compiles
             reset = bool(changed & (cfg.DATA | cfg.STRUCTURE))
-            self._pause()
+            # playing goes on: the training thread takes the lock for each update, so it continues
+            # with the new numbers, or the new run, at its next epoch
             if reset:
                 old = self.config
                 self.config = new
@@ -245,9 +249,10 @@ class Session:
                     self._load_data()
                     self._build()
                     raise
-            elif changed:
+            else:
                 self.config = new
-                self.set_numbers({k: new[k] for k in cfg.NUMBERS})
+                if changed & cfg.NUMBERS:
+                    self.set_numbers({k: new[k] for k in cfg.NUMBERS})
             return {
                 "config": dict(self.config),
                 "update": self.publish(),
@@ -259,7 +264,6 @@ class Session:
         """A CSV file becomes the data set ("csv"); refused (400) before anything changes if it is bad."""
         with self.lock, self.counting():
             parsed = datasets.parse_csv(text, self.config["train_fraction"], self.config["seed"])
-            self._pause()
             self.csv_text = text
             self.config["dataset"] = "csv"
             self.config["problem"] = parsed.problem
@@ -320,8 +324,11 @@ class Session:
             time.sleep(0.001)  # the requests waiting on the lock get it (a lock is not a queue)
 
     def close(self) -> None:
+        """Stop playing and end the event streams (the session was dropped)."""
         with self.lock:
             self._pause()
+            self.closed = True
+            self.changed.notify_all()
 
     # ------------------------------------------------------------------ updates
     def update(self) -> dict:
