@@ -1530,6 +1530,8 @@ def write_plot(sweep: list[dict], out: str) -> str:
 def report(result: dict, summary: Summary, out: str) -> None:
     peak = max((m["best_gflops"] for m in result["matmul"]), default=None)
     m = result["machine"]
+    summary.record("machine", m)
+    summary.record("gflops_peak", peak)
     summary.add(f"machine: {m['cpu']}, {m['cpu_count']} cpus, {m['platform']}; jax {m['jax']}, jaxlib "
                 f"{m['jaxlib']}, numpy {m['numpy']}, device {m['device']}; load average at start "
                 f"{m['load_average_at_start']}, at the end {m.get('load_average_at_end')}; compilation cache "
@@ -1562,7 +1564,7 @@ def report(result: dict, summary: Summary, out: str) -> None:
                         f"{us:.1f}" + (f" ({ratio:.2f})" if ratio and p != "fnn" else ""))
         cells.append(line)
     if main_rows:
-        summary.table(["case"] + peers, cells, ["{}"] * (len(peers) + 1))
+        summary.table(["case"] + peers, cells, ["{}"] * (len(peers) + 1), name="steady")
     for (name, optimizer, batch), rows in group(result["results"]).items():
         if any(r.get("sweep") for r in rows):
             continue
@@ -1614,7 +1616,8 @@ def report(result: dict, summary: Summary, out: str) -> None:
                               f"{r['training_mb']:.0f}"))
             else:
                 cells.append((r["workload"], r["peer"], short(r["status"]), "", ""))
-        summary.table(("workload", "peer", "peak RSS", "before training", "training adds"), cells, ["{}"] * 5)
+        summary.table(("workload", "peer", "peak RSS", "before training", "training adds"), cells, ["{}"] * 5,
+                      name="memory")
     if result.get("time_to_result"):
         report_time_to_result(summary, result["time_to_result"])
     if result.get("sweeps"):
@@ -1623,7 +1626,7 @@ def report(result: dict, summary: Summary, out: str) -> None:
     summary.add("targets")
     summary.table(("target", "measured", ""), [(t["target"], t["measured"], {True: "met", False: "not met",
                                                                               None: "-"}[t["met"]])
-                                               for t in result["targets"]], ["{}"] * 3)
+                                               for t in result["targets"]], ["{}"] * 3, name="targets")
     summary.add()
     summary.add(f"json: {result['json']}; plot: {result['plot']}")
     summary.write(out)
@@ -1651,7 +1654,7 @@ def report_time_to_result(summary: Summary, ttr: dict) -> None:
         cells.append((r["peer"], f"{r['wall_s']:.2f}", f"{r['wall_min_s']:.2f}–{r['wall_max_s']:.2f}",
                       f"{r['in_process_s']:.2f}", f"{r['import_s']:.2f}", f"{r['accuracy']:.3f}", note))
     summary.table(("peer", "wall s", "min–max", "in process s", "imports s", "test acc", "notes"), cells,
-                  ["{}"] * 7)
+                  ["{}"] * 7, name="time_to_result")
     e = ttr["learning_rates"]
     summary.add()
     rates = ", ".join(f"{r:g}" for r in e["learning_rates"])
@@ -1664,7 +1667,7 @@ def report_time_to_result(summary: Summary, ttr: dict) -> None:
                    "test acc (per rate)"),
                   [(f"{e['wall_s']:.2f}", f"{e['in_process_s']:.2f}", f"{e['import_s']:.2f}", f"{e['fits_s']:.2f}",
                     f"{e['first_fit_s']:.3f}", f"{e['later_fit_s']:.3f}",
-                    " ".join(f"{a:.2f}" for a in e["accuracies"]))], ["{}"] * 7)
+                    " ".join(f"{a:.2f}" for a in e["accuracies"]))], ["{}"] * 7, name="learning_rates")
 
 
 def report_sweeps(summary: Summary, sweeps: dict) -> None:
@@ -1685,7 +1688,7 @@ def report_sweeps(summary: Summary, sweeps: dict) -> None:
                       fmt(r.get("vmap_vs_fnn_one"), ".1f"), fmt(r.get("fnn_over_vmap"), ".2f"),
                       "" if r["status"] == "ok" else short(r["status"], 40)))
     summary.table(("K", "rates×seeds", "fnn 1st s", "fnn s", "fnn median s", "fnn ×K=1", "vmap 1st s", "vmap s",
-                   "vmap ×own K=1", "vmap ×fnn K=1", "fnn/vmap", ""), cells, ["{}"] * 12)
+                   "vmap ×own K=1", "vmap ×fnn K=1", "fnn/vmap", ""), cells, ["{}"] * 12, name="sweeps")
 
 
 def group(rows: list[dict]) -> dict:

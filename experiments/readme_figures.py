@@ -12,7 +12,8 @@ experiments, committed as experiments/results/<run>.json. Nothing there is copie
     python experiments/readme_figures.py --write   # rewrite the generated blocks
     python experiments/readme_figures.py --run     # rerun every experiment into experiments/results, then --write
 
-`--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. The runs take
+`--run NAME ...` reruns only the named runs (see RUNS); `make figures` is `--run`. A run's pictures
+that the READMEs show are copied into docs/img (see IMAGES), so they too come from the run. The runs take
 4 to 8 minutes on two shared CPU cores, one after another. Run-to-run, the figures are bitwise the
 same on the same machine (every script seeds its data, starts and shuffles); the timings are not.
 """
@@ -47,7 +48,22 @@ RUNS: dict[str, tuple[str, ...]] = {
     "backprop": ("backprop.py",),
     "sweep": ("sweep.py",),
     "reliability": ("reliability.py", "--mutants"),
+    "tour": ("tour.py",),
+    "bench": ("bench.py",),  # about 10 minutes with every peer installed (`make bench`): only when named
 }
+DEFAULT_RUNS = [name for name in RUNS if name != "bench"]
+# run name -> (a picture it writes, the docs/img file the READMEs show): copied after each run
+IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
+    "circles": (("boundary.gif", "circles_boundary.gif"), ("decision_boundary.png", "circles_boundary.png"),
+                ("history.png", "circles_history.png")),
+    "derivative": (("ascent.png", "derivative_ascent.png"), ("descent.png", "derivative_descent.png")),
+    "optimizers": (("optimizers.png", "optimizers.png"),),
+    "sweep": (("loss_vs_learning_rate.png", "sweep_learning_rate.png"),),
+    "tour": (("gradient.png", "tour_gradient.png"), ("sharpness.png", "tour_sharpness.png"),
+             ("activations.png", "tour_activations.png")),
+    "bench": (("bench_sweep.png", "bench_w1_sweep.png"),),
+}
+IMG = os.path.join(ROOT, "docs", "img")
 
 MARKER = re.compile(r"(<!-- figures:([\w.-]+) -->)(.*?)(<!-- /figures -->)", flags=re.S)
 
@@ -277,14 +293,78 @@ def reliability_checkpoint(r: dict) -> str:
 
 
 def runtimes(r: dict) -> str:
-    times = {name: r[name]["timings"]["runtime"] for name in RUNS if name in r}
-    if len(times) < len(RUNS):
-        _fig(r, next(name for name in RUNS if name not in times))  # names the missing run
+    times = {name: r[name]["timings"]["runtime"] for name in DEFAULT_RUNS if name in r}
+    if len(times) < len(DEFAULT_RUNS):
+        _fig(r, next(name for name in DEFAULT_RUNS if name not in times))  # names the missing run
     fastest, slowest = min(times, key=times.get), max(times, key=times.get)
     return block(f"In the committed run (one machine, two CPU cores) a script took from {times[fastest]:.0f} s "
                  f"(`{RUNS[fastest][0]}`) to {times[slowest]:.0f} s (`{' '.join(RUNS[slowest])}`), "
                  f"{sum(times.values()) / 60:.1f} minutes for all {len(times)} runs, not counting Python's start "
                  "and imports.")
+
+
+# --------------------------------------------------------------------------- the bench (experiments/bench.py)
+# Its tables are timings of one run: the blocks show the rows as the bench printed them.
+BENCH_PEERS = {"fnn": "fnn", "jax": "hand-written JAX, epoch in `lax.scan`", "jax-step": "JAX step in a Python loop",
+               "numpy": "NumPy by hand", "torch": "PyTorch eager", "keras": "Keras 3 (JAX)", "flax": "Flax",
+               "equinox": "Equinox"}
+BENCH_WORKLOADS = {"W1": "W1 circles 2-4-6-6-4-1", "W2": "W2 digits 64-256-256-10", "W3": "W3 784-1024-1024-10"}
+BENCH_RESULT_PEERS = {"numpy": "NumPy by hand", "sklearn": "scikit-learn `MLPClassifier`",
+                      "torch": "PyTorch eager", "torch-1thread": "PyTorch eager, 1 thread",
+                      "keras": "Keras 3 `model.fit`, JAX backend", "fnn-cold": "fnn, empty cache folder",
+                      "fnn-warm": "fnn, warm cache"}
+
+
+def bench_machine(r: dict) -> str:
+    m = _fig(r, "bench")["machine"]
+    loads = [f"{m[k][0]:.1f}" if m.get(k) else "?" for k in ("load_average_at_start", "load_average_at_end")]
+    return (f"One run of {r['bench']['timings']['runtime'] / 60:.1f} minutes on a {m['cpu_count']}-core {m['cpu']}, jax "
+            f"{m['jax']}, float32, load average {loads[0]} at the start and {loads[1]} at the end")
+
+
+def bench_steady(r: dict) -> str:
+    rows = _fig(r, "bench")["steady"]
+    peers = [k for k in rows[0] if k != "case"]
+    cells = []
+    for row in rows:
+        workload, optimizer, batch = row["case"].split()
+        cells.append([f"{BENCH_WORKLOADS.get(workload, workload)}, batch {batch[1:]}, {optimizer}"]
+                     + [row[p] for p in peers])
+    return block(table(["workload"] + [BENCH_PEERS.get(p, p) for p in peers], cells))
+
+
+def bench_memory(r: dict) -> str:
+    rows = _fig(r, "bench").get("memory", [])
+    return block(table(["workload", "peer", "peak RSS MB", "before training MB", "training adds MB"],
+                       [[row["workload"], BENCH_PEERS.get(row["peer"], row["peer"]), row["peak RSS"],
+                         row["before training"], row["training adds"]] for row in rows]))
+
+
+def bench_result(r: dict) -> str:
+    rows = _fig(r, "bench")["time_to_result"]
+    return block(table(["peer", "spawn to exit s (median)", "min–max s", "imports s", "test accuracy"],
+                       [[BENCH_RESULT_PEERS.get(row["peer"], row["peer"]), row["wall s"], row["min–max"],
+                         row["imports s"], row["test acc"]] for row in rows]))
+
+
+def bench_rates(r: dict) -> str:
+    (row,) = _fig(r, "bench")["learning_rates"]
+    return (f"eight learning rates one after another in one warm process took {row['wall s']} s from spawn to "
+            f"exit: the first `fit` {row['first fit s']} s (its programs loaded from the cache), each later one "
+            f"{row['each later fit s']} s")
+
+
+def bench_sweeps(r: dict) -> str:
+    rows = _fig(r, "bench")["sweeps"]
+    return block(table(["K models (rates × seeds)", "fnn.sweep s", "× K = 1", "hand-written vmap s", "× its K = 1",
+                        "fnn / vmap"],
+                       [[f"{row['K']} ({row['rates×seeds']})", row["fnn s"], row["fnn ×K=1"], row["vmap s"],
+                         row["vmap ×own K=1"], row["fnn/vmap"]] for row in rows]))
+
+
+def bench_targets(r: dict) -> str:
+    rows = _fig(r, "bench")["targets"]
+    return block(table(["target", "measured", ""], [[row["target"], row["measured"], row[""]] for row in rows]))
 
 
 BLOCKS: dict[str, Callable[[dict], str]] = {
@@ -299,6 +379,13 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "reliability.table": reliability_table,
     "reliability.checkpoint": reliability_checkpoint,
     "runtimes": runtimes,
+    "bench.machine": bench_machine,
+    "bench.steady": bench_steady,
+    "bench.memory": bench_memory,
+    "bench.result": bench_result,
+    "bench.rates": bench_rates,
+    "bench.sweeps": bench_sweeps,
+    "bench.targets": bench_targets,
 }
 
 
@@ -325,31 +412,33 @@ def render(text: str, results: dict, path: str = "README") -> str:
     return MARKER.sub(one, text)
 
 
-def check(results: dict, paths=READMES) -> list[str]:
-    """A unified diff per README whose generated blocks differ from what results make; [] if none."""
-    diffs = []
+def stale(results: dict, paths=READMES):
+    """(path, its text, the text results make) for each README whose generated blocks differ."""
     for path in paths:
         with open(path) as f:
             text = f.read()
         new = render(text, results, path)
         if new != text:
-            rel = os.path.relpath(path, ROOT)
-            diffs.append("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
-                                                      f"{rel} (as committed)", f"{rel} (from experiments/results)")))
+            yield path, text, new
+
+
+def check(results: dict, paths=READMES) -> list[str]:
+    """A unified diff per README whose generated blocks differ from what results make; [] if none."""
+    diffs = []
+    for path, text, new in stale(results, paths):
+        rel = os.path.relpath(path, ROOT)
+        diffs.append("".join(difflib.unified_diff(text.splitlines(True), new.splitlines(True),
+                                                  f"{rel} (as committed)", f"{rel} (from experiments/results)")))
     return diffs
 
 
 def write(results: dict, paths=READMES) -> list[str]:
     """Rewrite the generated blocks; returns the paths that changed."""
     changed = []
-    for path in paths:
-        with open(path) as f:
-            text = f.read()
-        new = render(text, results, path)
-        if new != text:
-            with open(path, "w") as f:
-                f.write(new)
-            changed.append(path)
+    for path, _, new in list(stale(results, paths)):
+        with open(path, "w") as f:
+            f.write(new)
+        changed.append(path)
     return changed
 
 
@@ -363,6 +452,8 @@ def run(names, python: str = sys.executable) -> None:
         print("$", " ".join(command), flush=True)
         subprocess.run(command, cwd=ROOT, check=True, stdout=subprocess.DEVNULL)
         shutil.copyfile(os.path.join(ROOT, out, "summary.json"), os.path.join(RESULTS, f"{name}.json"))
+        for picture, shown in IMAGES.get(name, ()):
+            shutil.copyfile(os.path.join(ROOT, out, picture), os.path.join(IMG, shown))
 
 
 def main(argv=None) -> int:
@@ -371,10 +462,10 @@ def main(argv=None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 and print the difference if a README is stale")
     mode.add_argument("--write", action="store_true", help="rewrite the READMEs' generated blocks")
     mode.add_argument("--run", nargs="*", metavar="NAME", choices=sorted(RUNS),
-                      help="rerun these experiments (default: all) into experiments/results, then --write")
+                      help="rerun these experiments (default: all but bench) into experiments/results, then --write")
     args = p.parse_args(argv)
     if args.run is not None:
-        run(args.run or list(RUNS))
+        run(args.run or DEFAULT_RUNS)
     results = load_results()
     if args.check:
         diffs = check(results)

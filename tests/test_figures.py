@@ -3,6 +3,7 @@ import copy
 import importlib.util
 import json
 import os
+import re
 
 import pytest
 
@@ -41,6 +42,17 @@ def test_every_block_is_used_and_renders_as_markdown():
             else:
                 assert "\n" not in m.group(3), (path, m.group(2))
     assert set(names) == set(figures.BLOCKS)  # every block is used (reliability.* in two files)
+
+
+def test_every_picture_the_readmes_show_is_copied_from_a_run():
+    shown = set()
+    for path in figures.READMES:
+        with open(path) as f:
+            shown |= set(re.findall(r"docs/img/([\w.-]+)", f.read()))
+    made = {picture for pairs in figures.IMAGES.values() for _, picture in pairs}
+    assert shown == made, "a picture the READMEs show must come from a run: add it to readme_figures.IMAGES"
+    assert set(figures.IMAGES) <= set(figures.RUNS)
+    assert all(os.path.isfile(os.path.join(figures.IMG, picture)) for picture in made)
 
 
 def test_committed_results_hold_the_figures_as_numbers():
