@@ -373,6 +373,10 @@ def test_command_line_help(capsys):
     with pytest.raises(SystemExit):
         __main__.main(["--help"])
     assert "--no-browser" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        __main__.main(["--no-browser", "--data", "/nonexistent/data.csv"])
+    err = capsys.readouterr().err
+    assert "error: " in err and "/nonexistent/data.csv" in err  # a message, not a traceback
 
 
 def test_exports(app, tiny):
