@@ -398,8 +398,9 @@ def test_exports(app, tiny):
     np.testing.assert_array_equal(jax.random.key_data(loaded.key), jax.random.key_data(s.state.key))
 
 
-def test_csv_upload_trains_on_it(tiny):
-    url, _, _ = tiny
+def test_csv_upload_trains_on_it(app, tiny):
+    url, first, _ = tiny
+    call(url, "POST", f"/api/sessions/{first}/action", {"action": "step"})  # TINY's run compiled (run alone)
     sid = call(url, "POST", "/api/sessions", {"config": TINY})[1]["id"]
     rng = np.random.default_rng(0)
     x = rng.standard_normal((50, 2))
@@ -410,6 +411,11 @@ def test_csv_upload_trains_on_it(tiny):
     assert answer["update"]["points"] is not None and len(answer["update"]["points"]["train"]) == 25
     u = call(url, "POST", f"/api/sessions/{sid}/action", {"action": "step"})[1]["update"]
     assert u["epoch"] == 1 and u["compiles"] == 0  # the same shapes as TINY's: nothing new to compile
+    script = call(url, "GET", f"/api/sessions/{sid}/export.py")[1].decode()
+    namespace: dict = {}
+    exec(script.split("\n\ndef inputs")[0], namespace)  # the data part of the script: the CSV, embedded
+    np.testing.assert_array_equal(namespace["data"].x_train, session_of(app, sid).data.x_train)
+    np.testing.assert_array_equal(namespace["data"].y_test, session_of(app, sid).data.y_test)
     call(url, "DELETE", f"/api/sessions/{sid}")
 
 
