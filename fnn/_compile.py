@@ -30,6 +30,11 @@ from typing import Any
 
 import jax
 
+try:  # JAX's own test for "inside a transformation"; a JAX without it: look for tracers in the arguments
+    from jax._src.core import trace_state_clean as _trace_state_clean
+except ImportError:  # pragma: no cover
+    _trace_state_clean = None
+
 __all__ = ["LARGE_PARAMS", "OPTIONS", "deferred_interrupts", "jit", "param_count"]
 
 OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
@@ -63,6 +68,14 @@ def deferred_interrupts() -> Iterator[None]:
             previous(signal.SIGINT, held[-1])
 
 
+def _nested(args, kwargs) -> bool:
+    """Called inside the user's jit, vmap or grad? Then the program is inlined into theirs, whose
+    options apply: JAX refuses compiler_options on an inner jit (which is no sign of an old XLA)."""
+    if _trace_state_clean is not None:
+        return not _trace_state_clean()
+    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
+
+
 def param_count(tree) -> int:
     """The number of entries in a tree's array leaves (from their shapes: nothing is read)."""
     return sum(int(getattr(leaf, "size", 0)) for leaf in jax.tree.leaves(tree))
@@ -78,7 +91,12 @@ class _Program:
         functools.update_wrapper(self, fun)
 
     def _jit(self, args=(), kwargs=None):
-        if _refused[0] or not _on_cpu() or (self._large is not None and self._large(*args, **(kwargs or {}))):
+        if (
+            _refused[0]
+            or not _on_cpu()
+            or _nested(args, kwargs)
+            or (self._large is not None and self._large(*args, **(kwargs or {})))
+        ):
             return self._without
         return self._with
 

@@ -394,3 +394,15 @@ def test_activation_under_jit_vmap_grad(name, traced_activations):
     np.testing.assert_allclose(out["grad"], a.vjp(Z, r), rtol=1e-12, atol=1e-12)  # jax.grad = the hand-written one
     np.testing.assert_allclose(out["vjp"], a.vjp(Z, r), **TOL)
     assert np.isnan(np.asarray(out["nan"])[0, 1]) and np.isnan(np.asarray(out["deriv_nan"])).any()
+
+
+def test_a_compiled_fnn_function_inside_the_users_jit_keeps_fnns_compile_options():
+    # JAX refuses compiler_options on an inner jit; that must not read as an XLA without the option,
+    # which would switch every later fnn program to other options (other rounding, slower compiles)
+    from fnn import _compile
+
+    params = _params(SIGMOID)
+    inner = jax.jit(lambda p, x: fnn.activations_of(SIGMOID, p, x))(params, X)
+    for a, b in zip(inner, fnn.activations_of(SIGMOID, params, X)):
+        np.testing.assert_allclose(a, b, **TOL)
+    assert _compile._refused == [False]
