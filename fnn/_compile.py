@@ -73,7 +73,9 @@ def _nested(args, kwargs) -> bool:
     options apply: JAX refuses compiler_options on an inner jit (which is no sign of an old XLA)."""
     if _trace_state_clean is not None:
         return not _trace_state_clean()
-    return any(isinstance(leaf, jax.core.Tracer) for leaf in jax.tree.leaves((args, kwargs)))
+    from jax.core import Tracer
+
+    return any(isinstance(leaf, Tracer) for leaf in jax.tree.leaves((args, kwargs)))
 
 
 def param_count(tree) -> int:
