@@ -52,6 +52,10 @@ def test_masks_are_inverted_and_drop_about_rate():
     values = np.unique(np.asarray(masks[0]))
     np.testing.assert_allclose(values, [0.0, 1 / 0.7])
     assert abs(float(jnp.mean(masks[0] == 0)) - 0.3) < 0.02  # 12,000 draws: σ ≈ 0.004
+    dropped, other = np.asarray(masks[0]) == 0, np.asarray(layers.dropout_masks(jax.random.key(1), (0.3, None),
+                                                                                    params, 40)[0]) == 0
+    for a, b in [(dropped[:, :-1], dropped[:, 1:]), (dropped[:-1], dropped[1:]), (dropped, other)]:
+        assert abs(np.corrcoef(a.ravel(), b.ravel())[0, 1]) < 0.04  # neighbours and keys independent: σ ≈ 0.009
     again = layers.dropout_masks(jax.random.key(0), (0.3, None), params, 40)
     np.testing.assert_array_equal(masks[0], again[0])
     assert layers.dropout_masks(jax.random.key(0), (0.0, None), params, 5) == (None, None)
