@@ -24,6 +24,7 @@ from fnn import (
     numerical,
     optim,
     plot,
+    regularizers,
     schedules,
     signals,
     surface,
@@ -37,7 +38,7 @@ from fnn.history import History
 from fnn.inference import activations_of, evaluate, predict, predict_classes, predict_proba
 from fnn.layers import DenseParams
 from fnn.lr_finder import LRFindResult, lr_find
-from fnn.models import Dense, Sequential, objective
+from fnn.models import Dense, Dropout, Sequential, objective
 from fnn.numerical import gradcheck, numerical_gradient
 from fnn.surface import landscape, sharpness
 from fnn.sweep import SweepResult, sweep
@@ -54,6 +55,7 @@ __all__ = [
     "CheckpointNotFoundError",
     "Dense",
     "DenseParams",
+    "Dropout",
     "FitResult",
     "FnnError",
     "FnnTypeError",
@@ -95,6 +97,7 @@ __all__ = [
     "predict",
     "predict_classes",
     "predict_proba",
+    "regularizers",
     "save",
     "schedules",
     "sharpness",

@@ -49,7 +49,8 @@ def _figures(spec: Spec, names, sums: Array, weight: Array) -> dict:
 
 def epoch_logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
     """name -> the epoch's figure. val_loss is the mean of w·loss over the real validation rows
-    (w: data.w_val, Keras' weighting); the validation metrics are unweighted means over them."""
+    (w: data.w_val, Keras' weighting) plus the regularization penalty, as in Keras (never any
+    dropout); the validation metrics are unweighted means over them."""
     s, names = state.sums, metric_names(spec)
     logs = {"loss": s.loss / s.weight, **_figures(spec, names, jnp.asarray(s.metric), s.weight)}
     if data.x_val is not None:
@@ -60,6 +61,6 @@ def epoch_logs(spec: Spec, state: TrainState, data: Data, params) -> dict:
         real = jnp.ones_like(per) if data.n_val is None else (rows < data.n_val).astype(per.dtype)
         w = real if data.w_val is None else real * jnp.asarray(data.w_val, per.dtype)
         count = jnp.maximum(jnp.sum(real), 1)
-        logs["val_loss"] = jnp.sum(w * per) / count
+        logs["val_loss"] = models.with_penalty(spec.model, params, jnp.sum(w * per) / count)  # Keras adds it too
         logs.update(_figures(spec, tuple(f"val_{n}" for n in names), row_sums(real, h), count))
     return logs

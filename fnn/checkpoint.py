@@ -103,7 +103,7 @@ def _model_record(encoder: _tree_codec.Encoder, model: models.Sequential, loss: 
     floats = all(jnp.issubdtype(jnp.result_type(leaf), jnp.floating) for p in params for leaf in p)
     if [(np.shape(p.w), np.shape(p.b)) for p in params] != want or not floats:
         raise FnnValueError(f"the tree's first DenseParams (at {where or '<root>'}) are not model='s {want}")
-    layers = [{"class": type(layer).__name__, "config": dataclasses.asdict(layer)} for layer in model.layers]
+    layers = [{"class": type(layer).__name__, "config": dataclasses.asdict(layer)} for layer in model.stack]
     loss, dtype = None if loss is None else models.resolve_loss(model, loss).name, np.asarray(params[0].w).dtype
     return {"layers": layers, "input_dim": dims[0], "dtype": dtype.name, "loss": loss, "params_at": where}
 
@@ -244,9 +244,10 @@ def _read(path: pathlib.Path) -> tuple[dict, bytes]:
 
 def _first_difference(record: Any, model: models.Sequential) -> str | None:
     """The layer count, or the first layer class or field that differs; a field the file lacks is its default."""
-    if len(record["layers"]) != len(model.layers):
-        return f"layer count: the file has {len(record['layers'])}, this model has {len(model.layers)}"
-    for i, (saved, layer) in enumerate(zip(record["layers"], model.layers)):
+    stack = model.stack  # Dropout layers included
+    if len(record["layers"]) != len(stack):
+        return f"layer count: the file has {len(record['layers'])}, this model has {len(stack)}"
+    for i, (saved, layer) in enumerate(zip(record["layers"], stack)):
         defaults = {f.name: f.default for f in dataclasses.fields(layer) if f.default is not dataclasses.MISSING}
         theirs = {"class": saved["class"], **defaults, **saved["config"]}
         ours = {"class": type(layer).__name__, **dataclasses.asdict(layer)}
@@ -258,10 +259,11 @@ def _first_difference(record: Any, model: models.Sequential) -> str | None:
 
 
 def _rebuild(record: Any, path: pathlib.Path) -> Architecture:
-    if {saved["class"] for saved in record["layers"]} != {"Dense"}:
+    classes = {"Dense": models.Dense, "Dropout": models.Dropout}
+    if not {saved["class"] for saved in record["layers"]} <= set(classes):
         raise CheckpointError(f"{path} records layers of classes this fnn does not have: upgrade fnn to load them")
     try:
-        layers = [models.Dense(**saved["config"]) for saved in record["layers"]]
+        layers = [classes[saved["class"]](**saved["config"]) for saved in record["layers"]]
     except (TypeError, ValueError) as e:  # fnn's own errors subclass these
         raise CheckpointError(f"{path} records a layer that this fnn cannot rebuild ({e}): upgrade fnn") from None
     return Architecture(models.Sequential(layers), record["input_dim"], record["dtype"], record["loss"])

@@ -29,7 +29,7 @@ import numpy as np
 from jax.flatten_util import ravel_pytree
 from jax.sharding import NamedSharding, PartitionSpec
 
-from fnn import _compile, _epoch_logs, losses, models, optim
+from fnn import _compile, _epoch_logs, layers, losses, models, optim
 
 __all__ = [
     "CHUNK",
@@ -214,16 +214,18 @@ def _finite_leaves(grads, layout: _Layout) -> tuple[Array, Array]:
 
 
 def batch_objective(spec: Spec, layout: _Layout | None = None):
-    """objective(params, xb, yb, wb, mb) -> (Σ wb·loss / Σ mb, network output); params in layout form.
+    """objective(params, xb, yb, wb, mb, key=None) -> (Σ wb·loss / Σ mb + penalty, network output);
+    params in layout form.
 
     mb marks the batch's real rows (1) and its padding (0); wb is mb times the rows' weights. The
-    mean of w·loss over the rows, as Keras weighs: a weight acts at any batch size, even 1."""
+    mean of w·loss over the rows, as Keras weighs: a weight acts at any batch size, even 1. The
+    layers' regularization penalty is added (as Keras adds it); key draws the dropout masks (None: none)."""
 
-    def objective(params, xb, yb, wb, mb):
+    def objective(params, xb, yb, wb, mb, key=None):
         tree = layout.unravel(params) if layout is not None and layout.flat else params
-        out = models.network_output(spec.model, spec.loss, tree, xb, spec.small_layers)
+        out = models.network_output(spec.model, spec.loss, tree, xb, spec.small_layers, key)
         per = spec.loss.per_sample(out, yb)
-        return jnp.sum(wb * per) / jnp.maximum(jnp.sum(mb), 1), out
+        return models.with_penalty(spec.model, tree, jnp.sum(wb * per) / jnp.maximum(jnp.sum(mb), 1)), out
 
     return objective
 
@@ -233,7 +235,9 @@ def _step(spec: Spec, layout: _Layout, state: TrainState, batch) -> tuple[TrainS
     -> (state, the batch's loss before the step, whether the step was applied)."""
     xb, yb, wb, mb = batch
     objective = batch_objective(spec, layout)
-    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(state.params, xb, yb, wb, mb)
+    # a model without dropout draws no key: its program is the one it always was
+    key = layers.dropout_key(state.key, state.epoch, state.step) if spec.model.has_dropout else None
+    (loss, out), grads = jax.value_and_grad(objective, has_aux=True)(state.params, xb, yb, wb, mb, key)
     g = state.guard
     count = jnp.sum(mb)
     finite, first_leaf = _finite_leaves(grads, layout)

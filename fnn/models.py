@@ -17,19 +17,22 @@ import jax.numpy as jnp
 import numpy as np
 from jax.typing import ArrayLike
 
-from fnn import _compile, _validate, activations, initializers, layers, losses, targets
+from fnn import _compile, _dropout, _validate, activations, initializers, layers, losses, regularizers, targets
+from fnn._dropout import Dropout
 from fnn.errors import FnnTypeError, FnnValueError
 from fnn.layers import DenseParams
 
 __all__ = [
     "Dense",
     "DenseParams",
+    "Dropout",
     "Params",
     "Sequential",
     "check_model",
     "check_params",
     "network_output",
     "objective",
+    "penalty",
     "prepare",
     "resolve_loss",
 ]
@@ -49,7 +52,9 @@ class Dense:
     Keras' input_shape=(n,)): the width of the model's inputs, as in Keras; only the first layer of a Sequential may
     declare it, and then `model.init(key)` needs no input_dim. activation: a name (Keras' names
     too), None (linear), an fnn.Activation(f, df), or any callable z -> f(z), which jax.grad then
-    differentiates (fit, fnn.objective) and fnn.backprop refuses, naming the fix.
+    differentiates (fit, fnn.objective) and fnn.backprop refuses, naming the fix. kernel_regularizer,
+    bias_regularizer: fnn.regularizers.l1/l2/l1_l2(...) or their names, a penalty on w or b added to the
+    training objective (see fnn.regularizers).
 
     Example:
         >>> fnn.Dense(4, activation="relu")
@@ -62,6 +67,8 @@ class Dense:
     bias_init: float = 0.0
     input_dim: int | None = None
     input_shape: tuple[int] | None = None  # Keras' spelling of input_dim, (n,): stored as input_dim=n
+    kernel_regularizer: regularizers.Regularizer | str | None = None
+    bias_regularizer: regularizers.Regularizer | str | None = None
 
     def __post_init__(self):  # activation: a name, None, an fnn.Activation or any callable (see fnn.activations)
         units = _validate.integer(self.units, "Dense units", minimum=1)
@@ -79,8 +86,15 @@ class Dense:
                 "Dense(1, activation='sigmoid') for one output, or >= 2 softmax units"
             )
         object.__setattr__(self, "bias_init", _validate.real(self.bias_init, "Dense bias_init"))
+        for field in ("kernel_regularizer", "bias_regularizer"):
+            object.__setattr__(self, field, regularizers.get(getattr(self, field), f"Dense {field}"))
         object.__setattr__(self, "units", units)
         object.__setattr__(self, "activation", name)
+
+    @property
+    def regularizers(self) -> tuple[regularizers.Regularizer | None, regularizers.Regularizer | None]:
+        """(kernel_regularizer, bias_regularizer) as __post_init__ made them: Regularizer records or None."""
+        return typing.cast(tuple, (self.kernel_regularizer, self.bias_regularizer))
 
     @property
     def initializer(self) -> str:
@@ -93,6 +107,8 @@ class Dense:
         args += [f"kernel_init={self.kernel_init!r}"] if self.kernel_init is not None else []
         args += [f"bias_init={self.bias_init!r}"] if self.bias_init != 0.0 else []
         args += [f"input_dim={self.input_dim!r}"] if self.input_dim is not None else []
+        args += [f"kernel_regularizer={self.kernel_regularizer!r}"] if self.kernel_regularizer is not None else []
+        args += [f"bias_regularizer={self.bias_regularizer!r}"] if self.bias_regularizer is not None else []
         return f"Dense({', '.join(args)})"
 
 
@@ -116,7 +132,9 @@ class Sequential:
     """A stack of Dense layers: the composition activation_L(… activation_1(x @ w_1 + b_1) …).
 
     The input width comes from `init(key, input_dim)` or, as in Keras, from the first layer's
-    `Dense(..., input_dim=n)`.
+    `Dense(..., input_dim=n)`. Dropout layers may stand before any Dense layer (not last, not two in a
+    row): `layers` holds the Dense layers (one params entry each), `dropout` the rate of the Dropout
+    before each of them (None: none), and `stack` the whole list as given.
 
     Example:
         >>> model = fnn.Sequential([fnn.Dense(3, activation="tanh"), fnn.Dense(1)])
@@ -129,8 +147,9 @@ class Sequential:
     """
 
     layers: tuple[Dense, ...]
+    dropout: tuple[float | None, ...]
 
-    def __init__(self, layers: Sequence[Dense]):
+    def __init__(self, layers: Sequence[Dense | Dropout]):
         if isinstance(layers, Dense):
             layers = [layers]
         if not isinstance(layers, (list, tuple)):
@@ -138,8 +157,12 @@ class Sequential:
         if len(layers) == 0:
             raise FnnValueError("Sequential needs at least one layer, e.g. Sequential([Dense(1)])")
         for i, layer in enumerate(layers):
-            if not isinstance(layer, Dense):
-                raise FnnTypeError(f"Sequential layer {i} must be a fnn.Dense, got {type(layer).__name__} {layer!r}")
+            if not isinstance(layer, (Dense, Dropout)):
+                raise FnnTypeError(
+                    f"Sequential layer {i} must be a fnn.Dense or fnn.Dropout, got {type(layer).__name__} {layer!r}"
+                )
+        object.__setattr__(self, "dropout", _dropout.rates(layers, Dropout))
+        layers = [layer for layer in layers if isinstance(layer, Dense)]
         for i, layer in enumerate(layers[1:], start=1):
             if layer.input_dim is not None:
                 raise FnnValueError(
@@ -153,6 +176,19 @@ class Sequential:
     def activations(self) -> tuple[activations.ActivationLike, ...]:
         """Each layer's activation: its registry name, or the user's fnn.Activation."""
         return tuple(_activation_name(layer) for layer in self.layers)
+
+    @property
+    def stack(self) -> tuple[Dense | Dropout, ...]:
+        """Every layer in order, Dropout included: the list the model was built from."""
+        out: list[Dense | Dropout] = []
+        for rate, layer in zip(self.dropout, self.layers):
+            out += [Dropout(rate), layer] if rate is not None else [layer]
+        return tuple(out)
+
+    @property
+    def has_dropout(self) -> bool:
+        """Does training drop units (a Dropout of rate > 0)? Without, the run draws no masks and no keys."""
+        return any(rate for rate in self.dropout)
 
     @property
     def declared_input_dim(self) -> int | None:
@@ -228,7 +264,7 @@ class Sequential:
 
     def __repr__(self) -> str:
         """Python that rebuilds the model: Sequential([Dense(4, activation='relu'), Dense(1)])."""
-        return f"Sequential([{', '.join(map(repr, self.layers))}])"
+        return f"Sequential([{', '.join(map(repr, self.stack))}])"
 
     def count_params(self, input_dim: int | None = None) -> int:
         """The number of parameters (weights and biases) for inputs of width input_dim (by default, the
@@ -255,10 +291,11 @@ class Sequential:
             Total params: 17
         """
         shapes = self.shapes(input_dim)
-        rows = [
-            (f"{i} Dense", f"(None, {n_out})", f"{n_in * n_out + n_out:,}", name)
-            for i, ((n_in, n_out), name) in enumerate(zip(shapes, self.activations))
-        ]
+        rows = []
+        for (n_in, n_out), name, rate in zip(shapes, self.activations, self.dropout):
+            if rate is not None:
+                rows.append((f"{len(rows)} Dropout", f"(None, {n_in})", "0", f"rate {rate:g}"))
+            rows.append((f"{len(rows)} Dense", f"(None, {n_out})", f"{n_in * n_out + n_out:,}", str(name)))
         head = ("layer", "output shape", "params", "activation")
         width = [max(len(r[j]) for r in [head, *rows]) for j in range(4)]
         width[:3] = [max(w, 10) for w in width[:3]]
@@ -366,11 +403,35 @@ def resolve_loss(model: Sequential, loss: losses.LossLike) -> losses.Loss:
     return losses.resolve(loss, model.output_activation, model.output_dim)
 
 
-def network_output(model: Sequential, spec: losses.Loss, params: Params, x: Array, small: bool = False) -> Array:
+def network_output(
+    model: Sequential, spec: losses.Loss, params: Params, x: Array, small: bool = False, key: Array | None = None
+) -> Array:
     """What the loss is computed from: logits for the fused pairs, outputs otherwise. No checks.
-    small: see layers.dense_apply."""
+    small: see layers.dense_apply. key: training, with the model's dropout masks drawn from it (None:
+    no dropout, as in predict)."""
     f = layers.mlp_logits if spec.from_logits else layers.mlp_apply
-    return f(model.activations, params, x, small)
+    masks = None
+    if key is not None and model.has_dropout:
+        masks = layers.dropout_masks(key, model.dropout, params, x.shape[0])
+    return f(model.activations, params, x, small, masks)
+
+
+def penalty(model: Sequential, params: Params) -> Array | None:
+    """Σ over layers of the kernel and bias regularizers' penalties (a scalar), or None when the
+    model has no regularizer (then nothing is traced). No checks."""
+    terms = [
+        reg(leaf)
+        for layer, p in zip(model.layers, params)
+        for reg, leaf in zip(layer.regularizers, p)
+        if reg is not None
+    ]
+    return sum(terms[1:], terms[0]) if terms else None
+
+
+def with_penalty(model: Sequential, params: Params, loss: Array) -> Array:
+    """loss plus the model's regularization penalty (loss itself when there is none)."""
+    extra = penalty(model, params)
+    return loss if extra is None else loss + extra.astype(loss.dtype)
 
 
 def prepare(
@@ -389,12 +450,14 @@ def prepare(
     return _validate.cast(x, dtype, xname, host), y
 
 
-def objective(model: Sequential, loss: losses.LossLike) -> Callable[[Params, Array, Array], Array]:
-    """The loss as a pure function of the parameters: loss(params, x, y) -> scalar.
+def objective(model: Sequential, loss: losses.LossLike) -> Callable[..., Array]:
+    """The training objective as a pure function of the parameters: loss(params, x, y, key=None) -> scalar.
 
     With sigmoid + binary CE or softmax + categorical CE it is computed from the logits, so it
     and its gradient stay finite and exact for any logits. loss: a name, a record
     (fnn.losses.huber_loss(delta=2.0)) or a callable loss(pred, y) -> (n,) per-sample losses.
+    The layers' regularization penalties are added (fnn.regularizers); key (a PRNG key or an int
+    seed) draws the Dropout layers' masks, as one training step does (None: no dropout).
 
     Example:
         >>> loss = fnn.objective(model, "binary_cross_entropy")
@@ -402,9 +465,10 @@ def objective(model: Sequential, loss: losses.LossLike) -> Callable[[Params, Arr
     """
     spec = resolve_loss(model, loss)
 
-    def loss_fn(params: Params, x: Array, y: Array) -> Array:
+    def loss_fn(params: Params, x: Array, y: Array, key: Array | int | None = None) -> Array:
         x, y = prepare(model, spec, params, x, y)
-        return losses.value(spec, network_output(model, spec, params, x), y)
+        key = None if key is None else _validate.key(key)
+        return with_penalty(model, params, losses.value(spec, network_output(model, spec, params, x, key=key), y))
 
     loss_fn.__name__ = f"{spec.name}_objective"
     return loss_fn

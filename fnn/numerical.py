@@ -109,10 +109,17 @@ class GradCheck(NamedTuple):
     dtype: str = "float64"  # the dtype the differences were taken in
 
 
+def _is_float_array(a) -> bool:
+    """A floating array to widen; a PRNG key (a Dropout's masks: gradcheck(f, params, x, y, key)) stays as it is."""
+    if isinstance(a, jax.Array) and jnp.issubdtype(a.dtype, jax.dtypes.prng_key):
+        return False
+    return bool(jnp.issubdtype(np.asarray(a).dtype, jnp.floating))
+
+
 def _in_float64(f: Callable, params, args: tuple, h: float | None):
     """f's central differences with params and floating array arguments cast to float64 (under jax.enable_x64):
     -> (gradient, (h, _Differences in float64)), or (None, None) where f does not run in float64."""
-    wide = lambda a: np.asarray(a, np.float64) if jnp.issubdtype(np.asarray(a).dtype, jnp.floating) else a
+    wide = lambda a: np.asarray(a, np.float64) if _is_float_array(a) else a
     step = DEFAULTS["float64"][0] if h is None else h
     try:
         with jax.enable_x64(True):

@@ -654,9 +654,9 @@ def _model_cases() -> list[Case]:
         Case("fnn.Sequential", "None", seq, None, FnnTypeError,
              r"Sequential takes a list of Dense layers, got NoneType"),
         Case("fnn.Sequential", "a non-Dense layer", seq, [fnn.Dense(2), "relu"], FnnTypeError,
-             r"Sequential layer 1 must be a fnn\.Dense, got str 'relu'"),
+             r"Sequential layer 1 must be a fnn\.Dense or fnn\.Dropout, got str 'relu'"),
         Case("fnn.Sequential", "an int as a layer", seq, [3, fnn.Dense(1)], FnnTypeError,
-             r"Sequential layer 0 must be a fnn\.Dense, got int 3"),
+             r"Sequential layer 0 must be a fnn\.Dense or fnn\.Dropout, got int 3"),
         Case("fnn.Sequential", "input_dim on a later layer",
              lambda bad: fnn.Sequential([fnn.Dense(3), fnn.Dense(1, input_dim=bad)]), 3, FnnValueError,
              r"Sequential layer 1, Dense\(1, input_dim=3\), declares input_dim, but only the first layer may: .*; "
@@ -716,6 +716,46 @@ def _model_cases() -> list[Case]:
               for what, m, loss, error, match in BAD_LOSSES]
     cases.append(Case("fnn.objective", "loss a number", lambda bad: fnn.objective(BIN, bad), 3, FnnTypeError,
                       r"loss must be a name \(str\), got int 3"))
+    return cases + _dropout_and_regularizer_cases()
+
+
+def _dropout_and_regularizer_cases() -> list[Case]:
+    """Dropout's rate must be in [0, 1); a regularizer's strengths >= 0; names must be known."""
+    rate = r"Dropout rate must be in \[0, 1\), the fraction of units dropped"
+    cases = [Case("fnn.Dropout", what, fnn.Dropout, bad, FnnValueError, rate + r".*got " + got)
+             for what, bad, got in [("rate 1", 1, r"1\.0"), ("rate 1.5", 1.5, r"1\.5"), ("rate -0.1", -0.1, r"-0\.1")]]
+    cases += [
+        Case("fnn.Dropout", "rate NaN", fnn.Dropout, NaN, FnnValueError, r"Dropout rate must be finite, got nan"),
+        Case("fnn.Dropout", "rate inf", fnn.Dropout, INF, FnnValueError, r"Dropout rate must be finite, got inf"),
+        Case("fnn.Dropout", "rate a string", fnn.Dropout, "0.2", FnnTypeError,
+             r"Dropout rate must be a real number, got str '0\.2'"),
+        Case("fnn.Dropout", "rate None", fnn.Dropout, None, FnnTypeError, r"Dropout rate must be a real number, got None"),
+        Case("fnn.Dropout", "rate True", fnn.Dropout, True, FnnTypeError, r"Dropout rate must be a real number, got bool"),
+        Case("fnn.Sequential", "Dropout last", lambda bad: fnn.Sequential([fnn.Dense(2), bad]), fnn.Dropout(0.2),
+             FnnValueError, r"Sequential ends with Dropout\(0\.2\), which would drop the model's outputs"),
+        Case("fnn.Sequential", "two Dropouts in a row", lambda bad: fnn.Sequential([fnn.Dense(2), bad, bad, fnn.Dense(1)]),
+             fnn.Dropout(0.5), FnnValueError, r"two Dropout layers in a row; use one, Dropout\(0\.75\)"),
+    ]
+    for name, make in [("l1", fnn.regularizers.l1), ("l2", fnn.regularizers.l2)]:
+        cases += [
+            Case(f"fnn.regularizers.{name}", "negative strength", make, -1e-4, FnnValueError,
+                 rf"fnn\.regularizers\.{name} strength must be >= 0, got -0\.0001"),
+            Case(f"fnn.regularizers.{name}", "strength NaN", make, NaN, FnnValueError, r"strength must be finite, got nan"),
+            Case(f"fnn.regularizers.{name}", "strength a string", make, "0.1", FnnTypeError,
+                 r"strength must be a real number, got str"),
+        ]
+    cases += [
+        Case("fnn.regularizers.l1_l2", "negative l1", lambda bad: fnn.regularizers.l1_l2(l1=bad), -0.5, FnnValueError,
+             r"fnn\.regularizers\.l1_l2 l1 strength must be >= 0, got -0\.5"),
+        Case("fnn.regularizers.l1_l2", "negative l2", lambda bad: fnn.regularizers.l1_l2(l2=bad), -0.5, FnnValueError,
+             r"fnn\.regularizers\.l1_l2 l2 strength must be >= 0, got -0\.5"),
+        Case("fnn.Dense", "unknown kernel_regularizer", lambda bad: fnn.Dense(2, kernel_regularizer=bad), "l3",
+             FnnValueError, r"unknown Dense kernel_regularizer 'l3'; choose one of \['l1', 'l2', 'l1_l2'\]"),
+        Case("fnn.Dense", "bias_regularizer a number", lambda bad: fnn.Dense(2, bias_regularizer=bad), 0.01,
+             FnnTypeError, r"Dense bias_regularizer must be None, a name .*got float 0\.01"),
+        Case("fnn.Dense", "kernel_regularizer a negative config", lambda bad: fnn.Dense(2, kernel_regularizer=bad),
+             {"l2": -1.0}, FnnValueError, r"regularizer strength l2 must be >= 0, got -1\.0"),
+    ]
     return cases
 
 

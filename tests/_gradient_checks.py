@@ -10,6 +10,8 @@ tests/test_backprop.py-style checks as plain functions that raise AssertionError
     check_activation_vjps             every registry activation's vjp (g · f'(z)) == jax.vjp of its fn
                                       at its kinks, at ±30 and at random points
     check_loss_gradients              every registry loss's gradient == jax.grad of its value
+    check_dropout_and_regularizers    backprop with Dropout masks (a fixed key) and l1, l2, l1_l2 penalties
+                                      on kernels and biases == jax.grad(fnn.objective)(params, x, y, key)
 
 They must pass on the library as it is (tests/test_mutation.py, experiments/reliability.py) and
 fail on each deliberately wrong derivative in MUTANTS, so a green run means the checks can see
@@ -25,7 +27,7 @@ import jax.numpy as jnp
 import numpy as np
 
 import fnn
-from fnn import DenseParams, _compile, activations, backprop, losses
+from fnn import DenseParams, _compile, activations, backprop, losses, regularizers
 
 
 class Problem(NamedTuple):
@@ -240,11 +242,48 @@ def check_loss_gradients(dtype=None) -> None:
     assert not failures, "; ".join(failures)
 
 
+REGULARIZED = fnn.Sequential([
+    fnn.Dropout(0.25),
+    fnn.Dense(5, activation="tanh", kernel_regularizer=regularizers.l1_l2(0.03, 0.05),
+              bias_regularizer=regularizers.l1(0.2)),
+    fnn.Dropout(0.5),
+    fnn.Dense(3, activation="softmax", kernel_regularizer=regularizers.l2(0.1), bias_regularizer="l2"),
+])
+
+
+def dropout_problem(dtype=None) -> Problem:
+    """A 3-5-3 softmax network with Dropout before both layers and every regularizer kind, some biases at 0."""
+    dtype = dtype or default_dtype()
+    rng = np.random.default_rng(7)
+    params = _params(REGULARIZED, 3, rng, dtype)
+    params = (params[0]._replace(b=params[0].b.at[:2].set(0.0)),) + params[1:]  # l1's sign(0) = 0 checked
+    x = rng.normal(size=(9, 3)).astype(dtype)
+    return Problem("dropout + regularizers", REGULARIZED, "categorical_cross_entropy", params, x, rng.integers(0, 3, 9))
+
+
+def check_dropout_and_regularizers(dtype=None) -> None:
+    """backprop.backward(..., key) equals jax.value_and_grad(fnn.objective)(params, x, y, key): the same masks,
+    walked back by dropout_vjp, and the penalties' hand-written gradients (2λw, λ·sign(w))."""
+    dtype = dtype or default_dtype()
+    p, key = dropout_problem(dtype), jax.random.key(11)
+    library = (backprop.dropout_vjp, regularizers.l1_penalty_grad, regularizers.l2_penalty_grad, str(np.dtype(dtype)))
+    both = _compiled(("dropout", library), lambda: lambda params, x, y, k: (
+        backprop.backward(p.model, p.loss, params, x, y, key=k),
+        jax.value_and_grad(fnn.objective(p.model, p.loss))(params, x, y, k)))
+    out, (want_loss, want) = both(p.params, p.x, p.y, key)
+    masks = fnn.layers.dropout_masks(key, p.model.dropout, p.params, p.x.shape[0])
+    assert all(0 < float(jnp.mean(m == 0)) < 1 for m in masks), "the key must drop some units and keep others"
+    err = max(_max_error(out.grads, want), _max_error(out.loss, want_loss))
+    tol = _tolerance(dtype)
+    assert err <= tol, f"dropout + regularizers: backprop differs from jax.grad by {err:.3g} (tolerance {tol:g})"
+
+
 CHECKS: dict[str, Callable[..., None]] = {
     "backprop vs jax.grad": check_backprop_matches_autodiff,
     "extreme logits +-1e4": check_extreme_logits,
     "activation vjps vs jax.vjp": check_activation_vjps,
     "loss gradients vs jax.grad": check_loss_gradients,
+    "dropout and regularizers vs jax.grad": check_dropout_and_regularizers,
 }
 
 
@@ -350,6 +389,20 @@ def _bias_mean(mp):
     mp.setattr(backprop, "dense_vjp", dense_vjp)
 
 
+def _one_percent_off(module, name):
+    def apply(mp):
+        original = getattr(module, name)
+        mp.setattr(module, name, lambda *args: 1.01 * original(*args))
+    return apply
+
+
+NEW_DERIVATIVES = {  # the mutant of each derivative Dropout and the regularizers brought
+    "dropout_vjp": (backprop, "dropout_vjp"),
+    "l1 penalty gradient": (regularizers, "l1_penalty_grad"),
+    "l2 penalty gradient": (regularizers, "l2_penalty_grad"),
+}
+
+
 MUTANTS: list[Mutant] = [
     Mutant("tanh derivative 1% too large", _tanh_off, "backprop vs jax.grad"),
     Mutant("sigmoid derivative s instead of s(1 - s)", _sigmoid_without_one_minus, "backprop vs jax.grad"),
@@ -364,4 +417,6 @@ MUTANTS: list[Mutant] = [
       for name in NEW_ACTIVATIONS),
     *(Mutant(f"{name} gradient 1% too large", _loss_gradient_one_percent_off(name), "loss gradients vs jax.grad")
       for name in NEW_LOSSES),
+    *(Mutant(f"{name} 1% too large", _one_percent_off(*where), "dropout and regularizers vs jax.grad")
+      for name, where in NEW_DERIVATIVES.items()),
 ]

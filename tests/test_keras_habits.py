@@ -171,3 +171,24 @@ def test_bad_metrics_and_states_are_refused():
     with pytest.raises(fnn.FnnValueError, match=r"metrics='recall' needs yes/no outputs \(a binary loss such as "
                                                 r"binary_crossentropy\), but the loss is"):
         fnn.Trainer(softmax, metrics=["recall"])
+
+
+@pytest.mark.slow  # compiles a run of its own
+def test_a_keras_users_regularized_script_runs_as_written():
+    """Dropout, kernel_regularizer, optimizer="rmsprop", metrics=["accuracy"] and EarlyStopping, as in Keras;
+    the reported val_loss includes the penalty, as Keras' does, and predict never drops."""
+    model = fnn.Sequential([
+        fnn.Dense(8, activation="relu", input_shape=(2,), kernel_regularizer=fnn.regularizers.l2(1e-3)),
+        fnn.Dropout(0.2),
+        fnn.Dense(1, activation="sigmoid"),
+    ])
+    params = model.init(0)
+    r = fnn.fit(model, params, X, Y, loss="binary_crossentropy", optimizer="rmsprop", epochs=6, batch_size=8,
+                metrics=["accuracy"], validation_data=(XV, YV), verbose=False, key=1,
+                callbacks=[fnn.callbacks.EarlyStopping(monitor="val_loss", patience=2)])
+    assert list(r.history) == ["loss", "accuracy", "val_loss", "val_accuracy"]
+    assert r.stop_reason in ("epochs", "early_stopping") and all(np.isfinite(r.history["loss"]))
+    if r.best_epoch is None or r.best_epoch == r.epochs_run - 1:
+        p = np.asarray(fnn.predict(model, r.params, XV), np.float64)[:, 0]
+        penalty = 1e-3 * float(np.sum(np.asarray(r.params[0].w, np.float64) ** 2))
+        np.testing.assert_allclose(r.history["val_loss"][-1], bce(p, YV).mean() + penalty, rtol=1e-5)

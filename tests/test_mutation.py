@@ -6,7 +6,7 @@ mutant in MUTANTS is swapped in with monkeypatch and the check named for it must
 """
 import pytest
 
-from fnn import activations, backprop, losses
+from fnn import activations, backprop, losses, regularizers
 
 import _gradient_checks as checks
 
@@ -34,6 +34,8 @@ def test_every_new_derivative_has_a_mutant():
         assert f"{name} derivative 1% too large" in names
     for name in checks.NEW_LOSSES:
         assert f"{name} gradient 1% too large" in names
+    for name in ("dropout_vjp", "l1 penalty gradient", "l2 penalty gradient"):
+        assert f"{name} 1% too large" in names
     assert set(checks.NEW_ACTIVATIONS) | {"linear", "relu", "leaky_relu", "sigmoid", "tanh", "softmax"} == set(
         activations.ACTIVATIONS)
     assert set(checks.NEW_LOSSES) | {"mse", "binary_cross_entropy", "categorical_cross_entropy"} == set(losses.LOSSES)
@@ -49,5 +51,8 @@ def test_the_library_is_restored_after_the_mutants():
     assert losses.LOSSES[losses.MAE].grad is losses.mae_grad
     assert losses.LOSSES[losses.BINARY_CE].value is losses.sigmoid_binary_cross_entropy
     assert backprop.dense_vjp.__module__ == "fnn.backprop"
+    assert backprop.dropout_vjp.__module__ == "fnn.backprop"
+    assert regularizers.l1_penalty_grad.__name__ == "l1_penalty_grad"
+    assert regularizers.l2_penalty_grad.__name__ == "l2_penalty_grad"
     for check in checks.CHECKS.values():
         check()
