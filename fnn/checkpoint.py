@@ -260,13 +260,14 @@ def _first_difference(record: Any, model: models.Sequential) -> str | None:
 
 def _rebuild(record: Any, path: pathlib.Path) -> Architecture:
     classes = {"Dense": models.Dense, "Dropout": models.Dropout}
-    if not {saved["class"] for saved in record["layers"]} <= set(classes):
+    found = {saved["class"] for saved in record["layers"]}
+    if "Dense" not in found or not found <= set(classes):
         raise CheckpointError(f"{path} records layers of classes this fnn does not have: upgrade fnn to load them")
     try:
-        layers = [classes[saved["class"]](**saved["config"]) for saved in record["layers"]]
+        model = models.Sequential([classes[saved["class"]](**saved["config"]) for saved in record["layers"]])
     except (TypeError, ValueError) as e:  # fnn's own errors subclass these
         raise CheckpointError(f"{path} records a layer that this fnn cannot rebuild ({e}): upgrade fnn") from None
-    return Architecture(models.Sequential(layers), record["input_dim"], record["dtype"], record["loss"])
+    return Architecture(model, record["input_dim"], record["dtype"], record["loss"])
 
 
 def load(
