@@ -260,7 +260,8 @@ def _first_difference(record: Any, model: models.Sequential) -> str | None:
 
 def _rebuild(record: Any, path: pathlib.Path) -> Architecture:
     classes = {"Dense": models.Dense, "Dropout": models.Dropout}
-    if not {saved["class"] for saved in record["layers"]} <= set(classes):
+    found = {saved["class"] for saved in record["layers"]}
+    if "Dense" not in found or not found <= set(classes):
         raise CheckpointError(f"{path} records layers of classes this fnn does not have: upgrade fnn to load them")
     try:
         model = models.Sequential([classes[saved["class"]](**saved["config"]) for saved in record["layers"]])

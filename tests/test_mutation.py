@@ -16,7 +16,11 @@ def test_check_passes_on_the_library(name):
     checks.CHECKS[name]()
 
 
-@pytest.mark.parametrize("mutant", checks.MUTANTS, ids=[m.name for m in checks.MUTANTS])
+_SLOW_CHECKS = {"dropout and regularizers vs jax.grad"}  # a compile per mutant: make test-slow runs them
+
+
+@pytest.mark.parametrize("mutant", [pytest.param(m, marks=pytest.mark.slow) if m.caught_by in _SLOW_CHECKS else m
+                                    for m in checks.MUTANTS], ids=[m.name for m in checks.MUTANTS])
 def test_mutant_is_caught(mutant, monkeypatch):
     mutant.apply(monkeypatch)
     with pytest.raises(AssertionError):
