@@ -30,6 +30,8 @@ from typing import Any
 
 import jax
 
+from fnn import _executables
+
 __all__ = ["LARGE_PARAMS", "OPTIONS", "deferred_interrupts", "jit", "param_count"]
 
 OPTIONS: dict[str, Any] = {"xla_cpu_use_fusion_emitters": False}
@@ -75,6 +77,7 @@ class _Program:
         self._with = jax.jit(fun, compiler_options=OPTIONS, **kwargs)
         self._without = jax.jit(fun, **kwargs)
         self._large = large
+        self._fun, self._kwargs = fun, kwargs
         functools.update_wrapper(self, fun)
 
     def _jit(self, args=(), kwargs=None):
@@ -85,7 +88,13 @@ class _Program:
     def __call__(self, *args, **kwargs):
         with deferred_interrupts():
             try:
-                return self._jit(args, kwargs)(*args, **kwargs)
+                jitted = self._jit(args, kwargs)
+                options = OPTIONS if jitted is self._with else {}
+                executable = _executables.compiled(jitted, self._fun, args, kwargs, self._kwargs, options)
+                if executable is None:
+                    return jitted(*args, **kwargs)
+                static = set(_executables.static_numbers(self._kwargs.get("static_argnums"), len(args)))
+                return executable(*(a for i, a in enumerate(args) if i not in static), **kwargs)
             except Exception as e:  # an XLA that no longer has the option: compile as JAX does
                 if _refused[0] or not any(name in str(e) for name in OPTIONS):
                     raise
