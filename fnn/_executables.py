@@ -271,10 +271,14 @@ def _compile(jitted, args: tuple, kwargs: dict):
     """jitted.lower(...).compile(), and the XLA compile options JAX built for it (None where JAX
     reused a compilation of its own and built none): an executable loads only with its options
     (XLA:CPU finds its kernels by them; loaded with others, a program fails at its first run)."""
-    from jax._src.interpreters import pxla
-
+    try:
+        from jax._src.interpreters import pxla
+    except ImportError:  # another JAX: compiled as always, not stored
+        return jitted.lower(*args, **kwargs).compile(), None
     built = []
-    original = pxla.create_compile_options
+    original = getattr(pxla, "create_compile_options", None)
+    if original is None:
+        return jitted.lower(*args, **kwargs).compile(), None
 
     thread = threading.get_ident()
 
