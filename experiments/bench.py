@@ -83,6 +83,7 @@ import json
 import math
 import os
 import platform
+import re
 import resource
 import shutil
 import statistics
@@ -949,8 +950,10 @@ RESULT_PEERS = ("numpy", "torch", "torch-1thread", "keras", "sklearn", "fnn-cold
 RESULT_CONFIG = {"torch-1thread": {"threads": 1}}
 RESULT_REPS = 3
 # Variables a caller (the test suite, say) may have set that would change what a child measures.
+# PYTHONDONTWRITEBYTECODE too: without it fnn's modules are compiled from source on every import
+# (0.1-0.2 s here), while jax's installed .pyc files are read; a user's fnn has its .pyc files.
 CHILD_ENV_DROP = ("JAX_DISABLE_MOST_OPTIMIZATIONS", "JAX_COMPILATION_CACHE_DIR", "JAX_ENABLE_X64",
-                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "FNN_CACHE", "FNN_CACHE_DIR")
+                  "JAX_PERSISTENT_CACHE_MIN_COMPILE_TIME_SECS", "FNN_CACHE", "FNN_CACHE_DIR", "PYTHONDONTWRITEBYTECODE")
 
 CHILD_PRELUDE = '''\
 import time
@@ -1131,6 +1134,21 @@ done(accuracy=float(clf.score(x_test, y_test)), import_s=IMPORTED - START, epoch
 ''',
 }
 RESULT_PACKAGE = {"torch": "torch", "torch-1thread": "torch", "keras": "keras", "sklearn": "sklearn"}
+# The floor any JAX program pays here, measured beside the peers in the same run: a fresh process
+# that imports jax, one that also runs one small op on the seed example's data, and `import fnn`.
+FLOOR_SCRIPTS = {
+    "import jax": "import jax\n\ndone(import_s=time.perf_counter() - START)\n",
+    "import jax + one op": '''\
+import jax
+import jax.numpy as jnp
+
+IMPORTED = time.perf_counter()
+x_train, y_train, x_test, y_test = circles_split(CONFIG)
+total = float(jnp.asarray(x_train).sum())  # one small program, compiled (nothing cached)
+done(import_s=IMPORTED - START, total=total)
+''',
+    "import fnn": "import fnn\n\ndone(import_s=time.perf_counter() - START)\n",
+}
 
 
 def result_peers(settings: Settings) -> tuple[str, ...]:
@@ -1163,6 +1181,23 @@ def run_child(script: str, config: dict, env: dict, timeout: float = 600) -> dic
     return dict(json.loads(lines[-1]), wall_s=wall)
 
 
+def import_breakdown(env: dict) -> dict:
+    """`python -X importtime -c "import fnn"` in a fresh process: seconds (cumulative) in jax,
+    ml_dtypes (its extension module alone too) and fnn, and the ml_dtypes version."""
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-c", "import fnn"], capture_output=True, text=True,
+                          env=env, timeout=300, check=True)
+    rows = {}
+    for line in proc.stderr.splitlines():
+        match = re.match(r"import time:\s+(\d+) \|\s+(\d+) \|\s*(\S+)", line)
+        if match:
+            rows[match.group(3)] = (int(match.group(1)) / 1e6, int(match.group(2)) / 1e6)
+    version = subprocess.run([sys.executable, "-c", "import ml_dtypes; print(ml_dtypes.__version__)"],
+                             capture_output=True, text=True, env=env, timeout=120).stdout.strip()
+    return {"ml_dtypes_version": version, "jax_s": rows.get("jax", (0, 0))[1], "fnn_s": rows.get("fnn", (0, 0))[1],
+            "ml_dtypes_s": rows.get("ml_dtypes", (0, 0))[1],
+            "ml_dtypes_ext_s": rows.get("ml_dtypes._ml_dtypes_ext", (0, 0))[0]}
+
+
 def measure_time_to_result(settings: Settings) -> dict:
     """The seed example per peer, RESULT_REPS fresh processes each (1 with --quick), then the
     8-learning-rate exploration in one fresh process with the warm cache."""
@@ -1181,8 +1216,25 @@ def measure_time_to_result(settings: Settings) -> dict:
             package = RESULT_PACKAGE.get(p)
             if package and importlib.util.find_spec(package) is None:
                 rows[p]["status"] = f"skipped: {package} not installed"
+        floor = {name: {"peer": name, "status": "ok", "runs": []} for name in FLOOR_SCRIPTS}
+        for name, body in FLOOR_SCRIPTS.items():
+            scripts[name] = os.path.join(work, f"floor_{len(scripts)}.py")
+            with open(scripts[name], "w") as f:
+                f.write(CHILD_PRELUDE + body)
+        run_child(scripts["import fnn"], config, child_env(os.path.join(work, "cache-floor")))  # writes fnn's .pyc
+        breakdown = []
         warm_cache = os.path.join(work, "cache-1")  # filled by the first cold run
         for rep in range(reps):
+            for name, row in floor.items():
+                try:
+                    row["runs"].append(run_child(scripts[name], config, child_env(os.path.join(work, "cache-floor"))))
+                except Exception as e:
+                    row["status"] = f"failed: {type(e).__name__}: {e}"
+            try:
+                breakdown.append(import_breakdown(child_env(os.path.join(work, "cache-floor"))))
+            except Exception as e:
+                log(f"  import breakdown failed: {type(e).__name__}: {e}")
+            log("  floor: " + ", ".join(f"{n} {r['runs'][-1]['wall_s']:.2f} s" for n, r in floor.items() if r["runs"]))
             for p in peers:
                 row = rows[p]
                 if row["status"] != "ok":
@@ -1216,7 +1268,7 @@ def measure_time_to_result(settings: Settings) -> dict:
                 log(f"  {len(EXPLORE_RATES)} learning rates, one process: {run['wall_s']:.2f} s")
     finally:
         shutil.rmtree(work, ignore_errors=True)
-    for row in rows.values():
+    for row in [*rows.values(), *floor.values()]:
         summarize_runs(row)
     summarize_runs(explore)
     if explore["runs"]:
@@ -1225,7 +1277,11 @@ def measure_time_to_result(settings: Settings) -> dict:
         explore["later_fit_s"] = statistics.median(s for f in fits for s in f[1:])
         explore["fits_s"] = statistics.median(sum(f) for f in fits)
         explore["accuracies"] = [f["accuracy"] for f in explore["runs"][0]["fits"]]
-    return {"example": config, "reps": reps, "rows": list(rows.values()), "learning_rates": explore}
+    imports = {k: statistics.median(b[k] for b in breakdown) for k in breakdown[0] if k != "ml_dtypes_version"} \
+        if breakdown else {}
+    imports["ml_dtypes_version"] = breakdown[0]["ml_dtypes_version"] if breakdown else None
+    return {"example": config, "reps": reps, "rows": list(rows.values()), "learning_rates": explore,
+            "floor": list(floor.values()), "imports": imports}
 
 
 def summarize_runs(row: dict) -> None:
@@ -1237,7 +1293,7 @@ def summarize_runs(row: dict) -> None:
     row.update(wall_s=statistics.median(walls), wall_min_s=min(walls), wall_max_s=max(walls),
                in_process_s=statistics.median(r["in_process_s"] for r in runs),
                import_s=statistics.median(r["import_s"] for r in runs if "import_s" in r),
-               accuracy=statistics.median(r["accuracy"] for r in runs))
+               accuracy=statistics.median(r["accuracy"] for r in runs) if all("accuracy" in r for r in runs) else None)
 
 
 # --------------------------------------------------------------------------- sweeps: many models at once
@@ -1655,6 +1711,7 @@ def report_time_to_result(summary: Summary, ttr: dict) -> None:
                       f"{r['in_process_s']:.2f}", f"{r['import_s']:.2f}", f"{r['accuracy']:.3f}", note))
     summary.table(("peer", "wall s", "min–max", "in process s", "imports s", "test acc", "notes"), cells,
                   ["{}"] * 7, name="time_to_result")
+    report_floor(summary, ttr)
     e = ttr["learning_rates"]
     summary.add()
     rates = ", ".join(f"{r:g}" for r in e["learning_rates"])
@@ -1668,6 +1725,38 @@ def report_time_to_result(summary: Summary, ttr: dict) -> None:
                   [(f"{e['wall_s']:.2f}", f"{e['in_process_s']:.2f}", f"{e['import_s']:.2f}", f"{e['fits_s']:.2f}",
                     f"{e['first_fit_s']:.3f}", f"{e['later_fit_s']:.3f}",
                     " ".join(f"{a:.2f}" for a in e["accuracies"]))], ["{}"] * 7, name="learning_rates")
+
+
+def report_floor(summary: Summary, ttr: dict) -> None:
+    """The floor beside fnn's rows: import jax, import jax + one op, import fnn; ml_dtypes' share."""
+    floor = {r["peer"]: r for r in ttr.get("floor", []) if r["status"] == "ok" and r["runs"]}
+    if not floor:
+        return
+    rows = {r["peer"]: r for r in ttr["rows"] if r["status"] == "ok" and r["runs"]}
+    summary.add()
+    summary.add("the floor, fresh processes in the same run (wall s from spawn to exit, median; best in brackets):")
+    summary.table(("process", "wall s", "best s"),
+                  [(name, f"{r['wall_s']:.2f}", f"{r['wall_min_s']:.2f}") for name, r in floor.items()], ["{}"] * 3, name="floor")
+    op, jax_, fnn_ = (floor.get(k, {}).get("wall_s") for k in ("import jax + one op", "import jax", "import fnn"))
+    warm, cold = (rows.get(k, {}).get("wall_s") for k in ("fnn-warm", "fnn-cold"))
+    explore = ttr.get("learning_rates", {}).get("wall_s")
+    parts = []
+    if warm and op:
+        parts.append(f"fnn warm / (import jax + one op) {warm / op:.2f}")
+    if warm and cold:
+        parts.append(f"cold / warm {cold / warm:.2f}")
+    if warm and explore:
+        parts.append(f"8 learning rates − warm {explore - warm:+.2f} s")
+    if jax_ and fnn_:
+        best = floor["import fnn"]["wall_min_s"] - floor["import jax"]["wall_min_s"]
+        parts.append(f"import fnn − import jax {fnn_ - jax_:+.2f} s (best of each: {best:+.2f} s)")
+    if parts:
+        summary.add("; ".join(parts))
+    imports = ttr.get("imports") or {}
+    if imports.get("ml_dtypes_version"):
+        summary.add(f"python -X importtime -c 'import fnn' (median): jax {imports['jax_s']:.3f} s, of it ml_dtypes "
+                    f"{imports['ml_dtypes_s']:.3f} s (its extension {imports['ml_dtypes_ext_s']:.3f} s, ml_dtypes "
+                    f"{imports['ml_dtypes_version']}); fnn in all {imports['fnn_s']:.3f} s")
 
 
 def report_sweeps(summary: Summary, sweeps: dict) -> None:

@@ -35,6 +35,7 @@ MAGIC = b"fnn-compiled\x00\x01"  # 14 bytes: the format's name and version
 _DIGEST = 32
 _HEADER = len(MAGIC) + _DIGEST
 _SUFFIX = ".fnn"  # what fnn names its entries; recognising one is by its MAGIC, never by this
+_WARNED: dict[str, set[str]] = {}  # folder -> the kinds of warning given for it in this process
 _OPEN_FLAGS = os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0) | getattr(os, "O_NONBLOCK", 0) | getattr(os, "O_CLOEXEC", 0)
 
 
@@ -86,7 +87,7 @@ class Store:
     def __init__(self, folder: str | os.PathLike, max_bytes: int):
         self.folder = pathlib.Path(folder)
         self.max_bytes = max_bytes
-        self._warned: set[str] = set()
+        self._warned = _WARNED.setdefault(str(self.folder), set())  # JAX's store and fnn._executables' share it
 
     @property
     def _path(self) -> pathlib.Path:  # JAX's CacheInterface names its folder so (its logs read it)
@@ -96,7 +97,7 @@ class Store:
         return self.folder / f"{key}{_SUFFIX}"
 
     def _warn(self, kind: str, message: str) -> None:
-        """At most one warning of each kind (a bad entry, a failed write) per store: per process."""
+        """At most one warning of each kind (a bad entry, a failed write) per folder and process."""
         if kind not in self._warned:
             self._warned.add(kind)
             warnings.warn(message, RuntimeWarning, stacklevel=3)

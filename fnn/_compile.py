@@ -30,6 +30,8 @@ from typing import Any
 
 import jax
 
+from fnn import _executables
+
 try:  # JAX's own test for "inside a transformation"; a JAX without it: look for tracers in the arguments
     from jax._src.core import trace_state_clean as _trace_state_clean
 except ImportError:  # pragma: no cover
@@ -90,6 +92,7 @@ class _Program:
         self._with = jax.jit(fun, compiler_options=OPTIONS, **kwargs)
         self._without = jax.jit(fun, **kwargs)
         self._large = large
+        self._fun, self._kwargs = fun, kwargs
         functools.update_wrapper(self, fun)
 
     def _jit(self, args=(), kwargs=None):
@@ -105,7 +108,13 @@ class _Program:
     def __call__(self, *args, **kwargs):
         with deferred_interrupts():
             try:
-                return self._jit(args, kwargs)(*args, **kwargs)
+                jitted = self._jit(args, kwargs)
+                options = OPTIONS if jitted is self._with else {}
+                executable = _executables.compiled(jitted, self._fun, args, kwargs, self._kwargs, options)
+                if executable is None:
+                    return jitted(*args, **kwargs)
+                static = set(_executables.static_numbers(self._kwargs.get("static_argnums"), len(args)))
+                return executable(*(a for i, a in enumerate(args) if i not in static), **kwargs)
             except Exception as e:  # an XLA that no longer has the option: compile as JAX does
                 if _refused[0] or not any(name in str(e) for name in OPTIONS):
                     raise

@@ -48,6 +48,8 @@ What the cache guarantees (each tested in a fresh process against a run with the
 - Bounded: FNN_CACHE_MAX_BYTES (default 1 GiB) with least-recently-used eviction after each write.
 - `clear()` deletes only fnn's entries, recognised by their format (never by a file name), and
   `info()` counts exactly those.
+fnn's own programs are also kept whole, by a key fnn computes before tracing (fnn._executables),
+so a warm process loads them without tracing or lowering; the same guarantees hold for them.
 Its limits: a JAX without the private hook uses JAX's own file cache (none of the above); the
 entry's program is trusted once it is verified, so the folder must stay yours.
 

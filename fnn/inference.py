@@ -156,7 +156,7 @@ def predict(model: models.Sequential, params, x) -> Array:
         ((start, stop, rows),) = chunks
         out, ok = _outputs(model, params, padded(x, rows, dtype))
         finite = [ok]
-        out = out[:stop] if rows > stop else out
+        out = jax.device_put(np.asarray(out)[:stop]) if rows > stop else out  # a host slice: no program to compile
     else:  # each chunk's outputs straight into one aligned host array, which becomes the result uncopied
         host = _aligned((x.shape[0], model.output_dim), dtype)
         finite = []

@@ -18,6 +18,7 @@ import zlib
 import pytest
 
 from fnn._cache_store import MAGIC
+from fnn._executables import KEY_PREFIX
 
 pytestmark = pytest.mark.slow  # about 30 fresh processes: `make test-slow` (CI runs it after make test)
 zstandard = pytest.importorskip("zstandard")
@@ -83,6 +84,9 @@ def damage(folder: pathlib.Path, how: str, codec: str, rng: random.Random) -> No
         elif how == "zero":
             new = b""
         elif how == "compressed bit":  # one random bit of the compressed executable
+            i = rng.randrange(header, len(data))
+            new = data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
+        elif how == "decompressed bit" and path.name.startswith(KEY_PREFIX):  # fnn's whole programs: not compressed
             i = rng.randrange(header, len(data))
             new = data[:i] + bytes([data[i] ^ (1 << rng.randrange(8))]) + data[i + 1:]
         elif how == "decompressed bit":  # one bit of the executable itself, recompressed: a valid stream
