@@ -4,7 +4,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: demo lint test test-slow bench figures clean
+.PHONY: demo lint test test-slow bench figures playground clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -14,6 +14,10 @@ $(STAMP): pyproject.toml
 
 demo: $(STAMP)
 	$(BIN)/python experiments/circles.py --out results/circles
+
+# The playground in the browser: a local server on 127.0.0.1:8050 (python -m fnn.playground --help).
+playground: $(STAMP)
+	$(BIN)/python -m fnn.playground
 
 lint: $(STAMP)
 	$(BIN)/ruff check fnn
