@@ -31,9 +31,11 @@ test: $(STAMP) lint
 test-slow: $(STAMP)
 	$(BIN)/python -m pytest -q -n 2 -m slow || [ $$? -eq 5 ]  # 5: none marked slow
 
+# The bench (about 10 minutes), then its tables into README.md's Performance section.
 bench: $(STAMP)
 	$(BIN)/python -m pip install -q -e '.[bench]'
-	$(BIN)/python experiments/bench.py
+	$(BIN)/python experiments/readme_figures.py --run bench
+	cat results/bench/summary.txt
 
 # Rerun the experiments the READMEs quote into experiments/results, then write their figures into the READMEs.
 figures: $(STAMP)

@@ -49,7 +49,9 @@ RUNS: dict[str, tuple[str, ...]] = {
     "sweep": ("sweep.py",),
     "reliability": ("reliability.py", "--mutants"),
     "tour": ("tour.py",),
+    "bench": ("bench.py",),  # about 10 minutes with every peer installed (`make bench`): only when named
 }
+DEFAULT_RUNS = [name for name in RUNS if name != "bench"]
 # run name -> (a picture it writes, the docs/img file the READMEs show): copied after each run
 IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "circles": (("boundary.gif", "circles_boundary.gif"), ("decision_boundary.png", "circles_boundary.png"),
@@ -59,6 +61,7 @@ IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "sweep": (("loss_vs_learning_rate.png", "sweep_learning_rate.png"),),
     "tour": (("gradient.png", "tour_gradient.png"), ("sharpness.png", "tour_sharpness.png"),
              ("activations.png", "tour_activations.png")),
+    "bench": (("bench_sweep.png", "bench_w1_sweep.png"),),
 }
 IMG = os.path.join(ROOT, "docs", "img")
 
@@ -290,14 +293,78 @@ def reliability_checkpoint(r: dict) -> str:
 
 
 def runtimes(r: dict) -> str:
-    times = {name: r[name]["timings"]["runtime"] for name in RUNS if name in r}
-    if len(times) < len(RUNS):
-        _fig(r, next(name for name in RUNS if name not in times))  # names the missing run
+    times = {name: r[name]["timings"]["runtime"] for name in DEFAULT_RUNS if name in r}
+    if len(times) < len(DEFAULT_RUNS):
+        _fig(r, next(name for name in DEFAULT_RUNS if name not in times))  # names the missing run
     fastest, slowest = min(times, key=times.get), max(times, key=times.get)
     return block(f"In the committed run (one machine, two CPU cores) a script took from {times[fastest]:.0f} s "
                  f"(`{RUNS[fastest][0]}`) to {times[slowest]:.0f} s (`{' '.join(RUNS[slowest])}`), "
                  f"{sum(times.values()) / 60:.1f} minutes for all {len(times)} runs, not counting Python's start "
                  "and imports.")
+
+
+# --------------------------------------------------------------------------- the bench (experiments/bench.py)
+# Its tables are timings of one run: the blocks show the rows as the bench printed them.
+BENCH_PEERS = {"fnn": "fnn", "jax": "hand-written JAX, epoch in `lax.scan`", "jax-step": "JAX step in a Python loop",
+               "numpy": "NumPy by hand", "torch": "PyTorch eager", "keras": "Keras 3 (JAX)", "flax": "Flax",
+               "equinox": "Equinox"}
+BENCH_WORKLOADS = {"W1": "W1 circles 2-4-6-6-4-1", "W2": "W2 digits 64-256-256-10", "W3": "W3 784-1024-1024-10"}
+BENCH_RESULT_PEERS = {"numpy": "NumPy by hand", "sklearn": "scikit-learn `MLPClassifier`",
+                      "torch": "PyTorch eager", "torch-1thread": "PyTorch eager, 1 thread",
+                      "keras": "Keras 3 `model.fit`, JAX backend", "fnn-cold": "fnn, empty cache folder",
+                      "fnn-warm": "fnn, warm cache"}
+
+
+def bench_machine(r: dict) -> str:
+    m = _fig(r, "bench")["machine"]
+    loads = [f"{m[k][0]:.1f}" if m.get(k) else "?" for k in ("load_average_at_start", "load_average_at_end")]
+    return (f"One run of {r['bench']['timings']['runtime'] / 60:.1f} minutes on a {m['cpu_count']}-core {m['cpu']}, jax "
+            f"{m['jax']}, float32, load average {loads[0]} at the start and {loads[1]} at the end")
+
+
+def bench_steady(r: dict) -> str:
+    rows = _fig(r, "bench")["steady"]
+    peers = [k for k in rows[0] if k != "case"]
+    cells = []
+    for row in rows:
+        workload, optimizer, batch = row["case"].split()
+        cells.append([f"{BENCH_WORKLOADS.get(workload, workload)}, batch {batch[1:]}, {optimizer}"]
+                     + [row[p] for p in peers])
+    return block(table(["workload"] + [BENCH_PEERS.get(p, p) for p in peers], cells))
+
+
+def bench_memory(r: dict) -> str:
+    rows = _fig(r, "bench").get("memory", [])
+    return block(table(["workload", "peer", "peak RSS MB", "before training MB", "training adds MB"],
+                       [[row["workload"], BENCH_PEERS.get(row["peer"], row["peer"]), row["peak RSS"],
+                         row["before training"], row["training adds"]] for row in rows]))
+
+
+def bench_result(r: dict) -> str:
+    rows = _fig(r, "bench")["time_to_result"]
+    return block(table(["peer", "spawn to exit s (median)", "min–max s", "imports s", "test accuracy"],
+                       [[BENCH_RESULT_PEERS.get(row["peer"], row["peer"]), row["wall s"], row["min–max"],
+                         row["imports s"], row["test acc"]] for row in rows]))
+
+
+def bench_rates(r: dict) -> str:
+    (row,) = _fig(r, "bench")["learning_rates"]
+    return (f"eight learning rates one after another in one warm process took {row['wall s']} s from spawn to "
+            f"exit: the first `fit` {row['first fit s']} s (its programs loaded from the cache), each later one "
+            f"{row['each later fit s']} s")
+
+
+def bench_sweeps(r: dict) -> str:
+    rows = _fig(r, "bench")["sweeps"]
+    return block(table(["K models (rates × seeds)", "fnn.sweep s", "× K = 1", "hand-written vmap s", "× its K = 1",
+                        "fnn / vmap"],
+                       [[f"{row['K']} ({row['rates×seeds']})", row["fnn s"], row["fnn ×K=1"], row["vmap s"],
+                         row["vmap ×own K=1"], row["fnn/vmap"]] for row in rows]))
+
+
+def bench_targets(r: dict) -> str:
+    rows = _fig(r, "bench")["targets"]
+    return block(table(["target", "measured", ""], [[row["target"], row["measured"], row[""]] for row in rows]))
 
 
 BLOCKS: dict[str, Callable[[dict], str]] = {
@@ -312,6 +379,13 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "reliability.table": reliability_table,
     "reliability.checkpoint": reliability_checkpoint,
     "runtimes": runtimes,
+    "bench.machine": bench_machine,
+    "bench.steady": bench_steady,
+    "bench.memory": bench_memory,
+    "bench.result": bench_result,
+    "bench.rates": bench_rates,
+    "bench.sweeps": bench_sweeps,
+    "bench.targets": bench_targets,
 }
 
 
@@ -388,10 +462,10 @@ def main(argv=None) -> int:
     mode.add_argument("--check", action="store_true", help="exit 1 and print the difference if a README is stale")
     mode.add_argument("--write", action="store_true", help="rewrite the READMEs' generated blocks")
     mode.add_argument("--run", nargs="*", metavar="NAME", choices=sorted(RUNS),
-                      help="rerun these experiments (default: all) into experiments/results, then --write")
+                      help="rerun these experiments (default: all but bench) into experiments/results, then --write")
     args = p.parse_args(argv)
     if args.run is not None:
-        run(args.run or list(RUNS))
+        run(args.run or DEFAULT_RUNS)
     results = load_results()
     if args.check:
         diffs = check(results)

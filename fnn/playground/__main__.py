@@ -14,9 +14,13 @@ def main(argv=None) -> None:
     p.add_argument("--no-browser", action="store_true", help="do not open the page in the web browser")
     p.add_argument("--data", metavar="FILE.csv", help="a CSV file to train on: one example a row, the label last")
     args = p.parse_args(argv)
+    from fnn.errors import FnnError
     from fnn.playground import server  # after --help: jax loads here
 
-    server.serve(port=args.port, data=args.data, open_browser=not args.no_browser)
+    try:
+        server.serve(port=args.port, data=args.data, open_browser=not args.no_browser)
+    except (FnnError, OSError) as e:  # a bad --data file, a port in use: the message, not a traceback
+        p.exit(2, f"{p.prog}: error: {e}\n")
 
 
 if __name__ == "__main__":

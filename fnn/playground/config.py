@@ -142,7 +142,8 @@ def normalise(given: dict | None, base: dict | None = None) -> dict:
     unknown names and numbers out of range, naming the key, the value and what is allowed.
 
     Example:
-        >>> cfg = fnn.playground.config.normalise({"learning_rate": "0.1", "layers": "8,8"})
+        >>> from fnn.playground import config
+        >>> cfg = config.normalise({"learning_rate": "0.1", "layers": "8,8"})
         >>> cfg["learning_rate"], cfg["layers"], cfg["dataset"]
         (0.1, [8, 8], 'circles')
     """

@@ -135,7 +135,8 @@ def generate(name: str, n_points: int = 1000, noise: float = 0.1, classes: int =
     """A built-in data set: (x (n, 2) float32, y (n,) int32 labels or float32 values), in seed order.
 
     Example:
-        >>> x, y = fnn.playground.datasets.generate("spiral", 300, noise=0.1, classes=3, seed=1)
+        >>> from fnn.playground import datasets
+        >>> x, y = datasets.generate("spiral", 300, noise=0.1, classes=3, seed=1)
         >>> x.shape, sorted(set(y.tolist()))
         ((300, 2), [0, 1, 2])
     """
@@ -170,7 +171,8 @@ def load(
     """A built-in data set, generated and split: the same arguments give the same Data.
 
     Example:
-        >>> d = fnn.playground.datasets.load("circles", 200, seed=3)
+        >>> from fnn.playground import datasets
+        >>> d = datasets.load("circles", 200, seed=3)
         >>> d.x_train.shape, d.x_test.shape, d.problem, d.classes
         ((100, 2), (100, 2), 'classification', 2)
     """
@@ -194,7 +196,8 @@ def parse_csv(text: str, train_fraction: float = 0.5, seed: int = 0) -> Data:
     components.
 
     Example:
-        >>> d = fnn.playground.datasets.parse_csv("a,b,label\\n0,0,0\\n1,0,1\\n0,1,1\\n1,1,0\\n")
+        >>> from fnn.playground import datasets
+        >>> d = datasets.parse_csv("a,b,label\\n0,0,0\\n1,0,1\\n0,1,1\\n1,1,0\\n")
         >>> d.problem, d.classes, d.x_train.shape
         ('classification', 2, (2, 2))
     """

@@ -1,15 +1,17 @@
 """Pictures of a network over the plane: every unit's activation on an n×n grid, as bytes.
 
-`pictures(model, params, grid_inputs, train_inputs)` is one compiled program per (model, shapes):
-every layer's activations on the grid (fnn.activations_of), each unit quantised to uint8 on its
-own [lo, hi], and which units are dead (constant on every training point). Row-major grids, row 0
+`pictures(model, kind, params, grid_inputs, train_inputs)`: every layer's activations on the grid
+(fnn.activations_of, its compiled program), each unit quantised to uint8 on its own [lo, hi], and
+which units are dead (constant on every training point). fnn.activations_of is called as it is,
+not inside a jax.jit of ours: a program of fnn's traced inside another jit makes fnn compile every
+later program without its XLA:CPU option (fnn._compile), which changes their rounding, and the
+exported script, in a fresh process, would no longer match the session bit for bit. Row-major grids, row 0
 at the lowest x2, so a value v on [lo, hi] is the byte round(255·(v − lo)/(hi − lo)).
 """
 
 from __future__ import annotations
 
 import base64
-import functools
 
 import jax
 import jax.numpy as jnp
@@ -26,7 +28,8 @@ def feature_matrix(plane, names) -> np.ndarray:
     """(m, 2) points (x1, x2) -> (m, len(names)) float32 input features, in the order of `names`.
 
     Example:
-        >>> fnn.playground.heatmaps.feature_matrix(np.array([[2.0, 3.0]]), ["x1", "x1*x2", "x2^2"])
+        >>> from fnn.playground import heatmaps
+        >>> heatmaps.feature_matrix(np.array([[2.0, 3.0]]), ["x1", "x1*x2", "x2^2"])
         array([[2., 6., 9.]], dtype=float32)
     """
     p = np.asarray(plane, np.float64)
@@ -57,26 +60,35 @@ def grid_of(points, n: int = GRID) -> tuple[tuple[float, float], tuple[float, fl
 
 def quantise(v, lo, hi):
     """v on [lo, hi] -> uint8 round(255·(v − lo)/(hi − lo)), clipped; 0 where hi == lo. Columns of
-    v (m, k) with lo, hi (k,); works on NumPy and (traced) JAX arrays alike."""
-    span = hi - lo
-    scaled = jnp.where(span > 0, (v - lo) / jnp.where(span > 0, span, 1), 0.0)
-    return jnp.round(255 * jnp.clip(scaled, 0, 1)).astype(jnp.uint8)
+    v (m, k) with lo, hi (1, k), or all three scalars or (m,); NumPy in, NumPy out (nothing to
+    compile), JAX (traced inside `pictures`' program) in, JAX out.
+
+    Example:
+        >>> from fnn.playground import heatmaps
+        >>> heatmaps.quantise(np.array([-1.0, 0.0, 1.0]), -1.0, 1.0)
+        array([  0, 128, 255], dtype=uint8)
+    """
+    xp = jnp if any(isinstance(a, jax.Array) for a in (v, lo, hi)) else np
+    span = xp.asarray(hi) - xp.asarray(lo)
+    scaled = xp.where(span > 0, (v - lo) / xp.where(span > 0, span, 1), 0.0)
+    return xp.round(255 * xp.clip(scaled, 0, 1)).astype(xp.uint8)
 
 
-@functools.partial(jax.jit, static_argnums=(0, 1))
-def _compiled(model, kind: str, params, grid_inputs, train_inputs, out_range):
-    grid = fnn.activations_of(model, params, grid_inputs)  # under jit: computed directly, unpadded
-    train = fnn.activations_of(model, params, train_inputs)
+def _maps(model, kind: str, params, grid_inputs, train_inputs, out_range):
+    """(units, dead, output) as uint8 arrays: fnn.activations_of's compiled program on the grid and
+    the training points, quantised here with NumPy."""
+    grid = [np.asarray(a) for a in fnn.activations_of(model, params, grid_inputs)]
+    train = [np.asarray(a) for a in fnn.activations_of(model, params, train_inputs)]
     units = []
-    for a in [grid_inputs, *grid[:-1]]:
-        lo, hi = a.min(axis=0), a.max(axis=0)
-        units.append((quantise(a, lo, hi).T, lo, hi))
-    dead = [jnp.all(t == t[:1], axis=0) for t in train[:-1]]
+    for a in [np.asarray(grid_inputs), *grid[:-1]]:
+        lo, hi = a.min(axis=0, keepdims=True), a.max(axis=0, keepdims=True)
+        units.append((quantise(a, lo, hi).T, lo[0], hi[0]))
+    dead = [np.all(t == t[:1], axis=0) for t in train[:-1]]
     out = grid[-1]
     if kind == "binary":
         output = (quantise(out[:, 0], 0.0, 1.0), None)
     elif kind == "classes":
-        output = (jnp.argmax(out, axis=1).astype(jnp.uint8), quantise(out.max(axis=1), 0.0, 1.0))
+        output = (np.argmax(out, axis=1).astype(np.uint8), quantise(out.max(axis=1), 0.0, 1.0))
     else:
         output = (quantise(out[:, 0], out_range[0], out_range[1]), None)
     return units, dead, output
@@ -91,9 +103,7 @@ def pictures(model, kind: str, params, grid_inputs, train_inputs, out_range=(0.0
 
     kind: "binary" (p(class 1) on [0, 1]), "classes" (argmax class, and the max probability as
     "confidence") or "regression" (the value on out_range)."""
-    units, dead, output = jax.device_get(
-        _compiled(model, kind, params, grid_inputs, train_inputs, np.asarray(out_range, np.float32))
-    )
+    units, dead, output = _maps(model, kind, params, grid_inputs, train_inputs, out_range)
     layers = []
     for index, (data, lo, hi) in enumerate(units):
         biases = None if index == 0 else np.asarray(params[index - 1].b)

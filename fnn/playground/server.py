@@ -100,14 +100,19 @@ class Server(ThreadingHTTPServer):
             raise BadRequest(404, f"unknown session {sid!r}")
         s.close()
 
+    def drop_idle(self, now: float | None = None) -> list[str]:
+        """Drop the sessions nobody asked about for IDLE_SECONDS (and with no event stream open)."""
+        now = time.monotonic() if now is None else now
+        with self.sessions_lock:
+            idle = [k for k, s in self.sessions.items() if now - s.last_seen > IDLE_SECONDS and not s.streams]
+        for sid in idle:
+            with contextlib.suppress(BadRequest):
+                self.drop(sid)
+        return idle
+
     def _sweep(self) -> None:
         while not self.closing.wait(10):
-            now = time.monotonic()
-            with self.sessions_lock:
-                idle = [k for k, s in self.sessions.items() if now - s.last_seen > IDLE_SECONDS and not s.streams]
-            for sid in idle:
-                with contextlib.suppress(BadRequest):
-                    self.drop(sid)
+            self.drop_idle()
 
     def server_close(self) -> None:
         self.closing.set()
@@ -266,10 +271,12 @@ class Handler(BaseHTTPRequestHandler):
         with session.lock:
             session.streams += 1
         try:
-            while not self.app.closing.is_set():
+            while not self.app.closing.is_set() and not session.closed:
                 with session.changed:
                     if sent is not None and session.latest["updates"] == sent[0]:
                         session.changed.wait(PING_SECONDS)
+                    if session.closed:
+                        break
                     event, sent = _event(session, sent)
                 payload = b": ping\n\n" if event is None else b"data: " + json.dumps(event).encode() + b"\n\n"
                 session.last_seen = time.monotonic()
@@ -302,7 +309,9 @@ def start(port: int = 0, data: str | None = None) -> tuple[Server, threading.Thr
     """The server on a daemon thread: (server, thread, url); port 0 takes a free port. Stop it with
     server.shutdown(); server.server_close()."""
     server = Server(port, data)
-    thread = threading.Thread(target=server.serve_forever, name="fnn-playground-http", daemon=True)
+    thread = threading.Thread(  # a short poll: shutdown() returns at once
+        target=server.serve_forever, kwargs={"poll_interval": 0.02}, name="fnn-playground-http", daemon=True
+    )
     thread.start()
     return server, thread, server.url
 

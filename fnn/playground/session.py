@@ -12,6 +12,7 @@ fnn.optim.set_hyperparameters puts new numbers into the state between runs. The 
 
 from __future__ import annotations
 
+import contextlib
 import threading
 import time
 
@@ -31,10 +32,11 @@ _local = threading.local()
 
 
 def _listen(event: str, duration_secs: float, **kwargs) -> None:
-    counter = getattr(_local, "counter", None)
-    if event == COMPILE_EVENT and counter is not None:
-        counter[0] += 1
-        counter[1] += duration_secs
+    session = getattr(_local, "session", None)
+    if event == COMPILE_EVENT and session is not None:
+        session.compiles += 1
+        session.compile_s = (session.compile_s if session.compiled_now else 0.0) + duration_secs
+        session.compiled_now = True
 
 
 jax.monitoring.register_event_duration_secs_listener(_listen)
@@ -85,7 +87,9 @@ class Session:
     def __init__(self, config: dict | None = None, csv_text: str | None = None):
         self.lock = threading.RLock()
         self.changed = threading.Condition(self.lock)
-        self.compiles, self.compile_s, self.updates = 0, None, 0
+        self.compiles, self.updates = 0, 0
+        self.compile_s: float | None = None
+        self.compiled_now = False
         self.data_version, self.generation = 0, 0
         self.playing, self._thread = False, None
         self.last_seen = time.monotonic()
@@ -93,13 +97,15 @@ class Session:
         self.latest: dict = {}
         self.latest_meta: tuple = (0, 0, 0)
         self.error: str | None = None
+        self.closed = False
         self.streams = 0  # open event streams (a session with one is never idle)
         self.config = cfg.normalise(config)
         if self.config["dataset"] == "csv" and csv_text is None:
             raise FnnValueError('dataset "csv" needs a CSV file: upload one (POST .../data), or choose a built-in set')
-        self._load_data()
-        self._build()
-        self.publish()
+        with self.counting():
+            self._load_data()
+            self._build()
+            self.publish()
 
     # ------------------------------------------------------------------ building
     def _load_data(self) -> None:
@@ -174,17 +180,22 @@ class Session:
         self.history["metric"].append(train.get(metric) if metric else None)
         self.history["val_metric"].append(test.get(metric) if metric else None)
 
-    def _counted(self, fn):
-        """fn() with this session's compiles counted (jax.monitoring's compile events on this thread)."""
-        counter = [0, 0.0]
-        _local.counter = counter
+    @contextlib.contextmanager
+    def counting(self):
+        """Count the XLA compiles on this thread (jax.monitoring's events) as this session's;
+        compile_s becomes the block's compile time if it compiled anything."""
+        if getattr(_local, "session", None) is not None:  # nested: the outer block counts
+            yield
+            return
+        _local.session, self.compiled_now = self, False
         try:
-            return fn()
+            yield
         finally:
-            _local.counter = None
-            self.compiles += counter[0]
-            if counter[0]:
-                self.compile_s = counter[1]
+            _local.session = None
+
+    def _counted(self, fn):
+        with self.counting():
+            return fn()
 
     # ------------------------------------------------------------------ training
     def _train(self, epochs: int) -> None:
@@ -215,14 +226,17 @@ class Session:
     def configure(self, given: dict) -> dict:
         """Apply a partial Config: numbers go into the state; data and structure start a new run.
         -> {"config", "update", "recompiled", "reset"}."""
-        with self.lock:
+        with self.lock, self.counting():
             new = cfg.normalise(given, self.config)
             if new["dataset"] == "csv" and self.csv_text is None:
                 raise FnnValueError('dataset "csv" needs a CSV file: upload one first (POST .../data)')
+            if new["dataset"] == "csv":
+                new["problem"] = self.config["problem"]  # the CSV's labels say, not the request
             changed = {k for k in new if new[k] != self.config[k]}
             before = self.compiles
             reset = bool(changed & (cfg.DATA | cfg.STRUCTURE))
-            self._pause()
+            # playing goes on: the training thread takes the lock for each update, so it continues
+            # with the new numbers, or the new run, at its next epoch
             if reset:
                 old = self.config
                 self.config = new
@@ -235,9 +249,10 @@ class Session:
                     self._load_data()
                     self._build()
                     raise
-            elif changed:
+            else:
                 self.config = new
-                self.set_numbers({k: new[k] for k in cfg.NUMBERS})
+                if changed & cfg.NUMBERS:
+                    self.set_numbers({k: new[k] for k in cfg.NUMBERS})
             return {
                 "config": dict(self.config),
                 "update": self.publish(),
@@ -247,9 +262,8 @@ class Session:
 
     def upload(self, text: str) -> dict:
         """A CSV file becomes the data set ("csv"); refused (400) before anything changes if it is bad."""
-        with self.lock:
+        with self.lock, self.counting():
             parsed = datasets.parse_csv(text, self.config["train_fraction"], self.config["seed"])
-            self._pause()
             self.csv_text = text
             self.config["dataset"] = "csv"
             self.config["problem"] = parsed.problem
@@ -259,7 +273,7 @@ class Session:
 
     def action(self, name: str) -> dict:
         """play, pause, step (exactly one epoch, pausing first) or reset -> the Update."""
-        with self.lock:
+        with self.lock, self.counting():
             if name == "play":
                 self._play()
             elif name == "pause":
@@ -296,7 +310,7 @@ class Session:
     def _loop(self) -> None:
         me = threading.current_thread()
         while True:
-            with self.lock:
+            with self.lock, self.counting():
                 if not self.playing or self._thread is not me:
                     return
                 try:
@@ -310,8 +324,11 @@ class Session:
             time.sleep(0.001)  # the requests waiting on the lock get it (a lock is not a queue)
 
     def close(self) -> None:
+        """Stop playing and end the event streams (the session was dropped)."""
         with self.lock:
             self._pause()
+            self.closed = True
+            self.changed.notify_all()
 
     # ------------------------------------------------------------------ updates
     def update(self) -> dict:
