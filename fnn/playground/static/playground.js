@@ -293,15 +293,16 @@
     const most = Math.max(...cols);
     const size = Math.max(9, Math.min(34, Math.floor((H - 20) / (most * 1.3))));
     const gap = Math.min(size * 0.35, 14);
-    const x0 = 30, x1 = W - 30 - size;
+    const x0 = 62, x1 = W - 30 - size;  // room on the left for the inputs' names
     const xs = cols.map((_, k) => x0 + (cols.length === 1 ? 0 : (k * (x1 - x0)) / (cols.length - 1)));
     const nodes = cols.map((count, k) => {
       const total = count * size + (count - 1) * gap, top = Math.max(4, (H - total) / 2);
       return Array.from({length: count}, (_, i) => ({x: xs[k], y: top + i * (size + gap), k, i}));
     });
     ctx.clearRect(0, 0, W, H);
-    // edges first, beneath the nodes: colour = sign (as the heatmaps), width = |w|
-    const edges = [];
+    // edges first, beneath the nodes: colour = sign (as the heatmaps), width = |w|. Binned into a few
+    // paths (sign x 12 strengths), so a 32-wide net is a dozen strokes, not thousands
+    const edges = [], bins = new Map();
     u.weights.forEach((m, k) => {
       if (!nodes[k] || !nodes[k + 1]) return;
       m.forEach((row, i) => row.forEach((w, j) => {
@@ -309,15 +310,23 @@
         if (!a || !b) return;
         const e = {w, k, i, j, ax: a.x + size, ay: a.y + size / 2, bx: b.x, by: b.y + size / 2};
         edges.push(e);
-        ctx.strokeStyle = css(diverging(w), 0.85);
-        ctx.lineWidth = Math.min(0.6 + 2.4 * Math.abs(w), 7);
-        ctx.beginPath();
+        const key = (w < 0 ? -1 : 1) * (1 + Math.min(11, Math.floor(Math.abs(w) * 4)));
+        if (!bins.has(key)) bins.set(key, []);
+        bins.get(key).push(e);
+      }));
+    });
+    for (const [key, list] of bins) {
+      const strength = (Math.abs(key) - 0.5) / 4;  // the bin's middle |w|
+      ctx.strokeStyle = css(diverging(Math.sign(key) * strength), 0.85);
+      ctx.lineWidth = Math.min(0.6 + 2.4 * strength, 7);
+      ctx.beginPath();
+      for (const e of list) {
         const mx = (e.ax + e.bx) / 2;
         ctx.moveTo(e.ax, e.ay);
         ctx.bezierCurveTo(mx, e.ay, mx, e.by, e.bx, e.by);
-        ctx.stroke();
-      }));
-    });
+      }
+      ctx.stroke();
+    }
     ctx.imageSmoothingEnabled = false;
     u.layers.forEach((layer, k) => layer.units.forEach((unit, i) => {
       const p = nodes[k][i];
@@ -525,6 +534,7 @@
     const text = out.kind === "binary"
       ? ["p(class 1) = 0: class 0", "0.5", "1: class 1"]
       : [`${out.lo.toFixed(2)}`, "output (regression)", `${out.hi.toFixed(2)}`];
+    ctx.fillStyle = "#555";
     ctx.textAlign = "left"; ctx.fillText(text[0], l, 17);
     ctx.textAlign = "center"; ctx.fillText(text[1], l + w / 2, 17);
     ctx.textAlign = "right"; ctx.fillText(text[2], l + w, 17);
