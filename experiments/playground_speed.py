@@ -4,11 +4,13 @@
    50x50 heatmap, the weights and the history), for the seed network 2-4-6-6-4-1 on 1000 circles
    points and for 2-32-32-32-1, over --seconds each.
 2. With a browser (Debian's chromium and Playwright's Python package), the page's own rate: the
-   updates it drew per second (window.playground.status().rendered over time) and the main
+   updates it drew per second (window.playground.status().rendered over time), the milliseconds
+   of its own JavaScript per draw and per second (parsing events and drawing), and the main
    thread's worst lateness of a 50 ms timer meanwhile (a blocked page fires late).
+3. With a browser, the README's screenshots of the page training circles and spiral.
 Targets (issue 19): at least 20 updates/s for the seed network and 10 for the 32-wide one, on 2 cores.
 
-    python experiments/playground_speed.py            # writes experiments/results/playground_speed/
+    python experiments/playground_speed.py --out results/playground_speed
 """
 
 from __future__ import annotations
@@ -63,16 +65,54 @@ def sse_rate(base: str, layers: list[int], seconds: float) -> dict:
     return {"updates_per_s": (n1 - n0) / (t1 - t0), "epochs_per_s": (e1 - e0) / (t1 - t0)}
 
 
+def _browser_path() -> str | None:
+    try:
+        import playwright.sync_api  # noqa: F401
+    except ImportError:
+        return None
+    return next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+
+
+# the README's screenshots: circles on the seed network; spiral on a wider one with sin features and Adam
+SCREENSHOTS = {
+    "playground_circles.png": ("#dataset=circles", 150),
+    "playground_spiral.png": ("#dataset=spiral&layers=6,6,6,4&features=x1,x2,sin(x1),sin(x2)&optimizer=adam"
+                              "&learning_rate=0.01", 350),
+}
+
+
+def screenshots(base: str, out: str) -> list[str]:
+    """The page training each of SCREENSHOTS up to its epoch, paused, saved as PNGs into out."""
+    from playwright.sync_api import sync_playwright
+
+    written = []
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=_browser_path(), args=["--no-sandbox"])
+        for name, (hash_, epochs) in SCREENSHOTS.items():
+            page = browser.new_page(viewport={"width": 1400, "height": 820})
+            page.goto(base + hash_)
+            page.wait_for_function("window.playground && window.playground.status().updates >= 1")
+            if "spiral" in name:
+                page.check("#show-test")
+            page.click("#play")
+            page.wait_for_function(f"window.playground.status().epoch >= {epochs}", timeout=120_000)
+            page.click("#pause")
+            page.wait_for_function("!window.playground.status().playing")
+            page.screenshot(path=os.path.join(out, name), full_page=True)
+            written.append(name)
+            page.close()
+        browser.close()
+    return written
+
+
 def page_rate(base: str, layers: list[int], seconds: float) -> dict | None:
     """Updates drawn per second by the page and the main thread's worst timer lateness, or None
     when no browser is available."""
-    try:
-        from playwright.sync_api import sync_playwright
-    except ImportError:
-        return None
-    path = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+    path = _browser_path()
     if path is None:
         return None
+    from playwright.sync_api import sync_playwright
+
     with sync_playwright() as p:
         browser = p.chromium.launch(executable_path=path, args=["--no-sandbox"])
         page = browser.new_page(viewport={"width": 1400, "height": 820})
@@ -89,12 +129,13 @@ def page_rate(base: str, layers: list[int], seconds: float) -> dict | None:
         browser.close()
     dt = t1 - t0
     return {"rendered_per_s": (s1["rendered"] - s0["rendered"]) / dt,
-            "received_per_s": (s1["received"] - s0["received"]) / dt, "worst_lateness_ms": late["max_ms"]}
+            "received_per_s": (s1["received"] - s0["received"]) / dt, "worst_lateness_ms": late["max_ms"],
+            "js_ms_per_s": (s1["parse_ms"] + s1["render_ms"] - s0["parse_ms"] - s0["render_ms"]) / dt,
+            "ms_per_draw": (s1["render_ms"] - s0["render_ms"]) / max(1, s1["rendered"] - s0["rendered"])}
 
 
 def main(argv=None) -> dict:
     p = parser("playground_speed", __doc__.splitlines()[0])
-    p.set_defaults(out=os.path.join(os.path.dirname(os.path.abspath(__file__)), "results", "playground_speed"))
     p.add_argument("--seconds", type=float, default=5.0, help="seconds measured per network (default: %(default)s)")
     args = p.parse_args(argv)
     seconds = 1.0 if args.quick else args.seconds
@@ -111,18 +152,24 @@ def main(argv=None) -> dict:
             result[name] = {"sse": sse, "page": page}
             rows.append([name, sse["updates_per_s"], sse["epochs_per_s"],
                          float("nan") if page is None else page["rendered_per_s"],
+                         float("nan") if page is None else page["ms_per_draw"],
+                         float("nan") if page is None else page["js_ms_per_s"],
                          float("nan") if page is None else page["worst_lateness_ms"], TARGETS[name]])
+        shots = [] if args.quick or _browser_path() is None else screenshots(base, out)
     finally:
         srv.shutdown()
         srv.server_close()
     s.add(f"cores: {os.cpu_count()}, {seconds:g} s per network")
-    s.table(["network", "server updates/s", "epochs/s", "page draws/s", "worst timer lateness ms", "target updates/s"],
-            rows, ["{}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.0f}"], name="rates",
-            timing=["server updates/s", "epochs/s", "page draws/s", "worst timer lateness ms"])
+    header = ["network", "server updates/s", "epochs/s", "page draws/s", "ms per draw", "page JS ms/s",
+              "worst timer lateness ms", "target updates/s"]
+    s.table(header, rows, ["{}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.1f}", "{:.0f}", "{:.0f}", "{:.0f}"], name="rates",
+            timing=header[1:-1])
+    s.add(f"load average while measuring: {os.getloadavg()[0]:.1f}")
     for name in NETWORKS:
         met = result[name]["sse"]["updates_per_s"] >= TARGETS[name]
         s.add(f"{name}: target of {TARGETS[name]:g} updates/s {'met' if met else 'NOT met'}")
     s.record("targets", TARGETS)
+    s.add("screenshots: " + (", ".join(shots) if shots else "none (no browser, or --quick)"))
     s.write(out)
     return result
 

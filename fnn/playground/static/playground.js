@@ -18,7 +18,7 @@
     applied: 0,            // `updates` of the newest Update applied
     latest: null,          // the newest Update (its pictures are drawn on the next frame)
     dirty: false, points: null, history: {epoch: [], loss: [], val_loss: []}, previous: null,
-    compare: false, rendered: 0, received: 0, rateLog: [], lateMax: 0, lateRecent: [],
+    compare: false, rendered: 0, parseMs: 0, renderMs: 0, received: 0, rateLog: [], lateMax: 0, lateRecent: [],
   };
 
   // ------------------------------------------------------------------ server calls
@@ -99,7 +99,11 @@
   function subscribe() {
     if (st.source) st.source.close();
     st.source = new EventSource(`/api/sessions/${st.id}/events`);
-    st.source.onmessage = (ev) => { receive(JSON.parse(ev.data)); };
+    st.source.onmessage = (ev) => {
+      const t0 = performance.now(), u = JSON.parse(ev.data);
+      st.parseMs += performance.now() - t0;
+      receive(u);
+    };
   }
 
   async function send(partial) {
@@ -186,6 +190,7 @@
     st.dirty = false;
     const u = st.latest;
     if (!u) return;
+    const started = performance.now();
     st.rendered += 1;
     const now = performance.now();
     st.rateLog.push(now);
@@ -203,6 +208,7 @@
     drawNetwork(u);
     drawOutput(u);
     drawLoss();
+    st.renderMs += performance.now() - started;
   }
 
   const fmt = (v) => (v == null ? "–" : v < 0.001 ? v.toExponential(2) : v.toFixed(3));
@@ -714,7 +720,7 @@
       const u = st.latest || {};
       return {epoch: u.epoch ?? null, loss: u.loss ?? null, val_loss: u.val_loss ?? null, compiles: u.compiles ?? null,
         updates: u.updates ?? null, playing: !!u.playing, rendered: st.rendered, received: st.received,
-        session: st.id, metric: u.metric ?? null};
+        session: st.id, metric: u.metric ?? null, parse_ms: st.parseMs, render_ms: st.renderMs};
     },
     lateness() {
       return {max_ms: st.lateMax, recent_max_ms: Math.max(0, ...st.lateRecent)};
