@@ -138,7 +138,7 @@ def main(argv=None) -> dict:
     p = parser("playground_speed", __doc__.splitlines()[0])
     p.add_argument("--seconds", type=float, default=5.0, help="seconds measured per network (default: %(default)s)")
     args = p.parse_args(argv)
-    seconds = 1.0 if args.quick else args.seconds
+    seconds = 2.0 if args.quick else args.seconds
     s = Summary("Playground: updates per second (50x50 heatmaps of every unit, 1000 points)")
     out = output_dir(args.out)
     from fnn.playground import server

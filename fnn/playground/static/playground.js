@@ -539,7 +539,10 @@
     }
     const text = out.kind === "binary"
       ? ["p(class 1) = 0: class 0", "0.5", "1: class 1"]
-      : [`${out.lo.toFixed(2)}`, "output (regression)", `${out.hi.toFixed(2)}`];
+      : (() => {  // the same scale as the heatmap: centred on 0, out to the larger of |lo|, |hi|
+        const m = Math.max(Math.abs(out.lo), Math.abs(out.hi)) || 1;
+        return [`${(-m).toFixed(2)}`, "0: output (regression)", `${m.toFixed(2)}`];
+      })();
     ctx.fillStyle = "#555";
     ctx.textAlign = "left"; ctx.fillText(text[0], l, 17);
     ctx.textAlign = "center"; ctx.fillText(text[1], l + w / 2, 17);
