@@ -106,7 +106,15 @@
     };
   }
 
-  async function send(partial) {
+  // Changes go to the server one after another, in the order made: two quick clicks never race
+  // (the server answers requests on parallel threads).
+  let queue = Promise.resolve();
+  function send(partial) {
+    queue = queue.then(() => sendNow(partial));
+    return queue;
+  }
+
+  async function sendNow(partial) {
     const keys = Object.keys(partial);
     const structural = keys.some((k) => STRUCTURE.includes(k));
     const t0 = performance.now();
@@ -389,20 +397,28 @@
     });
   }
 
+  // +/- builds on the layers asked for last, not on the last answer: quick clicks all count
+  let wanted = null, wantedPending = 0;
+  function sendLayers(layers) {
+    wanted = layers;
+    wantedPending += 1;
+    send({layers}).finally(() => { if (--wantedPending === 0) wanted = null; });
+  }
+
   function changeUnits(k, delta) {
-    const layers = st.config.layers.slice();
+    const layers = (wanted || st.config.layers).slice();
     const v = layers[k] + delta;
     if (v < 1 || v > 32) return;
     layers[k] = v;
-    send({layers});
+    sendLayers(layers);
   }
 
   function changeLayers(delta) {
-    const layers = st.config.layers.slice();
+    const layers = (wanted || st.config.layers).slice();
     if (delta > 0 && layers.length < 8) layers.push(layers.length ? layers[layers.length - 1] : 4);
     else if (delta < 0 && layers.length > 0) layers.pop();
     else return;
-    send({layers});
+    sendLayers(layers);
   }
 
   function bezierAt(e, t) {
