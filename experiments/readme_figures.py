@@ -50,6 +50,7 @@ RUNS: dict[str, tuple[str, ...]] = {
     "reliability": ("reliability.py", "--mutants"),
     "initializers": ("initializers.py",),
     "tour": ("tour.py",),
+    "playground_speed": ("playground_speed.py",),
     "bench": ("bench.py",),  # about 10 minutes with every peer installed (`make bench`): only when named
 }
 DEFAULT_RUNS = [name for name in RUNS if name != "bench"]
@@ -62,6 +63,8 @@ IMAGES: dict[str, tuple[tuple[str, str], ...]] = {
     "sweep": (("loss_vs_learning_rate.png", "sweep_learning_rate.png"),),
     "tour": (("gradient.png", "tour_gradient.png"), ("sharpness.png", "tour_sharpness.png"),
              ("activations.png", "tour_activations.png")),
+    "playground_speed": (("playground_circles.png", "playground_circles.png"),
+                         ("playground_spiral.png", "playground_spiral.png")),
     "bench": (("bench_sweep.png", "bench_w1_sweep.png"),),
 }
 IMG = os.path.join(ROOT, "docs", "img")
