@@ -419,6 +419,28 @@ def bench_sweeps(r: dict) -> str:
                          row["vmap ×own K=1"], row["fnn/vmap"]] for row in rows]))
 
 
+def bench_floor(r: dict) -> str:
+    """The floor (import jax, one op, import fnn) beside the seed example, and the issue's ratios."""
+    f = _fig(r, "bench")
+    floor = {row["process"]: row for row in f["floor"]}
+    result = {row["peer"]: row for row in f["time_to_result"]}
+    (rates,) = f["learning_rates"]
+    names = {"import jax": '`python -c "import jax"`', "import jax + one op": "`import jax` + one small op",
+             "import fnn": '`python -c "import fnn"`'}
+    rows = [[names.get(k, k), v["wall s"], v["best s"]] for k, v in floor.items()]
+    rows += [[f"{BENCH_RESULT_PEERS[k]}, the seed example", result[k]["wall s"], result[k]["min–max"].split("–")[0]]
+             for k in ("numpy", "fnn-cold", "fnn-warm") if k in result]
+    rows.append(["eight learning rates one after another, one warm process", rates["wall s"], ""])
+    warm, cold = float(result["fnn-warm"]["wall s"]), float(result["fnn-cold"]["wall s"])
+    op, jax_, fnn_ = (float(floor[k]["wall s"]) for k in ("import jax + one op", "import jax", "import fnn"))
+    best = float(floor["import fnn"]["best s"]) - float(floor["import jax"]["best s"])
+    ratios = (f"Ratios from that run: fnn warm / (`import jax` + one op) {warm / op:.2f} (target ≤ 1.1); cold / "
+              f"warm {cold / warm:.2f} (target ≤ 2); eight rates − warm {float(rates['wall s']) - warm:+.2f} s "
+              f"(target ≤ 0.3 s); `import fnn` − `import jax` {fnn_ - jax_:+.2f} s median, {best:+.2f} s best of "
+              "each (target ≤ 0.15 s).")
+    return block(table(["process", "median s", "best s"], rows) + "\n\n" + ratios)
+
+
 def bench_targets(r: dict) -> str:
     rows = _fig(r, "bench")["targets"]
     return block(table(["target", "measured", ""], [[row["target"], row["measured"], row[""]] for row in rows]))
@@ -445,6 +467,7 @@ BLOCKS: dict[str, Callable[[dict], str]] = {
     "bench.rates": bench_rates,
     "bench.sweeps": bench_sweeps,
     "bench.targets": bench_targets,
+    "bench.floor": bench_floor,
 }
 
 
