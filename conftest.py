@@ -79,10 +79,25 @@ SLOW_DOCTESTS = {
     "fnn._lr_plots.lr_find",
     "fnn.callbacks.Sharpness",
     "fnn.sweep.sweep",
+    "fnn.backprop.backward",
+    "fnn.plot.learning_rates",
+}
+
+# Default-run checks of 3–7 s of compiling each, whose kin stay in the default run (the other dtypes,
+# mutants and recipes): make test-slow runs them, so `make test` stays under 4 minutes on 2 cores.
+SLOW_TESTS = {
+    "tests/test_numerical.py::test_gradcheck_in_float32_catches_a_tanh_derivative_one_percent_off",
+    "tests/test_mutation.py::test_mutant_is_caught[dense_vjp bias gradient a mean, not a sum]",
+    "tests/test_mutation.py::test_mutant_is_caught[leaky_relu derivative with slope 0.1]",
+    "tests/test_half_precision.py::test_the_seed_network_trains_in_half_precision[float16-adam]",
+    "tests/test_half_precision.py::test_the_seed_network_trains_in_half_precision[bfloat16-momentum]",
+    "tests/test_lr_finder.py::test_the_suggestion_trains_the_seed_network",
+    "tests/test_backprop.py::test_jit_and_eager_agree",
+    "tests/test_train.py::test_every_sample_counts_last_partial_batch[tree-adam]",
 }
 
 
 def pytest_collection_modifyitems(config, items):
     for item in items:
-        if item.name in SLOW_DOCTESTS:
+        if item.name in SLOW_DOCTESTS or item.nodeid in SLOW_TESTS:
             item.add_marker(pytest.mark.slow)
