@@ -17,6 +17,7 @@ import pathlib
 os.environ.setdefault("JAX_DISABLE_MOST_OPTIMIZATIONS", "1")
 os.environ.setdefault("FNN_CACHE", "off")  # the suite never writes to the user's ~/.cache
 os.environ.setdefault("MPLBACKEND", "Agg")  # fnn.plot's examples draw off screen
+os.environ.setdefault("FNN_EXECUTABLES", "on")  # opt-in for users; its tests and the cache tests count its entries
 
 import jax
 
